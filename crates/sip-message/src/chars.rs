@@ -1,0 +1,90 @@
+//! Character classes of RFC 3261 section 25 as 256-entry tables: one load per byte on hot paths.
+
+const fn build(extra: &[u8], alnum: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    if alnum {
+        let mut c = b'0';
+        while c <= b'9' {
+            t[c as usize] = true;
+            c += 1;
+        }
+        c = b'a';
+        while c <= b'z' {
+            t[c as usize] = true;
+            t[(c - 32) as usize] = true;
+            c += 1;
+        }
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// `token` (section 25.1).
+pub(crate) static TOKEN: [bool; 256] = build(b"-.!%*_+`'~", true);
+/// `word` (Call-ID): token plus separators that are allowed there.
+pub(crate) static WORD: [bool; 256] = build(b"-.!%*_+`'~()<>:\\\"/[]?{}", true);
+/// `unreserved` = alphanum / mark.
+pub(crate) static UNRESERVED: [bool; 256] = build(b"-_.!~*'()", true);
+/// URI `user` characters other than escapes: unreserved / user-unreserved.
+pub(crate) static USER: [bool; 256] = build(b"-_.!~*'()&=+$,;?/", true);
+/// URI `password` characters other than escapes.
+pub(crate) static PASSWORD: [bool; 256] = build(b"-_.!~*'()&=+$,", true);
+/// URI `paramchar` other than escapes: param-unreserved / unreserved.
+pub(crate) static PARAMCHAR: [bool; 256] = build(b"[]/:&+$-_.!~*'()", true);
+/// URI header `hname`/`hvalue` characters other than escapes.
+pub(crate) static HCHAR: [bool; 256] = build(b"[]/?:+$-_.!~*'()", true);
+/// Host name characters (IPv4 addresses are a subset).
+pub(crate) static HOSTNAME: [bool; 256] = build(b"-.", true);
+/// Characters of a generic-param value that is not quoted: token plus what hosts and IPv6
+/// references need (`gen-value = token / host / quoted-string`).
+pub(crate) static GENVALUE: [bool; 256] = build(b"-.!%*_+`'~:[]", true);
+/// Scheme characters after the first letter.
+pub(crate) static SCHEME: [bool; 256] = build(b"+-.", true);
+
+#[inline]
+pub(crate) fn is_token(b: u8) -> bool {
+    TOKEN[b as usize]
+}
+
+#[inline]
+pub(crate) fn is_hex(b: u8) -> bool {
+    b.is_ascii_hexdigit()
+}
+
+#[inline]
+pub(crate) fn hex_val(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        b'A'..=b'F' => b - b'A' + 10,
+        _ => 0,
+    }
+}
+
+/// True when every byte of `s` is in `class` or is part of a valid `%HH` escape.
+pub(crate) fn all_escaped(s: &[u8], class: &[bool; 256]) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if b == b'%' {
+            match (s.get(i + 1), s.get(i + 2)) {
+                (Some(&h), Some(&l)) if is_hex(h) && is_hex(l) => i += 3,
+                _ => return false,
+            }
+        } else if class[b as usize] {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// True when `s` is a non-empty token.
+pub fn is_token_str(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token)
+}

@@ -1,0 +1,736 @@
+//! URIs: `sip:` and `sips:` (RFC 3261 section 19.1), `tel:` (RFC 3966), any other absolute URI kept
+//! opaque (`unkscm.dat`, `novelsc.dat`: the scheme is exposed so that a proxy can answer 416).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::chars::{self, all_escaped, hex_val, is_hex};
+use crate::error::{ErrorKind, ParseError, Result};
+use crate::lex::{Params, ParamIter};
+
+/// Where a URI stands decides what it may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriContext {
+    /// The Request-URI: no `?headers` (RFC 3261 19.1.1 table; `escruri.dat`).
+    RequestUri,
+    /// Inside `<...>` of a name-addr: everything allowed.
+    Bracketed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Sip,
+    Sips,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+        }
+    }
+}
+
+/// A host as written: a name, an IPv4 address, or an IPv6 reference (`[...]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Host<'a> {
+    Name(&'a str),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl<'a> Host<'a> {
+    /// Parses a host: `[v6]`, a dotted IPv4 address, or a host name.
+    pub fn parse(s: &'a str) -> Result<Host<'a>, ErrorKind> {
+        let b = s.as_bytes();
+        if let Some(inner) = s.strip_prefix('[') {
+            let inner = inner.strip_suffix(']').ok_or(ErrorKind::BadHost)?;
+            return inner.parse::<Ipv6Addr>().map(Host::V6).map_err(|_| ErrorKind::BadHost);
+        }
+        if b.is_empty() || b.len() > 255 {
+            return Err(ErrorKind::BadHost);
+        }
+        if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+            return s.parse::<Ipv4Addr>().map(Host::V4).map_err(|_| ErrorKind::BadHost);
+        }
+        // hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanum with inner '-'.
+        let name = s.strip_suffix('.').unwrap_or(s);
+        for label in name.split('.') {
+            let lb = label.as_bytes();
+            let ok = !lb.is_empty()
+                && lb.iter().all(|c| chars::HOSTNAME[*c as usize] && *c != b'.')
+                && lb.first() != Some(&b'-')
+                && lb.last() != Some(&b'-');
+            if !ok {
+                return Err(ErrorKind::BadHost);
+            }
+        }
+        Ok(Host::Name(s))
+    }
+
+    pub fn ip(&self) -> Option<IpAddr> {
+        match *self {
+            Host::V4(a) => Some(IpAddr::V4(a)),
+            Host::V6(a) => Some(IpAddr::V6(a)),
+            Host::Name(_) => None,
+        }
+    }
+
+    /// Host comparison: names case-insensitively, addresses by value.
+    pub fn equivalent(&self, other: &Host<'_>) -> bool {
+        match (self, other) {
+            (Host::Name(a), Host::Name(b)) => {
+                a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+            }
+            (Host::V4(a), Host::V4(b)) => a == b,
+            (Host::V6(a), Host::V6(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// A `sip:` or `sips:` URI. Text fields borrow from the message and are still escaped; use
+/// [`unescape`] (or the comparison methods, which unescape as they go) to read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipUri<'a> {
+    pub scheme: Scheme,
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub host: Host<'a>,
+    /// The host exactly as written (for IPv6, with brackets).
+    pub host_str: &'a str,
+    pub port: Option<u16>,
+    pub params: Params<'a>,
+    /// The raw `hname=hvalue&...` text after `?`, if any.
+    pub headers: Option<&'a str>,
+    raw: &'a str,
+}
+
+impl<'a> SipUri<'a> {
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    pub fn transport(&self) -> Option<&'a str> {
+        self.params.value("transport")
+    }
+    pub fn user_param(&self) -> Option<&'a str> {
+        self.params.value("user")
+    }
+    pub fn method(&self) -> Option<&'a str> {
+        self.params.value("method")
+    }
+    pub fn maddr(&self) -> Option<&'a str> {
+        self.params.value("maddr")
+    }
+    pub fn ttl(&self) -> Option<u8> {
+        self.params.value("ttl").and_then(|v| v.parse().ok())
+    }
+    /// The loose-routing flag (`;lr`, RFC 3261 16.12.1).
+    pub fn lr(&self) -> bool {
+        self.params.contains("lr")
+    }
+
+    /// The `hname=hvalue` pairs of the headers component, still escaped.
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.headers
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, "")))
+    }
+
+    /// URI equivalence, RFC 3261 section 19.1.4.
+    pub fn equivalent(&self, other: &SipUri<'_>) -> bool {
+        if self.scheme != other.scheme
+            || !opt_eq(self.user, other.user, escaped_eq)
+            || !opt_eq(self.password, other.password, escaped_eq)
+            || !self.host.equivalent(&other.host)
+            || self.port != other.port
+        {
+            return false;
+        }
+        // user, ttl, method, maddr and transport must be in both or in neither (a default value
+        // written out does not match an omitted one); any parameter present in both must match;
+        // other parameters present in only one are ignored.
+        for special in ["user", "ttl", "method", "maddr", "transport"] {
+            let a = self.params.get(special);
+            let b = other.params.get(special);
+            match (a, b) {
+                (None, None) => {}
+                (Some(x), Some(y)) => {
+                    if !opt_eq(x, y, escaped_eq_ci) {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+        for (n, v) in self.params.iter() {
+            if let Some(w) = other.params.iter().find(|(m, _)| escaped_eq_ci(n, m)).map(|p| p.1) {
+                if !opt_eq(v, w, escaped_eq_ci) {
+                    return false;
+                }
+            }
+        }
+        // Headers: the same set on both sides, compared case-insensitively after unescaping.
+        let count = |u: &SipUri<'_>| u.header_pairs().count();
+        if count(self) != count(other) {
+            return false;
+        }
+        self.header_pairs().all(|(n, v)| {
+            other
+                .header_pairs()
+                .any(|(m, w)| escaped_eq_ci(n, m) && escaped_eq_ci(v, w))
+        })
+    }
+}
+
+fn opt_eq<T: Copy>(a: Option<T>, b: Option<T>, f: impl Fn(T, T) -> bool) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => f(x, y),
+        _ => false,
+    }
+}
+
+/// Iterates the bytes of a possibly escaped string with `%HH` decoded.
+fn unescaped_bytes(s: &str) -> impl Iterator<Item = u8> + '_ {
+    let b = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let c = *b.get(i)?;
+        if c == b'%' {
+            if let (Some(&h), Some(&l)) = (b.get(i + 1), b.get(i + 2)) {
+                if is_hex(h) && is_hex(l) {
+                    i += 3;
+                    return Some(hex_val(h) << 4 | hex_val(l));
+                }
+            }
+        }
+        i += 1;
+        Some(c)
+    })
+}
+
+fn escaped_eq(a: &str, b: &str) -> bool {
+    unescaped_bytes(a).eq(unescaped_bytes(b))
+}
+
+fn escaped_eq_ci(a: &str, b: &str) -> bool {
+    unescaped_bytes(a)
+        .map(|c| c.to_ascii_lowercase())
+        .eq(unescaped_bytes(b).map(|c| c.to_ascii_lowercase()))
+}
+
+/// Decodes `%HH` escapes. The result is bytes: an escape may produce NUL or invalid UTF-8
+/// (`escnull.dat`), which must not be truncated or rejected.
+pub fn unescape(s: &str) -> Cow<'_, [u8]> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s.as_bytes());
+    }
+    Cow::Owned(unescaped_bytes(s).collect())
+}
+
+/// A `tel:` URI (RFC 3966).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TelUri<'a> {
+    /// The number as written, visual separators included.
+    pub number: &'a str,
+    pub params: Params<'a>,
+    raw: &'a str,
+}
+
+impl<'a> TelUri<'a> {
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+    /// A global number starts with `+`.
+    pub fn is_global(&self) -> bool {
+        self.number.starts_with('+')
+    }
+    /// The digits (and `*#` and hex digits of local numbers) without visual separators.
+    pub fn digits(&self) -> impl Iterator<Item = char> + 'a {
+        self.number.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
+    }
+}
+
+/// Any other absolute URI, kept opaque.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbsoluteUri<'a> {
+    pub scheme: &'a str,
+    pub rest: &'a str,
+    raw: &'a str,
+}
+
+impl<'a> AbsoluteUri<'a> {
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uri<'a> {
+    Sip(SipUri<'a>),
+    Tel(TelUri<'a>),
+    Other(AbsoluteUri<'a>),
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a whole string as a URI. Offsets in errors are relative to `s` plus `base`.
+    pub fn parse(s: &'a str) -> Result<Uri<'a>> {
+        parse_uri(s, 0, UriContext::Bracketed, usize::MAX)
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Uri::Sip(u) => u.raw,
+            Uri::Tel(u) => u.raw,
+            Uri::Other(u) => u.raw,
+        }
+    }
+
+    pub fn scheme(&self) -> &'a str {
+        match self {
+            Uri::Sip(u) => self.as_str().get(..u.scheme.as_str().len()).unwrap_or(""),
+            Uri::Tel(_) => self.as_str().get(..3).unwrap_or("tel"),
+            Uri::Other(u) => u.scheme,
+        }
+    }
+
+    pub fn sip(&self) -> Option<&SipUri<'a>> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// RFC 3261 19.1.4 for SIP URIs; tel URIs compare their digits and parameters; other
+    /// schemes compare as case-insensitive text.
+    pub fn equivalent(&self, other: &Uri<'_>) -> bool {
+        match (self, other) {
+            (Uri::Sip(a), Uri::Sip(b)) => a.equivalent(b),
+            (Uri::Tel(a), Uri::Tel(b)) => {
+                a.digits().map(|c| c.to_ascii_lowercase()).eq(b.digits().map(|c| c.to_ascii_lowercase()))
+                    && a.params.len() == b.params.len()
+                    && a.params.iter().all(|(n, v)| {
+                        b.params.get(n).is_some_and(|w| opt_eq(v, w, escaped_eq_ci))
+                    })
+            }
+            (Uri::Other(a), Uri::Other(b)) => a.raw.eq_ignore_ascii_case(b.raw),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `s` (exactly the URI text) as a URI. `base` is the offset of `s` in the message.
+pub(crate) fn parse_uri<'a>(
+    s: &'a str,
+    base: usize,
+    ctx: UriContext,
+    max_params: usize,
+) -> Result<Uri<'a>> {
+    let b = s.as_bytes();
+    let err = |k: ErrorKind, at: usize| ParseError::new(k, base + at);
+    let colon = match memchr::memchr(b':', b) {
+        Some(i) if i > 0 => i,
+        _ => return Err(err(ErrorKind::BadUri, 0)),
+    };
+    let scheme = &b[..colon];
+    if !scheme[0].is_ascii_alphabetic() || !scheme.iter().all(|c| chars::SCHEME[*c as usize]) {
+        return Err(err(ErrorKind::BadUri, 0));
+    }
+    let rest_at = colon + 1;
+    let rest = s.get(rest_at..).unwrap_or("");
+    if scheme.eq_ignore_ascii_case(b"sip") {
+        parse_sip(s, rest_at, Scheme::Sip, base, ctx, max_params).map(Uri::Sip)
+    } else if scheme.eq_ignore_ascii_case(b"sips") {
+        parse_sip(s, rest_at, Scheme::Sips, base, ctx, max_params).map(Uri::Sip)
+    } else if scheme.eq_ignore_ascii_case(b"tel") {
+        parse_tel(s, rest_at, base, max_params).map(Uri::Tel)
+    } else {
+        // Opaque: anything printable without white space or angle brackets.
+        if rest.is_empty()
+            || rest.bytes().any(|c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"')
+        {
+            return Err(err(ErrorKind::BadUri, rest_at));
+        }
+        Ok(Uri::Other(AbsoluteUri {
+            scheme: s.get(..colon).unwrap_or(""),
+            rest,
+            raw: s,
+        }))
+    }
+}
+
+fn parse_sip<'a>(
+    s: &'a str,
+    at: usize,
+    scheme: Scheme,
+    base: usize,
+    ctx: UriContext,
+    max_params: usize,
+) -> Result<SipUri<'a>> {
+    let b = s.as_bytes();
+    let err = |k: ErrorKind, pos: usize| ParseError::new(k, base + pos);
+    let slice = |from: usize, to: usize| s.get(from..to).unwrap_or("");
+    let rest = b.get(at..).unwrap_or(&[]);
+    // userinfo ends at the '@'. '@' cannot appear unescaped in the host, parameters or headers,
+    // but ';' '?' '/' can appear in the user part (`semiuri.dat`), so look for '@' first.
+    let (user, password, host_at) = match memchr::memchr(b'@', rest) {
+        Some(i) => {
+            let ui = &rest[..i];
+            let (u, p) = match memchr::memchr(b':', ui) {
+                Some(c) => (&ui[..c], Some(&ui[c + 1..])),
+                None => (ui, None),
+            };
+            if u.is_empty() || !all_escaped(u, &chars::USER) {
+                return Err(err(ErrorKind::BadUri, at));
+            }
+            if let Some(p) = p {
+                if !all_escaped(p, &chars::PASSWORD) {
+                    return Err(err(ErrorKind::BadUri, at + u.len() + 1));
+                }
+            }
+            let user = slice(at, at + u.len());
+            let password = p.map(|p| slice(at + u.len() + 1, at + u.len() + 1 + p.len()));
+            (Some(user), password, at + i + 1)
+        }
+        None => (None, None, at),
+    };
+    // host
+    let mut i = host_at;
+    if b.get(i) == Some(&b'[') {
+        match memchr::memchr(b']', b.get(i..).unwrap_or(&[])) {
+            Some(j) => i += j + 1,
+            None => return Err(err(ErrorKind::BadHost, host_at)),
+        }
+    } else {
+        while let Some(&c) = b.get(i) {
+            if chars::HOSTNAME[c as usize] {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    let host_str = slice(host_at, i);
+    let host = Host::parse(host_str).map_err(|k| err(k, host_at))?;
+    // port
+    let mut port = None;
+    if b.get(i) == Some(&b':') {
+        i += 1;
+        let p0 = i;
+        while b.get(i).is_some_and(|c| c.is_ascii_digit()) {
+            i += 1;
+        }
+        port = Some(parse_port(b.get(p0..i).unwrap_or(&[])).ok_or(err(ErrorKind::BadPort, p0))?);
+    }
+    // uri-parameters
+    let params_at = i;
+    let mut count = 0;
+    while b.get(i) == Some(&b';') {
+        i += 1;
+        count += 1;
+        if count > max_params {
+            return Err(err(ErrorKind::TooManyParams, i));
+        }
+        let n0 = i;
+        while b.get(i).is_some_and(|c| *c != b'=' && *c != b';' && *c != b'?') {
+            i += 1;
+        }
+        let name = b.get(n0..i).unwrap_or(&[]);
+        if name.is_empty() || !all_escaped(name, &chars::PARAMCHAR) {
+            return Err(err(ErrorKind::BadUri, n0));
+        }
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            let v0 = i;
+            while b.get(i).is_some_and(|c| *c != b';' && *c != b'?') {
+                i += 1;
+            }
+            if !all_escaped(b.get(v0..i).unwrap_or(&[]), &chars::PARAMCHAR) {
+                return Err(err(ErrorKind::BadUri, v0));
+            }
+        }
+    }
+    let params = Params::new(slice(params_at, i));
+    // headers
+    let mut headers = None;
+    if b.get(i) == Some(&b'?') {
+        if ctx == UriContext::RequestUri {
+            return Err(err(ErrorKind::BadRequestUri, i));
+        }
+        let h0 = i + 1;
+        let h = b.get(h0..).unwrap_or(&[]);
+        let ok = !h.is_empty()
+            && h.split(|c| *c == b'&').all(|pair| {
+                let mut it = pair.splitn(2, |c| *c == b'=');
+                let n = it.next().unwrap_or(&[]);
+                let v = it.next().unwrap_or(&[]);
+                !n.is_empty() && all_escaped(n, &chars::HCHAR) && all_escaped(v, &chars::HCHAR)
+            });
+        if !ok {
+            return Err(err(ErrorKind::BadUri, h0));
+        }
+        headers = Some(slice(h0, s.len()));
+        i = s.len();
+    }
+    if i != s.len() {
+        return Err(err(
+            if ctx == UriContext::RequestUri {
+                ErrorKind::BadRequestUri
+            } else {
+                ErrorKind::BadUri
+            },
+            i,
+        ));
+    }
+    Ok(SipUri {
+        scheme,
+        user,
+        password,
+        host,
+        host_str,
+        port,
+        params,
+        headers,
+        raw: s,
+    })
+}
+
+fn parse_tel<'a>(s: &'a str, at: usize, base: usize, max_params: usize) -> Result<TelUri<'a>> {
+    let b = s.as_bytes();
+    let err = |k: ErrorKind, pos: usize| ParseError::new(k, base + pos);
+    let mut i = at;
+    let global = b.get(i) == Some(&b'+');
+    if global {
+        i += 1;
+    }
+    let d0 = i;
+    while let Some(&c) = b.get(i) {
+        let ok = if global {
+            c.is_ascii_digit() || matches!(c, b'-' | b'.' | b'(' | b')')
+        } else {
+            c.is_ascii_hexdigit() || matches!(c, b'*' | b'#' | b'-' | b'.' | b'(' | b')')
+        };
+        if !ok {
+            break;
+        }
+        i += 1;
+    }
+    if i == d0 {
+        return Err(err(ErrorKind::BadUri, d0));
+    }
+    let number = s.get(at..i).unwrap_or("");
+    let p0 = i;
+    let mut count = 0;
+    while b.get(i) == Some(&b';') {
+        i += 1;
+        count += 1;
+        if count > max_params {
+            return Err(err(ErrorKind::TooManyParams, i));
+        }
+        let n0 = i;
+        while b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'-') {
+            i += 1;
+        }
+        if i == n0 {
+            return Err(err(ErrorKind::BadUri, n0));
+        }
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            let v0 = i;
+            while b.get(i).is_some_and(|c| *c != b';') {
+                i += 1;
+            }
+            if !all_escaped(b.get(v0..i).unwrap_or(&[]), &chars::PARAMCHAR) {
+                return Err(err(ErrorKind::BadUri, v0));
+            }
+        }
+    }
+    if i != s.len() {
+        return Err(err(ErrorKind::BadUri, i));
+    }
+    Ok(TelUri {
+        number,
+        params: Params::new(s.get(p0..i).unwrap_or("")),
+        raw: s,
+    })
+}
+
+/// 1 to 5 digits, at most 65535.
+pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
+    if d.is_empty() || d.len() > 5 || !d.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = d.iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
+    u16::try_from(v).ok()
+}
+
+/// Where an unbracketed addr-spec (`From: sip:a@b;tag=x`) ends: its parameters belong to the
+/// header (RFC 3261 20.10), so the URI stops at the first `;` after the host, or at white space
+/// or a comma. Returns the length of the URI text at the start of `s`.
+pub(crate) fn addr_spec_len(s: &[u8]) -> usize {
+    let stop = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b',');
+    let end = s.iter().position(stop).unwrap_or(s.len());
+    let v = &s[..end];
+    // the host starts after the last '@' in that span (or after the scheme's ':').
+    let host_start = match memchr::memchr(b'@', v) {
+        Some(i) => i + 1,
+        None => memchr::memchr(b':', v).map_or(0, |i| i + 1),
+    };
+    match memchr::memchr(b';', &v[host_start..]) {
+        Some(i) => host_start + i,
+        None => end,
+    }
+}
+
+impl<'a> IntoIterator for Params<'a> {
+    type Item = (&'a str, Option<&'a str>);
+    type IntoIter = ParamIter<'a>;
+    fn into_iter(self) -> ParamIter<'a> {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(s: &str) -> SipUri<'_> {
+        match Uri::parse(s).unwrap() {
+            Uri::Sip(u) => u,
+            other => panic!("not sip: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_sip_uri() {
+        let u = sip("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr;maddr=239.1.1.1?subject=hi&x=y");
+        assert_eq!(u.scheme, Scheme::Sips);
+        assert_eq!(u.user, Some("alice"));
+        assert_eq!(u.password, Some("secret"));
+        assert_eq!(u.host, Host::V6("2001:db8::1".parse().unwrap()));
+        assert_eq!(u.host_str, "[2001:db8::1]");
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.transport(), Some("tcp"));
+        assert!(u.lr());
+        assert_eq!(u.maddr(), Some("239.1.1.1"));
+        assert_eq!(u.header_pairs().collect::<Vec<_>>(), vec![("subject", "hi"), ("x", "y")]);
+    }
+
+    #[test]
+    fn user_part_may_hold_semicolons() {
+        let u = sip("sip:user;par=u%40example.net@example.com");
+        assert_eq!(u.user, Some("user;par=u%40example.net"));
+        assert_eq!(u.host, Host::Name("example.com"));
+        assert!(u.params.is_empty());
+    }
+
+    #[test]
+    fn escaped_nul_is_kept() {
+        let u = sip("sip:%00@example.com");
+        assert_eq!(unescape(u.user.unwrap()).as_ref(), b"\0");
+    }
+
+    #[test]
+    fn rfc3261_equivalence_examples() {
+        let eq = [
+            ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5"),
+            (
+                "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+                "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+            ),
+            (
+                "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+                "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+            ),
+        ];
+        for (a, b) in eq {
+            assert!(sip(a).equivalent(&sip(b)), "{a} == {b}");
+            assert!(sip(b).equivalent(&sip(a)), "{b} == {a}");
+        }
+        let ne = [
+            ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+            ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off"),
+        ];
+        for (a, b) in ne {
+            assert!(!sip(a).equivalent(&sip(b)), "{a} != {b}");
+        }
+    }
+
+    #[test]
+    fn tel_and_other_schemes() {
+        match Uri::parse("tel:+1-201-555-0123;ext=1234").unwrap() {
+            Uri::Tel(t) => {
+                assert!(t.is_global());
+                assert_eq!(t.digits().collect::<String>(), "+12015550123");
+                assert_eq!(t.params.value("ext"), Some("1234"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let u = Uri::parse("isbn:2983792873").unwrap();
+        assert_eq!(u.scheme(), "isbn");
+        assert!(matches!(u, Uri::Other(_)));
+    }
+
+    #[test]
+    fn bad_uris() {
+        for s in [
+            "sip:",
+            "sip:@host",
+            "sip:user@",
+            "sip:user@host:99999",
+            "sip:user@host:",
+            "sip:user@ho st",
+            "sip:user@[::1",
+            "sip:user@256.1.1.1",
+            "sip:us%2ger@host",
+            "sip:host;=x",
+            "1sip:host",
+            ":x",
+        ] {
+            assert!(Uri::parse(s).is_err(), "{s}");
+        }
+        assert_eq!(
+            parse_uri("sip:user@example.com?Route=%3Csip:x%3E", 0, UriContext::RequestUri, 64)
+                .unwrap_err()
+                .kind,
+            ErrorKind::BadRequestUri
+        );
+    }
+
+    #[test]
+    fn addr_spec_stops_at_header_params() {
+        assert_eq!(addr_spec_len(b"sip:a@b.com;tag=1"), 11);
+        assert_eq!(addr_spec_len(b"sip:a;x@b.com;tag=1"), 13);
+        assert_eq!(addr_spec_len(b"sip:b.com ;tag=1"), 9);
+        assert_eq!(addr_spec_len(b"sip:b.com,sip:c"), 9);
+    }
+}
