@@ -8,11 +8,13 @@
 
 mod chars;
 pub mod error;
+pub mod headers;
 pub mod lex;
 pub mod limits;
 pub mod message;
 pub mod method;
 pub mod name;
+pub mod typed;
 pub mod uri;
 
 pub use chars::is_token_str;
@@ -23,3 +25,4 @@ pub use message::{HeaderField, Message, Span, StartLine};
 pub use method::Method;
 pub use name::HeaderName;
 pub use uri::{unescape, AbsoluteUri, Host, Scheme, SipUri, TelUri, Uri};
+pub use typed::{TypedHeader, TypedIter};
