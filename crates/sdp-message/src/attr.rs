@@ -7,7 +7,7 @@
 //! it matters.
 
 use crate::error::{SdpError, SdpErrorKind};
-use crate::lex::{digits, is_digits, port, words};
+use crate::lex::{self, digits, is_digits, words};
 use crate::model::Attribute;
 
 /// Media direction (RFC 8866 §6.7, RFC 3264).
@@ -275,27 +275,28 @@ pub struct Rtcp<'a> {
 impl<'a> Rtcp<'a> {
     /// Decodes the value of an `a=rtcp` attribute.
     pub fn from_attribute(attr: &Attribute<'a>) -> Result<Self, SdpError> {
-        let v = value(attr, SdpErrorKind::BadRtcp)?;
+        Self::decode(value(attr, SdpErrorKind::BadRtcp)?)
+            .map_or_else(|| fail(attr, SdpErrorKind::BadRtcp), Ok)
+    }
+
+    fn decode(v: &'a str) -> Option<Self> {
         let mut w = words(v);
-        let parsed = (|| {
-            let port = port(w.next()?)?;
-            match (w.next(), w.next(), w.next(), w.next()) {
-                (None, ..) => Some(Self {
-                    port,
-                    nettype: None,
-                    addrtype: None,
-                    address: None,
-                }),
-                (Some(n), Some(t), Some(a), None) => Some(Self {
-                    port,
-                    nettype: Some(n),
-                    addrtype: Some(t),
-                    address: Some(a),
-                }),
-                _ => None,
-            }
-        })();
-        parsed.map_or_else(|| fail(attr, SdpErrorKind::BadRtcp), Ok)
+        let port = lex::port(w.next()?)?;
+        match (w.next(), w.next(), w.next(), w.next()) {
+            (None, ..) => Some(Self {
+                port,
+                nettype: None,
+                addrtype: None,
+                address: None,
+            }),
+            (Some(n), Some(t), Some(a), None) => Some(Self {
+                port,
+                nettype: Some(n),
+                addrtype: Some(t),
+                address: Some(a),
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -542,7 +543,7 @@ impl<'a> Candidate<'a> {
         }
         let priority = digits(priority_s)?;
         let address = w.next()?;
-        let port = port(w.next()?)?;
+        let port = lex::port(w.next()?)?;
         if w.next()? != "typ" {
             return None;
         }
@@ -565,7 +566,7 @@ impl<'a> Candidate<'a> {
             let val = w.next()?;
             match name {
                 "raddr" if c.raddr.is_none() => c.raddr = Some(val),
-                "rport" if c.rport.is_none() => c.rport = Some(port(val)?),
+                "rport" if c.rport.is_none() => c.rport = Some(lex::port(val)?),
                 _ => c.extensions.push((name, val)),
             }
         }
@@ -665,7 +666,10 @@ mod tests {
             })
         );
         let t = a("rtpmap", Some("0 PCMU/8000")).typed().unwrap();
-        assert!(matches!(t, TypedAttr::Rtpmap(Rtpmap { channels: None, .. })));
+        assert!(matches!(
+            t,
+            TypedAttr::Rtpmap(Rtpmap { channels: None, .. })
+        ));
         for bad in [
             "128 foo/8000",
             "x PCMU/8000",
@@ -754,9 +758,7 @@ mod tests {
             panic!()
         };
         assert_eq!((r.port, r.address), (53020, None));
-        let TypedAttr::Rtcp(r) = a("rtcp", Some("53020 IN IP6 2001:db8::1"))
-            .typed()
-            .unwrap()
+        let TypedAttr::Rtcp(r) = a("rtcp", Some("53020 IN IP6 2001:db8::1")).typed().unwrap()
         else {
             panic!()
         };
@@ -800,7 +802,13 @@ mod tests {
         assert_eq!(k.key_salt, "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR");
         assert_eq!(k.lifetime, Some(Lifetime::PowerOfTwo(20)));
         assert_eq!(k.lifetime.unwrap().packets(), 1 << 20);
-        assert_eq!(k.mki, Some(Mki { value: "1", length: 4 }));
+        assert_eq!(
+            k.mki,
+            Some(Mki {
+                value: "1",
+                length: 4
+            })
+        );
         assert_eq!(c.session_params, vec!["KDR=1", "UNENCRYPTED_SRTCP"]);
     }
 
@@ -814,7 +822,13 @@ mod tests {
         assert_eq!(c.key_params[0].lifetime, Some(Lifetime::Packets(1_048_576)));
         assert_eq!(c.key_params[0].mki, None);
         assert_eq!(c.key_params[1].lifetime, None);
-        assert_eq!(c.key_params[1].mki, Some(Mki { value: "5", length: 2 }));
+        assert_eq!(
+            c.key_params[1].mki,
+            Some(Mki {
+                value: "5",
+                length: 2
+            })
+        );
         let TypedAttr::Crypto(c) = a("crypto", Some("3 FOO other:opaque|stuff"))
             .typed()
             .unwrap()
@@ -911,7 +925,9 @@ mod tests {
             TypedAttr::IceUfrag("F7gI")
         );
         assert_eq!(
-            a("ice-pwd", Some("x9cml/YzichV2+XlhiMu8g")).typed().unwrap(),
+            a("ice-pwd", Some("x9cml/YzichV2+XlhiMu8g"))
+                .typed()
+                .unwrap(),
             TypedAttr::IcePwd("x9cml/YzichV2+XlhiMu8g")
         );
         assert_eq!(
@@ -934,7 +950,9 @@ mod tests {
         assert_eq!(a("mid", Some("0")).typed().unwrap(), TypedAttr::Mid("0"));
         assert_eq!(kind_of(a("mid", Some("")).typed()), SdpErrorKind::BadMid);
         assert_eq!(
-            a("ssrc", Some("3735928559 cname:user@host")).typed().unwrap(),
+            a("ssrc", Some("3735928559 cname:user@host"))
+                .typed()
+                .unwrap(),
             TypedAttr::Ssrc(Ssrc {
                 id: 3735928559,
                 attribute: "cname",
@@ -963,7 +981,10 @@ mod tests {
                 mids: vec!["0", "1"]
             })
         );
-        assert_eq!(kind_of(a("group", Some("")).typed()), SdpErrorKind::BadGroup);
+        assert_eq!(
+            kind_of(a("group", Some("")).typed()),
+            SdpErrorKind::BadGroup
+        );
         assert_eq!(
             a("setup", Some("actpass")).typed().unwrap(),
             TypedAttr::Setup("actpass")
@@ -972,7 +993,10 @@ mod tests {
             a("fingerprint", Some("sha-256 AB:CD")).typed().unwrap(),
             TypedAttr::Fingerprint("sha-256 AB:CD")
         );
-        assert_eq!(a("extmap", Some("1 urn:x")).typed().unwrap(), TypedAttr::Other);
+        assert_eq!(
+            a("extmap", Some("1 urn:x")).typed().unwrap(),
+            TypedAttr::Other
+        );
         assert_eq!(a("X-whatever", None).typed().unwrap(), TypedAttr::Other);
     }
 }

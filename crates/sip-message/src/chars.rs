@@ -27,8 +27,6 @@ const fn build(extra: &[u8], alnum: bool) -> [bool; 256] {
 pub(crate) static TOKEN: [bool; 256] = build(b"-.!%*_+`'~", true);
 /// `word` (Call-ID): token plus separators that are allowed there.
 pub(crate) static WORD: [bool; 256] = build(b"-.!%*_+`'~()<>:\\\"/[]?{}", true);
-/// `unreserved` = alphanum / mark.
-pub(crate) static UNRESERVED: [bool; 256] = build(b"-_.!~*'()", true);
 /// URI `user` characters other than escapes: unreserved / user-unreserved.
 pub(crate) static USER: [bool; 256] = build(b"-_.!~*'()&=+$,;?/", true);
 /// URI `password` characters other than escapes.
@@ -37,6 +35,8 @@ pub(crate) static PASSWORD: [bool; 256] = build(b"-_.!~*'()&=+$,", true);
 pub(crate) static PARAMCHAR: [bool; 256] = build(b"[]/:&+$-_.!~*'()", true);
 /// URI header `hname`/`hvalue` characters other than escapes.
 pub(crate) static HCHAR: [bool; 256] = build(b"[]/?:+$-_.!~*'()", true);
+/// Letters and digits.
+pub(crate) static ALNUM: [bool; 256] = build(b"", true);
 /// Host name characters (IPv4 addresses are a subset).
 pub(crate) static HOSTNAME: [bool; 256] = build(b"-.", true);
 /// Characters of a generic-param value that is not quoted: token plus what hosts and IPv6

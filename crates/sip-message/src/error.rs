@@ -160,15 +160,6 @@ impl ParseError {
             _ => 400,
         }
     }
-
-    /// The same error moved by `base` bytes: typed values are decoded from a slice of the message
-    /// and report offsets relative to the whole message.
-    pub(crate) fn shifted(self, base: usize) -> Self {
-        ParseError {
-            offset: self.offset.saturating_add(base),
-            kind: self.kind,
-        }
-    }
 }
 
 impl fmt::Display for ParseError {

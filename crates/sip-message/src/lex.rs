@@ -126,10 +126,17 @@ impl<'a> Cursor<'a> {
     pub fn skip_ws(&mut self) -> bool {
         let start = self.pos;
         let b = self.bytes();
+        // Fast path: the next byte is not SP, HT, CR or LF (all below 0x21), the common case
+        // between tokens.
+        if b.get(start).is_none_or(|&c| c > b' ') {
+            return false;
+        }
         loop {
             match b.get(self.pos) {
                 Some(b' ') | Some(b'\t') => self.pos += 1,
-                Some(b'\r') if b.get(self.pos + 1) == Some(&b'\n') && is_wsp(b.get(self.pos + 2)) => {
+                Some(b'\r')
+                    if b.get(self.pos + 1) == Some(&b'\n') && is_wsp(b.get(self.pos + 2)) =>
+                {
                     self.pos += 3
                 }
                 Some(b'\n') if is_wsp(b.get(self.pos + 1)) => self.pos += 2,
@@ -153,14 +160,14 @@ impl<'a> Cursor<'a> {
     /// Consumes bytes while `class` holds; returns them (maybe empty).
     #[inline]
     pub fn take_class(&mut self, class: &[bool; 256]) -> &'a str {
+        // A local slice iterator keeps the loop in registers (no store of `pos` per byte).
         let start = self.pos;
-        let b = self.bytes();
-        while let Some(&c) = b.get(self.pos) {
-            if !class[c as usize] {
-                break;
-            }
-            self.pos += 1;
-        }
+        let rest = self.bytes().get(start..).unwrap_or(&[]);
+        let n = rest
+            .iter()
+            .position(|&c| !class[c as usize])
+            .unwrap_or(rest.len());
+        self.pos = start + n;
         self.slice(start, self.pos)
     }
 
@@ -168,13 +175,9 @@ impl<'a> Cursor<'a> {
     #[inline]
     pub fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
-        let b = self.bytes();
-        while let Some(&c) = b.get(self.pos) {
-            if !f(c) {
-                break;
-            }
-            self.pos += 1;
-        }
+        let rest = self.bytes().get(start..).unwrap_or(&[]);
+        let n = rest.iter().position(|&c| !f(c)).unwrap_or(rest.len());
+        self.pos = start + n;
         self.slice(start, self.pos)
     }
 
@@ -428,7 +431,10 @@ mod tests {
         assert_eq!(q, r#"J Rosenberg \\\""#);
         assert_eq!(unquote(q), r#"J Rosenberg \""#);
         let mut c = Cursor::new(r#""open"#, 10, 8);
-        assert_eq!(c.quoted().unwrap_err(), ParseError::new(ErrorKind::UnterminatedQuote, 10));
+        assert_eq!(
+            c.quoted().unwrap_err(),
+            ParseError::new(ErrorKind::UnterminatedQuote, 10)
+        );
     }
 
     #[test]
@@ -441,7 +447,10 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(seen, vec![("tag", Some("1918")), ("lr", None), ("q", Some("\"a;b\""))]);
+        assert_eq!(
+            seen,
+            vec![("tag", Some("1918")), ("lr", None), ("q", Some("\"a;b\""))]
+        );
         assert_eq!(p.iter().collect::<Vec<_>>(), seen);
         assert_eq!(p.value("TAG"), Some("1918"));
         assert_eq!(p.value("q"), Some("a;b"));
@@ -449,6 +458,9 @@ mod tests {
         assert!(c.list_sep(ErrorKind::BadParam).unwrap());
 
         let mut c = Cursor::new(";a;b;c", 0, 2);
-        assert_eq!(c.header_params(|_, _| Ok(())).unwrap_err().kind, ErrorKind::TooManyParams);
+        assert_eq!(
+            c.header_params(|_, _| Ok(())).unwrap_err().kind,
+            ErrorKind::TooManyParams
+        );
     }
 }

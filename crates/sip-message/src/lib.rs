@@ -7,7 +7,9 @@
 //! [`ParseError`] with a byte offset and a reason fit for a `400` reason phrase.
 
 mod chars;
+pub mod edit;
 pub mod error;
+pub mod framing;
 pub mod headers;
 pub mod lex;
 pub mod limits;
@@ -16,13 +18,16 @@ pub mod method;
 pub mod name;
 pub mod typed;
 pub mod uri;
+pub mod validate;
 
 pub use chars::is_token_str;
+pub use edit::{EditError, Editor, FieldName};
 pub use error::{ErrorKind, ParseError, Result};
+pub use framing::{Frame, FramingError, FramingErrorKind, StreamFramer};
 pub use lex::{unquote, Cursor, Params};
 pub use limits::Limits;
 pub use message::{HeaderField, Message, Span, StartLine};
 pub use method::Method;
 pub use name::HeaderName;
-pub use uri::{unescape, AbsoluteUri, Host, Scheme, SipUri, TelUri, Uri};
 pub use typed::{TypedHeader, TypedIter};
+pub use uri::{unescape, AbsoluteUri, Host, Scheme, SipUri, TelUri, Uri};

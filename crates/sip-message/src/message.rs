@@ -119,7 +119,10 @@ impl Message {
     pub fn parse_with(buf: Bytes, limits: &Limits) -> Result<Message> {
         let b: &[u8] = &buf;
         if b.len() > limits.max_message_size {
-            return Err(ParseError::new(ErrorKind::MessageTooLarge, limits.max_message_size));
+            return Err(ParseError::new(
+                ErrorKind::MessageTooLarge,
+                limits.max_message_size,
+            ));
         }
         // Leading CRLFs are ignored (RFC 3261 7.5).
         let mut pos = b
@@ -216,7 +219,10 @@ impl Message {
             let name = HeaderName::from_bytes(&b[line_start..name_end]);
             if name == HeaderName::ContentLength {
                 if content_length.is_some() {
-                    return Err(ParseError::new(ErrorKind::DuplicateContentLength, line_start));
+                    return Err(ParseError::new(
+                        ErrorKind::DuplicateContentLength,
+                        line_start,
+                    ));
                 }
                 let v = parse_content_length(&b[vs..ve])
                     .ok_or(ParseError::new(ErrorKind::BadContentLength, vs))?;
@@ -238,7 +244,10 @@ impl Message {
                     return Err(ParseError::new(ErrorKind::BodyTooLarge, at as usize));
                 }
                 if n > available {
-                    return Err(ParseError::new(ErrorKind::ContentLengthTooLarge, at as usize));
+                    return Err(ParseError::new(
+                        ErrorKind::ContentLengthTooLarge,
+                        at as usize,
+                    ));
                 }
                 n
             }
@@ -413,7 +422,10 @@ impl Message {
         self.headers
             .iter()
             .find(|f| {
-                f.name == HeaderName::Other && self.slice(f.name_span).eq_ignore_ascii_case(name.as_bytes())
+                f.name == HeaderName::Other
+                    && self
+                        .slice(f.name_span)
+                        .eq_ignore_ascii_case(name.as_bytes())
             })
             .map(|f| self.slice(f.value_span))
     }
@@ -427,7 +439,10 @@ impl Message {
     pub fn field_str(&self, f: &HeaderField) -> Result<&str> {
         let v = self.slice(f.value_span);
         std::str::from_utf8(v).map_err(|e| {
-            ParseError::new(ErrorKind::InvalidUtf8, f.value_span.start as usize + e.valid_up_to())
+            ParseError::new(
+                ErrorKind::InvalidUtf8,
+                f.value_span.start as usize + e.valid_up_to(),
+            )
         })
     }
 
@@ -503,7 +518,10 @@ fn check_version(b: &[u8], span: Span) -> Result<()> {
         return Err(ParseError::new(ErrorKind::BadVersion, span.start as usize));
     }
     if &v[4..] != b"2.0" {
-        return Err(ParseError::new(ErrorKind::VersionNotSupported, span.start as usize));
+        return Err(ParseError::new(
+            ErrorKind::VersionNotSupported,
+            span.start as usize,
+        ));
     }
     Ok(())
 }
@@ -531,8 +549,14 @@ fn parse_start_line(b: &[u8], from: usize, eol: usize, limits: &Limits) -> Resul
             Some(_) => return Err(ParseError::new(ErrorKind::BadStatusCode, from + c0)),
         };
         let reason = line.get(reason_start..).unwrap_or(&[]);
-        if let Some(i) = reason.iter().position(|c| (*c < 0x20 && *c != b'\t') || *c == 0x7f) {
-            return Err(ParseError::new(ErrorKind::BadReasonPhrase, from + reason_start + i));
+        if let Some(i) = reason
+            .iter()
+            .position(|c| (*c < 0x20 && *c != b'\t') || *c == 0x7f)
+        {
+            return Err(ParseError::new(
+                ErrorKind::BadReasonPhrase,
+                from + reason_start + i,
+            ));
         }
         return Ok(StartLine::Response {
             version_span,
@@ -561,8 +585,15 @@ fn parse_start_line(b: &[u8], from: usize, eol: usize, limits: &Limits) -> Resul
         return Err(ParseError::new(ErrorKind::BadRequestUri, uri_start + i));
     }
     // The URI is ASCII now, so this cannot fail; validate it fully (escruri, ltgtruri).
-    let uri_str = std::str::from_utf8(uri).map_err(|_| ParseError::new(ErrorKind::BadRequestUri, uri_start))?;
-    parse_uri(uri_str, uri_start, UriContext::RequestUri, limits.max_params).map_err(|e| {
+    let uri_str = std::str::from_utf8(uri)
+        .map_err(|_| ParseError::new(ErrorKind::BadRequestUri, uri_start))?;
+    parse_uri(
+        uri_str,
+        uri_start,
+        UriContext::RequestUri,
+        limits.max_params,
+    )
+    .map_err(|e| {
         ParseError::new(
             if e.kind == ErrorKind::TooManyParams {
                 e.kind
@@ -604,7 +635,10 @@ v=0\n";
         assert_eq!(m.method(), Some(Method::Invite));
         assert_eq!(m.request_uri_str(), Some("sip:bob@biloxi.com"));
         assert_eq!(m.header_count(), 9);
-        assert_eq!(m.header(HeaderName::CallId), Some(&b"a84b4c76e66710@pc33.atlanta.com"[..]));
+        assert_eq!(
+            m.header(HeaderName::CallId),
+            Some(&b"a84b4c76e66710@pc33.atlanta.com"[..])
+        );
         assert_eq!(m.body(), b"v=0\n");
         assert_eq!(m.content_length(), Some(4));
         assert_eq!(m.as_bytes(), INVITE);
@@ -616,7 +650,10 @@ v=0\n";
             &b"OPTIONS sip:a@b SIP/2.0\r\nSubject :\r\n  hello\r\n\tworld  \r\nl: 0\r\n\r\n"[..],
         )
         .unwrap();
-        assert_eq!(m.header(HeaderName::Subject), Some(&b"hello\r\n\tworld"[..]));
+        assert_eq!(
+            m.header(HeaderName::Subject),
+            Some(&b"hello\r\n\tworld"[..])
+        );
         assert_eq!(m.content_length(), Some(0));
     }
 
@@ -633,11 +670,26 @@ v=0\n";
 
     #[test]
     fn start_line_errors() {
-        assert_eq!(kind(b"INVITE  sip:a@b SIP/2.0\r\n\r\n"), ErrorKind::BadRequestUri);
-        assert_eq!(kind(b"INVITE sip:a@b SIP/2.0 \r\n\r\n"), ErrorKind::BadVersion);
-        assert_eq!(kind(b"INVITE <sip:a@b> SIP/2.0\r\n\r\n"), ErrorKind::BadRequestUri);
-        assert_eq!(kind(b"INVITE sip:a@b SIP/7.0\r\n\r\n"), ErrorKind::VersionNotSupported);
-        assert_eq!(kind(b"SIP/2.0 4294967301 x\r\n\r\n"), ErrorKind::BadStatusCode);
+        assert_eq!(
+            kind(b"INVITE  sip:a@b SIP/2.0\r\n\r\n"),
+            ErrorKind::BadRequestUri
+        );
+        assert_eq!(
+            kind(b"INVITE sip:a@b SIP/2.0 \r\n\r\n"),
+            ErrorKind::BadVersion
+        );
+        assert_eq!(
+            kind(b"INVITE <sip:a@b> SIP/2.0\r\n\r\n"),
+            ErrorKind::BadRequestUri
+        );
+        assert_eq!(
+            kind(b"INVITE sip:a@b SIP/7.0\r\n\r\n"),
+            ErrorKind::VersionNotSupported
+        );
+        assert_eq!(
+            kind(b"SIP/2.0 4294967301 x\r\n\r\n"),
+            ErrorKind::BadStatusCode
+        );
         assert_eq!(kind(b"SIP/2.0 700 x\r\n\r\n"), ErrorKind::BadStatusCode);
         assert_eq!(kind(b"INVITE sip:a@b\r\n\r\n"), ErrorKind::BadStartLine);
         assert_eq!(kind(b"\r\n\r\n"), ErrorKind::Empty);
@@ -645,16 +697,34 @@ v=0\n";
 
     #[test]
     fn header_errors() {
-        assert_eq!(kind(b"OPTIONS sip:a@b SIP/2.0\r\nFoobar roobar\r\n\r\n"), ErrorKind::MissingColon);
-        assert_eq!(kind(b"OPTIONS sip:a@b SIP/2.0\r\n: x\r\n\r\n"), ErrorKind::BadHeaderName);
-        assert_eq!(kind(b"OPTIONS sip:a@b SIP/2.0\r\nA: b\r\n"), ErrorKind::Truncated);
-        assert_eq!(kind(b"OPTIONS sip:a@b SIP/2.0\r\nl: -1\r\n\r\n"), ErrorKind::BadContentLength);
-        assert_eq!(kind(b"OPTIONS sip:a@b SIP/2.0\r\nl: 5\r\n\r\nabc"), ErrorKind::ContentLengthTooLarge);
+        assert_eq!(
+            kind(b"OPTIONS sip:a@b SIP/2.0\r\nFoobar roobar\r\n\r\n"),
+            ErrorKind::MissingColon
+        );
+        assert_eq!(
+            kind(b"OPTIONS sip:a@b SIP/2.0\r\n: x\r\n\r\n"),
+            ErrorKind::BadHeaderName
+        );
+        assert_eq!(
+            kind(b"OPTIONS sip:a@b SIP/2.0\r\nA: b\r\n"),
+            ErrorKind::Truncated
+        );
+        assert_eq!(
+            kind(b"OPTIONS sip:a@b SIP/2.0\r\nl: -1\r\n\r\n"),
+            ErrorKind::BadContentLength
+        );
+        assert_eq!(
+            kind(b"OPTIONS sip:a@b SIP/2.0\r\nl: 5\r\n\r\nabc"),
+            ErrorKind::ContentLengthTooLarge
+        );
         assert_eq!(
             kind(b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\nContent-Length: 0\r\n\r\n"),
             ErrorKind::DuplicateContentLength
         );
-        assert_eq!(kind(b"OPTIONS sip:a@b SIP/2.0\r\nA: b\rc\r\n\r\n"), ErrorKind::BadHeaderValue);
+        assert_eq!(
+            kind(b"OPTIONS sip:a@b SIP/2.0\r\nA: b\rc\r\n\r\n"),
+            ErrorKind::BadHeaderValue
+        );
     }
 
     #[test]

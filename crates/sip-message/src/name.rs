@@ -31,25 +31,71 @@ macro_rules! header_names {
                 }
             }
 
-            /// Looks a name up case-insensitively, compact forms included.
+            /// Looks a name up case-insensitively, compact forms included. Runs for every
+            /// header line: one hash-table probe and one comparison, no copy.
+            #[inline]
             pub fn from_bytes(name: &[u8]) -> HeaderName {
-                if name.len() == 1 {
-                    return match name[0].to_ascii_lowercase() {
-                        $( $( c if c == $compact as u8 => HeaderName::$variant, )? )*
-                        _ => HeaderName::Other,
-                    };
-                }
-                let mut buf = [0u8; 24];
-                if name.len() > buf.len() {
+                let slot = match name.len() {
+                    0 => return HeaderName::Other,
+                    1 => COMPACT[usize::from(name[0])],
+                    _ => TABLE[name_hash(name)],
+                };
+                if slot == 0 {
                     return HeaderName::Other;
                 }
-                for (d, s) in buf.iter_mut().zip(name) {
-                    *d = s.to_ascii_lowercase();
+                let (h, canon) = ALL[usize::from(slot - 1)];
+                let canon = canon.as_bytes();
+                if name.len() == 1 || name == canon || name.eq_ignore_ascii_case(canon) {
+                    h
+                } else {
+                    HeaderName::Other
                 }
-                lookup_lower(&buf[..name.len()])
             }
         }
+
+        /// Every known name with its canonical spelling.
+        const ALL: &[(HeaderName, &str)] = &[ $( (HeaderName::$variant, $canon), )* ];
+        /// Compact form (either case) to index + 1 in `ALL`, 0 for none.
+        static COMPACT: [u8; 256] = {
+            const C: &[u8] = &[ $( 0u8 $( + ($compact as u8) )?, )* ];
+            let mut t = [0u8; 256];
+            let mut i = 0;
+            while i < C.len() {
+                if C[i] != 0 {
+                    t[C[i] as usize] = i as u8 + 1;
+                    t[C[i].to_ascii_uppercase() as usize] = i as u8 + 1;
+                }
+                i += 1;
+            }
+            t
+        };
+        /// `name_hash` of a long name to index + 1 in `ALL`, 0 for none. Collision-free for the
+        /// known names (checked when this table is built, at compile time).
+        static TABLE: [u8; 256] = {
+            let mut t = [0u8; 256];
+            let mut i = 0;
+            while i < ALL.len() {
+                let h = name_hash(ALL[i].1.as_bytes());
+                assert!(t[h] == 0, "header name hash collision: change name_hash");
+                t[h] = i as u8 + 1;
+                i += 1;
+            }
+            t
+        };
     };
+}
+
+/// A hash of a name of two or more bytes that ignores ASCII case (`| 0x20` lower-cases letters
+/// and keeps `-`; any other byte only selects a candidate that the comparison then rejects).
+#[inline]
+const fn name_hash(n: &[u8]) -> usize {
+    let l = n.len();
+    let (first, last, mid) = (
+        (n[0] | 0x20) as usize,
+        (n[l - 1] | 0x20) as usize,
+        (n[l / 2] | 0x20) as usize,
+    );
+    (l + first * 18 + last * 20 + mid * 7) & 255
 }
 
 header_names! {
@@ -119,78 +165,6 @@ header_names! {
     WwwAuthenticate => "WWW-Authenticate";
 }
 
-/// Lower-case name to variant. Matching on the length first keeps this a handful of compares.
-fn lookup_lower(n: &[u8]) -> HeaderName {
-    use HeaderName::*;
-    match n {
-        b"via" => Via,
-        b"from" => From,
-        b"to" => To,
-        b"call-id" => CallId,
-        b"cseq" => CSeq,
-        b"contact" => Contact,
-        b"max-forwards" => MaxForwards,
-        b"content-length" => ContentLength,
-        b"content-type" => ContentType,
-        b"route" => Route,
-        b"record-route" => RecordRoute,
-        b"expires" => Expires,
-        b"allow" => Allow,
-        b"supported" => Supported,
-        b"user-agent" => UserAgent,
-        b"authorization" => Authorization,
-        b"proxy-authorization" => ProxyAuthorization,
-        b"www-authenticate" => WwwAuthenticate,
-        b"proxy-authenticate" => ProxyAuthenticate,
-        b"require" => Require,
-        b"proxy-require" => ProxyRequire,
-        b"accept" => Accept,
-        b"accept-contact" => AcceptContact,
-        b"accept-encoding" => AcceptEncoding,
-        b"accept-language" => AcceptLanguage,
-        b"alert-info" => AlertInfo,
-        b"allow-events" => AllowEvents,
-        b"authentication-info" => AuthenticationInfo,
-        b"call-info" => CallInfo,
-        b"content-disposition" => ContentDisposition,
-        b"content-encoding" => ContentEncoding,
-        b"content-language" => ContentLanguage,
-        b"date" => Date,
-        b"error-info" => ErrorInfo,
-        b"event" => Event,
-        b"identity" => Identity,
-        b"in-reply-to" => InReplyTo,
-        b"mime-version" => MimeVersion,
-        b"min-expires" => MinExpires,
-        b"min-se" => MinSe,
-        b"organization" => Organization,
-        b"p-asserted-identity" => PAssertedIdentity,
-        b"p-preferred-identity" => PPreferredIdentity,
-        b"path" => Path,
-        b"priority" => Priority,
-        b"privacy" => Privacy,
-        b"rack" => RAck,
-        b"reason" => Reason,
-        b"refer-to" => ReferTo,
-        b"referred-by" => ReferredBy,
-        b"reject-contact" => RejectContact,
-        b"replaces" => Replaces,
-        b"reply-to" => ReplyTo,
-        b"request-disposition" => RequestDisposition,
-        b"retry-after" => RetryAfter,
-        b"rseq" => RSeq,
-        b"server" => Server,
-        b"service-route" => ServiceRoute,
-        b"session-expires" => SessionExpires,
-        b"subject" => Subject,
-        b"subscription-state" => SubscriptionState,
-        b"timestamp" => Timestamp,
-        b"unsupported" => Unsupported,
-        b"warning" => Warning,
-        _ => Other,
-    }
-}
-
 impl fmt::Display for HeaderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.canonical().unwrap_or("(extension)"))
@@ -213,15 +187,64 @@ mod tests {
         ] {
             let canon = name.canonical().unwrap();
             assert_eq!(HeaderName::from_bytes(canon.as_bytes()), name);
-            assert_eq!(HeaderName::from_bytes(canon.to_uppercase().as_bytes()), name);
+            assert_eq!(
+                HeaderName::from_bytes(canon.to_uppercase().as_bytes()),
+                name
+            );
             if let Some(c) = name.compact() {
                 assert_eq!(HeaderName::from_bytes(c.to_string().as_bytes()), name);
-                assert_eq!(HeaderName::from_bytes(c.to_ascii_uppercase().to_string().as_bytes()), name);
+                assert_eq!(
+                    HeaderName::from_bytes(c.to_ascii_uppercase().to_string().as_bytes()),
+                    name
+                );
             }
         }
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_bytes(b"X-Custom"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b"q"), HeaderName::Other);
-        assert_eq!(HeaderName::from_bytes(b"a-very-long-extension-header-name"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_bytes(b"a-very-long-extension-header-name"),
+            HeaderName::Other
+        );
+    }
+    #[test]
+    fn hash_lookup_finds_every_name_and_only_those() {
+        for &(h, canon) in ALL {
+            let flipped: Vec<u8> = canon
+                .bytes()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
+                .collect();
+            assert_eq!(HeaderName::from_bytes(canon.as_bytes()), h, "{canon}");
+            assert_eq!(HeaderName::from_bytes(&flipped), h, "{canon}");
+            // Same hash inputs (length, first, middle, last byte), different text.
+            let mut other = canon.as_bytes().to_vec();
+            if other.len() > 3 {
+                other[1] = b'_';
+                assert_eq!(HeaderName::from_bytes(&other), HeaderName::Other, "{canon}");
+            }
+        }
+        for bad in [
+            &b""[..],
+            b"Call\rID",
+            b"CALL\x0dID",
+            b"\xff",
+            b"V\x00a",
+            b"_",
+            b"@",
+        ] {
+            assert_eq!(HeaderName::from_bytes(bad), HeaderName::Other, "{bad:?}");
+        }
+        assert_eq!(HeaderName::from_bytes(b"V"), HeaderName::Via);
+        assert_eq!(HeaderName::from_bytes(b"x"), HeaderName::SessionExpires);
     }
 }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::chars::{self, all_escaped, hex_val, is_hex};
 use crate::error::{ErrorKind, ParseError, Result};
-use crate::lex::{Params, ParamIter};
+use crate::lex::{ParamIter, Params};
 
 /// Where a URI stands decides what it may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,25 +47,38 @@ impl<'a> Host<'a> {
         let b = s.as_bytes();
         if let Some(inner) = s.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or(ErrorKind::BadHost)?;
-            return inner.parse::<Ipv6Addr>().map(Host::V6).map_err(|_| ErrorKind::BadHost);
+            return inner
+                .parse::<Ipv6Addr>()
+                .map(Host::V6)
+                .map_err(|_| ErrorKind::BadHost);
         }
         if b.is_empty() || b.len() > 255 {
             return Err(ErrorKind::BadHost);
         }
         if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
-            return s.parse::<Ipv4Addr>().map(Host::V4).map_err(|_| ErrorKind::BadHost);
+            return parse_ipv4(b).map(Host::V4).ok_or(ErrorKind::BadHost);
         }
         // hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanum with inner '-'.
-        let name = s.strip_suffix('.').unwrap_or(s);
-        for label in name.split('.') {
-            let lb = label.as_bytes();
-            let ok = !lb.is_empty()
-                && lb.iter().all(|c| chars::HOSTNAME[*c as usize] && *c != b'.')
-                && lb.first() != Some(&b'-')
-                && lb.last() != Some(&b'-');
-            if !ok {
-                return Err(ErrorKind::BadHost);
+        // One pass (this runs for every URI and Via): no empty label, no label starting or
+        // ending with '-'. Letters and digits, the common case, take one table load and one
+        // branch.
+        let name = b.strip_suffix(b".").unwrap_or(b);
+        let mut prev = b'.';
+        for &c in name {
+            if !chars::ALNUM[c as usize] {
+                let ok = match c {
+                    b'.' => prev != b'.' && prev != b'-',
+                    b'-' => prev != b'.',
+                    _ => false,
+                };
+                if !ok {
+                    return Err(ErrorKind::BadHost);
+                }
             }
+            prev = c;
+        }
+        if prev == b'.' || prev == b'-' {
+            return Err(ErrorKind::BadHost);
         }
         Ok(Host::Name(s))
     }
@@ -81,9 +94,9 @@ impl<'a> Host<'a> {
     /// Host comparison: names case-insensitively, addresses by value.
     pub fn equivalent(&self, other: &Host<'_>) -> bool {
         match (self, other) {
-            (Host::Name(a), Host::Name(b)) => {
-                a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
-            }
+            (Host::Name(a), Host::Name(b)) => a
+                .trim_end_matches('.')
+                .eq_ignore_ascii_case(b.trim_end_matches('.')),
             (Host::V4(a), Host::V4(b)) => a == b,
             (Host::V6(a), Host::V6(b)) => a == b,
             _ => false,
@@ -178,9 +191,11 @@ impl<'a> SipUri<'a> {
                 _ => return false,
             }
         }
-        for (n, v) in self.params.iter() {
-            if let Some(w) = other.params.iter().find(|(m, _)| escaped_eq_ci(n, m)).map(|p| p.1) {
-                if !opt_eq(v, w, escaped_eq_ci) {
+        // A name written twice (`;a;a=b`) is compared by its first occurrence on each side, so
+        // that the comparison stays reflexive and symmetric.
+        for (n, _) in self.params.iter() {
+            if let Some(w) = first_param(&other.params, n) {
+                if !first_param(&self.params, n).is_some_and(|v| opt_eq(v, w, escaped_eq_ci)) {
                     return false;
                 }
             }
@@ -196,6 +211,13 @@ impl<'a> SipUri<'a> {
                 .any(|(m, w)| escaped_eq_ci(n, m) && escaped_eq_ci(v, w))
         })
     }
+}
+
+/// The value of the first parameter whose name equals `name` after unescaping (case-insensitive).
+fn first_param<'a>(p: &Params<'a>, name: &str) -> Option<Option<&'a str>> {
+    p.iter()
+        .find(|(m, _)| escaped_eq_ci(name, m))
+        .map(|(_, v)| v)
 }
 
 fn opt_eq<T: Copy>(a: Option<T>, b: Option<T>, f: impl Fn(T, T) -> bool) -> bool {
@@ -263,7 +285,9 @@ impl<'a> TelUri<'a> {
     }
     /// The digits (and `*#` and hex digits of local numbers) without visual separators.
     pub fn digits(&self) -> impl Iterator<Item = char> + 'a {
-        self.number.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
+        self.number
+            .chars()
+            .filter(|c| !matches!(c, '-' | '.' | '(' | ')'))
     }
 }
 
@@ -323,16 +347,28 @@ impl<'a> Uri<'a> {
         match (self, other) {
             (Uri::Sip(a), Uri::Sip(b)) => a.equivalent(b),
             (Uri::Tel(a), Uri::Tel(b)) => {
-                a.digits().map(|c| c.to_ascii_lowercase()).eq(b.digits().map(|c| c.to_ascii_lowercase()))
+                a.digits()
+                    .map(|c| c.to_ascii_lowercase())
+                    .eq(b.digits().map(|c| c.to_ascii_lowercase()))
                     && a.params.len() == b.params.len()
-                    && a.params.iter().all(|(n, v)| {
-                        b.params.get(n).is_some_and(|w| opt_eq(v, w, escaped_eq_ci))
-                    })
+                    && tel_params_in(a, b)
+                    && tel_params_in(b, a)
             }
             (Uri::Other(a), Uri::Other(b)) => a.raw.eq_ignore_ascii_case(b.raw),
             _ => false,
         }
     }
+}
+
+/// Every parameter name of `a` is in `b` with the same value (first occurrences compared, so
+/// that a name written twice keeps the comparison reflexive).
+fn tel_params_in(a: &TelUri<'_>, b: &TelUri<'_>) -> bool {
+    a.params
+        .iter()
+        .all(|(n, _)| match (a.params.get(n), b.params.get(n)) {
+            (Some(v), Some(w)) => opt_eq(v, w, escaped_eq_ci),
+            _ => false,
+        })
 }
 
 impl fmt::Display for Uri<'_> {
@@ -369,7 +405,9 @@ pub(crate) fn parse_uri<'a>(
     } else {
         // Opaque: anything printable without white space or angle brackets.
         if rest.is_empty()
-            || rest.bytes().any(|c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"')
+            || rest
+                .bytes()
+                .any(|c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"')
         {
             return Err(err(ErrorKind::BadUri, rest_at));
         }
@@ -454,7 +492,10 @@ fn parse_sip<'a>(
             return Err(err(ErrorKind::TooManyParams, i));
         }
         let n0 = i;
-        while b.get(i).is_some_and(|c| *c != b'=' && *c != b';' && *c != b'?') {
+        while b
+            .get(i)
+            .is_some_and(|c| *c != b'=' && *c != b';' && *c != b'?')
+        {
             i += 1;
         }
         let name = b.get(n0..i).unwrap_or(&[]);
@@ -550,7 +591,10 @@ fn parse_tel<'a>(s: &'a str, at: usize, base: usize, max_params: usize) -> Resul
             return Err(err(ErrorKind::TooManyParams, i));
         }
         let n0 = i;
-        while b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'-') {
+        while b
+            .get(i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        {
             i += 1;
         }
         if i == n0 {
@@ -575,6 +619,31 @@ fn parse_tel<'a>(s: &'a str, at: usize, base: usize, max_params: usize) -> Resul
         params: Params::new(s.get(p0..i).unwrap_or("")),
         raw: s,
     })
+}
+
+/// A dotted-quad IPv4 address with the rules of `Ipv4Addr::from_str` (four parts of one to
+/// three digits, each at most 255, no leading zero), without its generic parser's cost.
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut out = [0u8; 4];
+    let mut parts = b.split(|c| *c == b'.');
+    for o in &mut out {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        let mut v = 0u16;
+        for &d in p {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u16::from(d - b'0');
+        }
+        *o = u8::try_from(v).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Ipv4Addr::from(out))
 }
 
 /// 1 to 5 digits, at most 65535.
@@ -625,7 +694,9 @@ mod tests {
 
     #[test]
     fn full_sip_uri() {
-        let u = sip("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr;maddr=239.1.1.1?subject=hi&x=y");
+        let u = sip(
+            "sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr;maddr=239.1.1.1?subject=hi&x=y",
+        );
         assert_eq!(u.scheme, Scheme::Sips);
         assert_eq!(u.user, Some("alice"));
         assert_eq!(u.password, Some("secret"));
@@ -635,7 +706,10 @@ mod tests {
         assert_eq!(u.transport(), Some("tcp"));
         assert!(u.lr());
         assert_eq!(u.maddr(), Some("239.1.1.1"));
-        assert_eq!(u.header_pairs().collect::<Vec<_>>(), vec![("subject", "hi"), ("x", "y")]);
+        assert_eq!(
+            u.header_pairs().collect::<Vec<_>>(),
+            vec![("subject", "hi"), ("x", "y")]
+        );
     }
 
     #[test]
@@ -655,9 +729,15 @@ mod tests {
     #[test]
     fn rfc3261_equivalence_examples() {
         let eq = [
-            ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+            (
+                "sip:%61lice@atlanta.com;transport=TCP",
+                "sip:alice@AtLanTa.CoM;Transport=tcp",
+            ),
             ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
-            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5"),
+            (
+                "sip:carol@chicago.com;security=on",
+                "sip:carol@chicago.com;newparam=5",
+            ),
             (
                 "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
                 "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
@@ -672,17 +752,76 @@ mod tests {
             assert!(sip(b).equivalent(&sip(a)), "{b} == {a}");
         }
         let ne = [
-            ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+            (
+                "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+                "sip:alice@AtLanTa.CoM;Transport=UDP",
+            ),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
-            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
-            ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+            (
+                "sip:bob@biloxi.com",
+                "sip:bob@biloxi.com:6000;transport=tcp",
+            ),
+            (
+                "sip:carol@chicago.com",
+                "sip:carol@chicago.com?Subject=next%20meeting",
+            ),
             ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
-            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off"),
+            (
+                "sip:carol@chicago.com;security=on",
+                "sip:carol@chicago.com;security=off",
+            ),
         ];
         for (a, b) in ne {
             assert!(!sip(a).equivalent(&sip(b)), "{a} != {b}");
         }
+    }
+
+    #[test]
+    fn ipv4_parse_matches_std() {
+        let mut cases: Vec<String> = [
+            "1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5",
+            "1..2.3", ".1.2.3", "1.2.3.", "1.2.3.4.", "1234.1.1.1", "00.1.1.1", "0.0.0.00", "",
+            "1.2.3.04", "192.168.001.1", "9.99.199.255",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for i in 0..2000u32 {
+            let p = |k: u32| (i.wrapping_mul(2654435761).rotate_left(k * 7) % 300).to_string();
+            cases.push(format!("{}.{}.{}.{}", p(0), p(1), p(2), p(3)));
+        }
+        for c in cases {
+            assert_eq!(parse_ipv4(c.as_bytes()), c.parse::<Ipv4Addr>().ok(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn host_names() {
+        for ok in ["a", "a.b", "a-b.c", "a.b.", "1a.com", "x--y.z"] {
+            assert!(matches!(Host::parse(ok), Ok(Host::Name(_))), "{ok}");
+        }
+        for bad in ["-a", "a-", "a.-b", "a-.b", "a..b", ".a", "a_b", "a..", ".", "a b"] {
+            assert!(Host::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repeated_params_compare_reflexively() {
+        for s in [
+            "tel:1;a;a=b",
+            "sip:h;a;a=b",
+            "sip:h;%61=1;a=2",
+            "tEL:E;0E;0=:E;0E;0=E;E0LLL",
+        ] {
+            let u = Uri::parse(s).unwrap();
+            assert!(u.equivalent(&u), "{s}");
+        }
+        let (a, b) = (
+            Uri::parse("tel:1;x;x").unwrap(),
+            Uri::parse("tel:1;x;y").unwrap(),
+        );
+        assert!(!a.equivalent(&b) && !b.equivalent(&a));
     }
 
     #[test]
@@ -719,9 +858,14 @@ mod tests {
             assert!(Uri::parse(s).is_err(), "{s}");
         }
         assert_eq!(
-            parse_uri("sip:user@example.com?Route=%3Csip:x%3E", 0, UriContext::RequestUri, 64)
-                .unwrap_err()
-                .kind,
+            parse_uri(
+                "sip:user@example.com?Route=%3Csip:x%3E",
+                0,
+                UriContext::RequestUri,
+                64
+            )
+            .unwrap_err()
+            .kind,
             ErrorKind::BadRequestUri
         );
     }

@@ -97,8 +97,16 @@ mod tests {
     fn cseq() {
         let c = CSeq::parse_value("0009\r\n  INVITE").unwrap();
         assert_eq!((c.seq, c.method), (9, Method::Invite));
-        assert_eq!(CSeq::parse_value("36893488147419103232 REGISTER").unwrap_err().kind, ErrorKind::BadCSeq);
-        assert_eq!(CSeq::parse_value("2147483648 INVITE").unwrap_err().kind, ErrorKind::BadCSeq);
+        assert_eq!(
+            CSeq::parse_value("36893488147419103232 REGISTER")
+                .unwrap_err()
+                .kind,
+            ErrorKind::BadCSeq
+        );
+        assert_eq!(
+            CSeq::parse_value("2147483648 INVITE").unwrap_err().kind,
+            ErrorKind::BadCSeq
+        );
         assert!(CSeq::parse_value("1INVITE").is_err());
         assert!(CSeq::parse_value("1 INVITE x").is_err());
     }
@@ -108,7 +116,10 @@ mod tests {
         assert_eq!(MaxForwards::parse_value("0068").unwrap(), MaxForwards(68));
         assert!(MaxForwards::parse_value("300").is_err());
         assert!(MaxForwards::parse_value("").is_err());
-        assert_eq!(CallId::parse_value("a84b@pc33.atlanta.com").unwrap(), CallId("a84b@pc33.atlanta.com"));
+        assert_eq!(
+            CallId::parse_value("a84b@pc33.atlanta.com").unwrap(),
+            CallId("a84b@pc33.atlanta.com")
+        );
         assert!(CallId::parse_value("a b").is_err());
         assert!(CallId::parse_value("a@").is_err());
     }

@@ -1,0 +1,76 @@
+//! Command-line interface: argument parsing and dispatch to one module per subcommand.
+//!
+//! Exit codes are shared by every subcommand:
+//! - 0: success (for `parse`: every message is valid);
+//! - 1: the input was read but is not acceptable (for `parse`: at least one invalid message);
+//! - 2: usage error (clap's own code) or an input that could not be read.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::parse_cmd::{self, ParseArgs};
+
+/// Exit code for a successful run.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when the input was read but rejected.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code for usage errors and unreadable inputs (clap also exits with 2 on usage errors).
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sipwarden",
+    version,
+    about = "sipwarden: a SIP Session Border Controller",
+    long_about = "sipwarden: a SIP Session Border Controller.\n\n\
+                  Exit codes: 0 success, 1 invalid input (e.g. a message that does not parse), \
+                  2 usage error or unreadable file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse SIP messages (one per file) and print a summary of each, or why it is invalid.
+    Parse(ParseArgs),
+}
+
+/// Parses the command line (clap prints usage errors and exits with 2 by itself) and runs the
+/// subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Parse(args) => parse_cmd::run(&args),
+    };
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parse_takes_json_and_files() {
+        let cli = Cli::try_parse_from(["sipwarden", "parse", "--json", "a.sip", "-"]).unwrap();
+        let Command::Parse(args) = cli.command;
+        assert!(args.json);
+        assert_eq!(args.files.len(), 2);
+    }
+
+    #[test]
+    fn usage_errors_exit_with_2() {
+        let err = Cli::try_parse_from(["sipwarden", "parse", "--nope"]).unwrap_err();
+        assert_eq!(err.exit_code(), i32::from(EXIT_USAGE));
+        let err = Cli::try_parse_from(["sipwarden"]).unwrap_err();
+        assert_eq!(err.exit_code(), i32::from(EXIT_USAGE));
+    }
+}
