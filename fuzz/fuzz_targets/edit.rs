@@ -11,8 +11,22 @@ use libfuzzer_sys::fuzz_target;
 use sip_message::{Editor, HeaderName, Limits, Message};
 
 const NAMES: &[&str] = &[
-    "Via", "Route", "Record-Route", "Contact", "Subject", "X-Test", "v", "l", "Content-Length",
-    "content-type", "To", "bad name", "", "Call-ID", "i", "P-Asserted-Identity",
+    "Via",
+    "Route",
+    "Record-Route",
+    "Contact",
+    "Subject",
+    "X-Test",
+    "v",
+    "l",
+    "Content-Length",
+    "content-type",
+    "To",
+    "bad name",
+    "",
+    "Call-ID",
+    "i",
+    "P-Asserted-Identity",
 ];
 
 const VALUES: &[&str] = &[
@@ -100,7 +114,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let again = match Message::parse_with(out.clone(), &ROOMY) {
         Ok(a) => a,
-        Err(e) => panic!("edited message does not parse: {e} in {:?}", String::from_utf8_lossy(&out)),
+        Err(e) => panic!(
+            "edited message does not parse: {e} in {:?}",
+            String::from_utf8_lossy(&out)
+        ),
     };
     assert_eq!(again.body(), &body[..], "the body changed");
     assert_eq!(again.start_line_span().len() > 0, true);

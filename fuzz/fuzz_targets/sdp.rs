@@ -10,11 +10,19 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let out = Rewriter::new(&sdp).finish();
-    assert_eq!(out.as_slice(), data, "a rewrite without edits changed the description");
+    assert_eq!(
+        out.as_slice(),
+        data,
+        "a rewrite without edits changed the description"
+    );
     let again = parse(&out).expect("the identical bytes parse again");
     assert_eq!(again.media.len(), sdp.media.len());
     let _ = summary(&sdp);
-    for a in sdp.attributes.iter().chain(sdp.media.iter().flat_map(|m| m.attributes.iter())) {
+    for a in sdp
+        .attributes
+        .iter()
+        .chain(sdp.media.iter().flat_map(|m| m.attributes.iter()))
+    {
         let _ = a.typed();
     }
 });

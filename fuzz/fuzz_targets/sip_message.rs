@@ -21,7 +21,10 @@ fn exercise(m: &Message) {
     let len = m.buffer().len();
     for f in m.fields() {
         for s in [f.name_span, f.value_span, f.line_span] {
-            assert!(s.start <= s.end && s.end as usize <= len, "span out of bounds");
+            assert!(
+                s.start <= s.end && s.end as usize <= len,
+                "span out of bounds"
+            );
         }
         let _ = m.slice(f.name_span);
         let _ = m.field_str(f);
@@ -34,13 +37,27 @@ fn exercise(m: &Message) {
         let _ = m.header(f.name);
     }
     let _ = m.header_values(HeaderName::Via).count();
-    let _ = (m.method(), m.method_str(), m.status(), m.reason_phrase(), m.version());
-    let _ = (m.start_line(), m.start_line_span(), m.head_end(), m.body_span(), m.body_bytes());
+    let _ = (
+        m.method(),
+        m.method_str(),
+        m.status(),
+        m.reason_phrase(),
+        m.version(),
+    );
+    let _ = (
+        m.start_line(),
+        m.start_line_span(),
+        m.head_end(),
+        m.body_span(),
+        m.body_bytes(),
+    );
     if let Some(n) = m.content_length() {
         assert_eq!(m.body().len(), n, "body length differs from Content-Length");
     }
     if let StartLine::Request { .. } = m.start_line() {
-        let u = m.request_uri().expect("a parsed request has a decodable Request-URI");
+        let u = m
+            .request_uri()
+            .expect("a parsed request has a decodable Request-URI");
         assert!(u.equivalent(&u), "Request-URI not equivalent to itself");
         assert_eq!(Some(u.as_str()), m.request_uri_str());
     }
@@ -66,10 +83,16 @@ fn exercise(m: &Message) {
         & m.content_type().is_none_or(|r| r.is_ok())
         & m.expires().is_none_or(|r| r.is_ok());
     if all.is_ok() {
-        assert!(typed_ok && singles_ok, "decode_all_headers succeeded but an accessor failed");
+        assert!(
+            typed_ok && singles_ok,
+            "decode_all_headers succeeded but an accessor failed"
+        );
     }
     if m.validate().is_ok() {
-        assert!(m.top_via().is_some_and(|r| r.is_ok()), "valid message without a good Via");
+        assert!(
+            m.top_via().is_some_and(|r| r.is_ok()),
+            "valid message without a good Via"
+        );
         assert!(m.from().is_some_and(|r| r.is_ok()) && m.to().is_some_and(|r| r.is_ok()));
         assert!(m.call_id().is_some_and(|r| r.is_ok()) && m.cseq().is_some_and(|r| r.is_ok()));
     }
@@ -83,7 +106,11 @@ fuzz_target!(|data: &[u8]| {
         exercise(&m);
         // The wire form (no leading CRLFs, no trailing octets) parses to the same message.
         let again = Message::parse_with(m.wire(), limits).expect("wire() re-parses");
-        assert_eq!(again.header_count(), m.header_count(), "wire() re-parse: header count");
+        assert_eq!(
+            again.header_count(),
+            m.header_count(),
+            "wire() re-parse: header count"
+        );
         assert_eq!(again.body(), m.body(), "wire() re-parse: body");
         assert_eq!(again.as_bytes(), m.as_bytes(), "wire() re-parse: bytes");
         let names = |x: &Message| x.fields().iter().map(|f| f.name).collect::<Vec<_>>();

@@ -43,7 +43,13 @@ fn run(limits: &Limits, pieces: &[&[u8]]) -> (Vec<Frame>, Option<FramingError>) 
 /// trip at the same byte (see README.md, finding F2).
 fn same(a: &(Vec<Frame>, Option<FramingError>), b: &(Vec<Frame>, Option<FramingError>), how: &str) {
     assert_eq!(a.0, b.0, "frames depend on how the stream was cut ({how})");
-    assert_eq!(a.1.is_some(), b.1.is_some(), "failure depends on the cut ({how}): {:?} vs {:?}", a.1, b.1);
+    assert_eq!(
+        a.1.is_some(),
+        b.1.is_some(),
+        "failure depends on the cut ({how}): {:?} vs {:?}",
+        a.1,
+        b.1
+    );
     if option_env!("STRICT_FRAMING_ERRORS").is_some() {
         assert_eq!(a.1, b.1, "error depends on the cut ({how})");
     }
@@ -53,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
     }
-    let limits = if data[0] & 1 == 1 { SMALL } else { Limits::DEFAULT };
+    let limits = if data[0] & 1 == 1 {
+        SMALL
+    } else {
+        Limits::DEFAULT
+    };
     let n = usize::from(data[1] % 17);
     let Some(cuts_raw) = data.get(2..2 + 2 * n) else {
         return;

@@ -18,7 +18,14 @@ fuzz_target!(|data: &[u8]| {
     assert!(u.equivalent(&again) && again.equivalent(&u));
     let _ = u.scheme();
     if let Some(sip) = u.sip() {
-        let _ = (sip.transport(), sip.user_param(), sip.method(), sip.maddr(), sip.ttl(), sip.lr());
+        let _ = (
+            sip.transport(),
+            sip.user_param(),
+            sip.method(),
+            sip.maddr(),
+            sip.ttl(),
+            sip.lr(),
+        );
         for (n, v) in sip.params.iter() {
             let _ = (unescape(n), v.map(unescape));
         }

@@ -25,6 +25,9 @@ pub const DEFAULT_ZONE: &str = "lan";
 /// Zones are the organising concept: every listener belongs to a zone, and every packet is
 /// classified into the zone whose networks contain its source address. Later sections (media,
 /// TLS, policy, auth, trunks) will hang off zones the same way listeners do.
+///
+/// Load it with [`Config::from_file`] or [`Config::from_str`]: deserializing it directly (it
+/// implements `Deserialize`) checks types but none of the rules, and stops at the first error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -172,7 +175,9 @@ pub fn default_listeners() -> Vec<ListenConfig> {
 }
 
 /// A listener's transport protocol. (`tls`, `ws` and `wss` come with later milestones.)
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// SIP over UDP.
@@ -410,12 +415,37 @@ pub fn default_zones() -> Vec<ZoneConfig> {
 }
 
 fn de_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let text = String::deserialize(d)?;
-    text.parse().map_err(|_| {
-        serde::de::Error::custom(format!(
-            "`{text}` is not an IP:PORT socket address (e.g. 192.168.10.1:5060 or [2001:db8::1]:5060)"
-        ))
+    d.deserialize_str(ParseVisitor {
+        what: "a socket address, IP:PORT",
+        parse: |text: &str| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                format!(
+                    "`{text}` is not an IP:PORT socket address \
+                     (e.g. 192.168.10.1:5060 or [2001:db8::1]:5060)"
+                )
+            })
+        },
     })
+}
+
+/// Parses a string inside the deserializer's visit, so that an error carries the string's own
+/// position (an error raised after `String::deserialize` returned would be placed at the
+/// enclosing array or key).
+struct ParseVisitor<T> {
+    what: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<T> serde::de::Visitor<'_> for ParseVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+        (self.parse)(text).map_err(E::custom)
+    }
 }
 
 /// One CIDR, parsed with a message that says what was expected. A bare address is a network of
@@ -424,11 +454,16 @@ struct Network(IpNet);
 
 impl<'de> Deserialize<'de> for Network {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_network(&text).map(Network).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a network in CIDR notation (e.g. 192.168.10.0/24 or fd00::/8)"
-            ))
+        d.deserialize_str(ParseVisitor {
+            what: "a network in CIDR notation",
+            parse: |text: &str| {
+                parse_network(text).map(Network).ok_or_else(|| {
+                    format!(
+                        "`{text}` is not a network in CIDR notation \
+                         (e.g. 192.168.10.0/24 or fd00::/8)"
+                    )
+                })
+            },
         })
     }
 }

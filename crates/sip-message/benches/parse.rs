@@ -51,7 +51,9 @@ fn ours_full_sdp(b: &Bytes) -> usize {
     match Message::parse_with(b.clone(), &Limits::DEFAULT) {
         Ok(m) => {
             let n = m.decode_all_headers().unwrap_or(0);
-            let s = sdp_message::parse(m.body()).map(|s| s.media.len()).unwrap_or(0);
+            let s = sdp_message::parse(m.body())
+                .map(|s| s.media.len())
+                .unwrap_or(0);
             n + s
         }
         Err(e) => e.offset,
@@ -136,17 +138,25 @@ fn bench_messages(c: &mut Criterion) {
                     })
                     .map(|h| h.to_string())
                     .collect();
-                panic!("rsip failed to type {} header(s) of {name}: {bad:?}", all - typed);
+                panic!(
+                    "rsip failed to type {} header(s) of {name}: {bad:?}",
+                    all - typed
+                );
             }
         }
-        assert!(n >= m.header_count() - 2, "{name}: decode_all_headers decoded {n}");
+        assert!(
+            n >= m.header_count() - 2,
+            "{name}: decode_all_headers decoded {n}"
+        );
     }
 
     let mut g = c.benchmark_group("index");
     for (name, raw) in MESSAGES {
         let b = Bytes::from_static(raw);
         g.throughput(Throughput::Bytes(raw.len() as u64));
-        g.bench_with_input(BenchmarkId::new("ours", name), &b, |bn, b| bn.iter(|| ours_index(black_box(b))));
+        g.bench_with_input(BenchmarkId::new("ours", name), &b, |bn, b| {
+            bn.iter(|| ours_index(black_box(b)))
+        });
     }
     g.finish();
 
@@ -154,7 +164,9 @@ fn bench_messages(c: &mut Criterion) {
     for (name, raw) in MESSAGES {
         let b = Bytes::from_static(raw);
         g.throughput(Throughput::Bytes(raw.len() as u64));
-        g.bench_with_input(BenchmarkId::new("ours", name), &b, |bn, b| bn.iter(|| ours_full(black_box(b))));
+        g.bench_with_input(BenchmarkId::new("ours", name), &b, |bn, b| {
+            bn.iter(|| ours_full(black_box(b)))
+        });
         if name != "register" {
             g.bench_with_input(BenchmarkId::new("ours_sdp", name), &b, |bn, b| {
                 bn.iter(|| ours_full_sdp(black_box(b)))
@@ -166,8 +178,12 @@ fn bench_messages(c: &mut Criterion) {
     let mut g = c.benchmark_group("rsip");
     for (name, raw) in MESSAGES {
         g.throughput(Throughput::Bytes(raw.len() as u64));
-        g.bench_with_input(BenchmarkId::new("untyped", name), raw, |bn, b| bn.iter(|| rsip_untyped(black_box(b))));
-        g.bench_with_input(BenchmarkId::new("typed", name), raw, |bn, b| bn.iter(|| rsip_typed(black_box(b))));
+        g.bench_with_input(BenchmarkId::new("untyped", name), raw, |bn, b| {
+            bn.iter(|| rsip_untyped(black_box(b)))
+        });
+        g.bench_with_input(BenchmarkId::new("typed", name), raw, |bn, b| {
+            bn.iter(|| rsip_typed(black_box(b)))
+        });
     }
     g.finish();
 }
@@ -178,7 +194,9 @@ fn bench_adversarial(c: &mut Criterion) {
     for (name, raw) in adversarial() {
         let b = Bytes::from(raw);
         g.throughput(Throughput::Bytes(b.len() as u64));
-        g.bench_with_input(BenchmarkId::new("full", name), &b, |bn, b| bn.iter(|| ours_full(black_box(b))));
+        g.bench_with_input(BenchmarkId::new("full", name), &b, |bn, b| {
+            bn.iter(|| ours_full(black_box(b)))
+        });
     }
     g.finish();
 }
@@ -217,23 +235,47 @@ fn print_ratios() {
     }
     let (oi, of, ru, rt) = (median(oi), median(of), median(ru), median(rt));
     eprintln!();
-    eprintln!("== parse-vs-rsip: INVITE ({} bytes), median of 15 interleaved batches ==", INVITE.len());
+    eprintln!(
+        "== parse-vs-rsip: INVITE ({} bytes), median of 15 interleaved batches ==",
+        INVITE.len()
+    );
     eprintln!("ours index-only parse        : {:9.1} ns", oi);
     eprintln!("ours full parse (decode_all) : {:9.1} ns", of);
     eprintln!("rsip untyped                 : {:9.1} ns", ru);
     eprintln!("rsip typed                   : {:9.1} ns", rt);
     eprintln!("RATIO rsip_typed/ours_full   = {:.1}x", rt / of);
     eprintln!("RATIO rsip_untyped/ours_index = {:.1}x", ru / oi);
-    // Worst adversarial input, timed the same way.
+    // Adversarial inputs, timed the same way, with what the parser made of them.
     let mut worst = ("", 0.0f64);
     for (name, raw) in adversarial() {
         let ab = Bytes::from(raw);
         let t = median(median_ns(7, 20, || ours_full(&ab)));
+        let outcome = match Message::parse_with(ab.clone(), &Limits::DEFAULT) {
+            Err(e) => format!("rejected by parse: {:?} at {}", e.kind, e.offset),
+            Ok(m) => match m.decode_all_headers() {
+                Ok(n) => format!("{} headers, {n} values decoded", m.header_count()),
+                Err(e) => format!(
+                    "{} headers, decode: {:?} at {}",
+                    m.header_count(),
+                    e.kind,
+                    e.offset
+                ),
+            },
+        };
+        eprintln!(
+            "adversarial {name:<22} {:6} bytes {:9.1} us  {outcome}",
+            ab.len(),
+            t / 1000.0
+        );
         if t > worst.1 {
             worst = (name, t);
         }
     }
-    eprintln!("WORST adversarial (parse+decode_all): {} {:.1} us", worst.0, worst.1 / 1000.0);
+    eprintln!(
+        "WORST adversarial (parse+decode_all): {} {:.1} us",
+        worst.0,
+        worst.1 / 1000.0
+    );
 }
 
 /// `SIPWARDEN_PROFILE=index|full|rsip [SIPWARDEN_INPUT=<adversarial name>]`: runs one function

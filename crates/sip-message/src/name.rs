@@ -3,6 +3,16 @@
 
 use std::fmt;
 
+/// The compact form of a header, or NUL for none.
+macro_rules! compact_or_nul {
+    () => {
+        '\0'
+    };
+    ($c:literal) => {
+        $c
+    };
+}
+
 macro_rules! header_names {
     ($( $variant:ident => $canon:literal $(, $compact:literal)? ;)*) => {
         /// A known header name. `Other` covers every extension header; compare its text
@@ -57,11 +67,12 @@ macro_rules! header_names {
         const ALL: &[(HeaderName, &str)] = &[ $( (HeaderName::$variant, $canon), )* ];
         /// Compact form (either case) to index + 1 in `ALL`, 0 for none.
         static COMPACT: [u8; 256] = {
-            const C: &[u8] = &[ $( 0u8 $( + ($compact as u8) )?, )* ];
+            const C: &[char] = &[ $( compact_or_nul!($($compact)?), )* ];
             let mut t = [0u8; 256];
             let mut i = 0;
             while i < C.len() {
-                if C[i] != 0 {
+                if C[i] != '\0' {
+                    assert!(C[i].is_ascii_lowercase(), "compact forms are lower-case letters");
                     t[C[i] as usize] = i as u8 + 1;
                     t[C[i].to_ascii_uppercase() as usize] = i as u8 + 1;
                 }
@@ -234,7 +245,15 @@ mod tests {
             }
         }
         for bad in [
-            &b""[..],
+            &b"Via\0"[..],
+            b"To\0",
+            b"Via\x00\x00\x00\x00\x00\x00",
+            b"Max-Forward\xd3",
+            b"P-Asserted-Identit\xd9",
+            b"Contac\x14",
+            b"FROM ",
+            b"Fro\x0d",
+            b"",
             b"Call\rID",
             b"CALL\x0dID",
             b"\xff",

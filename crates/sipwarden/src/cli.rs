@@ -4,12 +4,19 @@
 //! - 0: success (for `parse`: every message is valid);
 //! - 1: the input was read but is not acceptable (for `parse`: at least one invalid message);
 //! - 2: usage error (clap's own code) or an input that could not be read.
+//!
+//! For `check` and `run`: 1 is a configuration with errors (and, for `run`, a start-up failure
+//! such as a data directory that cannot be created or a port that cannot be bound, or the data
+//! plane failing), 2 a configuration file that cannot be read; `run` exits with 0 after a clean
+//! shutdown on SIGTERM or SIGINT.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::check_cmd::{self, CheckArgs};
 use crate::parse_cmd::{self, ParseArgs};
+use crate::run_cmd::{self, RunArgs};
 
 /// Exit code for a successful run.
 pub const EXIT_OK: u8 = 0;
@@ -24,7 +31,8 @@ pub const EXIT_USAGE: u8 = 2;
     version,
     about = "sipwarden: a SIP Session Border Controller",
     long_about = "sipwarden: a SIP Session Border Controller.\n\n\
-                  Exit codes: 0 success, 1 invalid input (e.g. a message that does not parse), \
+                  Exit codes: 0 success, 1 invalid input (a message that does not parse, a \
+                  configuration with errors) or, for run, a failure to start, \
                   2 usage error or unreadable file."
 )]
 pub struct Cli {
@@ -36,6 +44,11 @@ pub struct Cli {
 pub enum Command {
     /// Parse SIP messages (one per file) and print a summary of each, or why it is invalid.
     Parse(ParseArgs),
+    /// Run the SBC: listen, register and proxy, until SIGTERM or SIGINT (SIGHUP reloads the
+    /// configuration file).
+    Run(RunArgs),
+    /// Check a configuration file: print every error, or `FILE: ok` and a summary.
+    Check(CheckArgs),
 }
 
 /// Parses the command line (clap prints usage errors and exits with 2 by itself) and runs the
@@ -44,6 +57,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Parse(args) => parse_cmd::run(&args),
+        Command::Run(args) => run_cmd::run(&args),
+        Command::Check(args) => check_cmd::run(&args),
     };
     ExitCode::from(code)
 }
@@ -61,7 +76,9 @@ mod tests {
     #[test]
     fn parse_takes_json_and_files() {
         let cli = Cli::try_parse_from(["sipwarden", "parse", "--json", "a.sip", "-"]).unwrap();
-        let Command::Parse(args) = cli.command;
+        let Command::Parse(args) = cli.command else {
+            panic!("not parse");
+        };
         assert!(args.json);
         assert_eq!(args.files.len(), 2);
     }
@@ -72,5 +89,28 @@ mod tests {
         assert_eq!(err.exit_code(), i32::from(EXIT_USAGE));
         let err = Cli::try_parse_from(["sipwarden"]).unwrap_err();
         assert_eq!(err.exit_code(), i32::from(EXIT_USAGE));
+        let err = Cli::try_parse_from(["sipwarden", "check"]).unwrap_err();
+        assert_eq!(err.exit_code(), i32::from(EXIT_USAGE));
+        let err = Cli::try_parse_from(["sipwarden", "run", "extra"]).unwrap_err();
+        assert_eq!(err.exit_code(), i32::from(EXIT_USAGE));
+    }
+
+    #[test]
+    fn run_takes_an_optional_config() {
+        let cli = Cli::try_parse_from(["sipwarden", "run"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(args.config, None);
+        let cli = Cli::try_parse_from(["sipwarden", "run", "-c", "a.toml"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run");
+        };
+        assert_eq!(args.config.as_deref(), Some(std::path::Path::new("a.toml")));
+        let cli = Cli::try_parse_from(["sipwarden", "check", "--config", "b.toml"]).unwrap();
+        let Command::Check(args) = cli.command else {
+            panic!("not check");
+        };
+        assert_eq!(args.config, std::path::Path::new("b.toml"));
     }
 }

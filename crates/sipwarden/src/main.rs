@@ -1,10 +1,17 @@
-//! `sipwarden`: the SIP Session Border Controller binary. For now it carries the `parse`
-//! command, which checks SIP messages with the same parser the edge will use; `run` (the SBC
-//! itself) and `check` (configuration validation) come later as further subcommands.
+//! `sipwarden`: the SIP Session Border Controller binary. Commands: `run` (the SBC itself),
+//! `check` (configuration validation) and `parse` (checks SIP messages with the same parser
+//! the edge uses).
 
+mod check_cmd;
 mod cli;
+mod dataplane;
+mod logging;
 mod parse_cmd;
+mod reload;
 mod report;
+mod run_cmd;
+mod service;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -68,7 +68,10 @@ impl<'a> Dec<'a> {
     }
 
     fn u8(&mut self) -> Result<u8> {
-        let (&b, rest) = self.buf.split_first().ok_or_else(|| self.bad("truncated"))?;
+        let (&b, rest) = self
+            .buf
+            .split_first()
+            .ok_or_else(|| self.bad("truncated"))?;
         self.buf = rest;
         Ok(b)
     }
@@ -385,7 +388,16 @@ mod tests {
 
     #[test]
     fn varint_roundtrip_edges() {
-        for v in [0, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let mut e = Enc::default();
             e.varint(v);
             let mut d = Dec::new(&e.0, "t");
@@ -405,7 +417,10 @@ mod tests {
         let bare = Binding::new("sip:alice@example.com", "", UNIX_EPOCH, "", 0, UNIX_EPOCH);
         let set = vec![full, bare];
         let bytes = encode_bindings(&set);
-        assert_eq!(decode_bindings("sip:alice@example.com", &bytes).unwrap(), set);
+        assert_eq!(
+            decode_bindings("sip:alice@example.com", &bytes).unwrap(),
+            set
+        );
     }
 
     #[test]

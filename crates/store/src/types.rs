@@ -94,7 +94,9 @@ impl Binding {
 
     /// Seconds left at `now`, for the `expires` parameter of a 200 OK (0 when lapsed).
     pub fn remaining(&self, now: SystemTime) -> Duration {
-        self.expires_at.duration_since(now).unwrap_or(Duration::ZERO)
+        self.expires_at
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
     }
 
     pub(crate) fn normalize(&mut self) {

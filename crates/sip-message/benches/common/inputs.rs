@@ -11,7 +11,8 @@ pub const OK200: &[u8] = include_bytes!("../data/ok200.sip");
 /// A REGISTER with a Digest Authorization.
 pub const REGISTER: &[u8] = include_bytes!("../data/register.sip");
 
-pub const MESSAGES: [(&str, &[u8]); 3] = [("invite", INVITE), ("ok200", OK200), ("register", REGISTER)];
+pub const MESSAGES: [(&str, &[u8]); 3] =
+    [("invite", INVITE), ("ok200", OK200), ("register", REGISTER)];
 
 /// Every adversarial input is at most this long (the default `Limits::max_message_size`).
 pub const ADV_SIZE: usize = 64 * 1024;
@@ -59,7 +60,10 @@ pub fn adversarial() -> Vec<(&'static str, Vec<u8>)> {
     v.push((
         "via_params_max_lines",
         fill(START, |i| {
-            format!("Via: SIP/2.0/UDP h{i}.example.com;branch=z9hG4bK{i}{}\r\n", rep(";ttl=1", line_max - 60))
+            format!(
+                "Via: SIP/2.0/UDP h{i}.example.com;branch=z9hG4bK{i}{}\r\n",
+                rep(";ttl=1", line_max - 60)
+            )
         }),
     ));
 
@@ -131,7 +135,10 @@ pub fn adversarial() -> Vec<(&'static str, Vec<u8>)> {
     v.push((
         "semicolons",
         fill(START, |i| match i % 3 {
-            0 => format!("Via: SIP/2.0/UDP h.example.com{}\r\n", rep(";", line_max - 40)),
+            0 => format!(
+                "Via: SIP/2.0/UDP h.example.com{}\r\n",
+                rep(";", line_max - 40)
+            ),
             1 => format!("To: <sip:bob@biloxi.com{}>\r\n", rep(";", line_max - 40)),
             _ => format!("Contact: <sip:a@b>{}\r\n", rep(";", line_max - 40)),
         }),
@@ -167,7 +174,9 @@ pub fn adversarial() -> Vec<(&'static str, Vec<u8>)> {
     ));
 
     // A CRLF flood before a small message (leading CRLFs are skipped, RFC 3261 7.5).
-    let small = format!("OPTIONS sip:bob@biloxi.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n{TAIL}");
+    let small = format!(
+        "OPTIONS sip:bob@biloxi.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n{TAIL}"
+    );
     let mut m = rep("\r\n", ADV_SIZE - small.len()).into_bytes();
     m.extend_from_slice(small.as_bytes());
     v.push(("crlf_flood", m));

@@ -1,0 +1,67 @@
+//! # call-engine: the registrar and the stateful proxy of sipwarden, sans-IO
+//!
+//! The engine sits on top of the transaction layer ([`sip_transaction::TransactionLayer`],
+//! which it owns) and below the shell that owns sockets and the clock. It never touches a
+//! socket and never reads a clock:
+//!
+//! - inputs: [`Engine::handle_incoming`] (a parsed message and where it came from),
+//!   [`Engine::handle_bytes`], [`Engine::handle_timeout`], [`Engine::handle_transport_error`],
+//!   each with the current `Instant`;
+//! - outputs: [`Engine::poll_output`] gives [`Output::Transmit`] (bytes, destination and flow,
+//!   and the transaction to blame on a send failure) and [`Output::Event`] (logs, metrics);
+//!   [`Engine::poll_timeout`] says when to call `handle_timeout` next.
+//!
+//! **Rule: after every input, drain `poll_output` until it returns `None`, then re-arm one
+//! timer at `poll_timeout`.** As in the transaction layer, nothing is lost if the shell drains
+//! late, but traces are only reproducible with a full drain after every input.
+//!
+//! Wall-clock time (binding expiry, the Date header) is derived from the `(Instant,
+//! SystemTime)` pair given to [`Engine::new`] (and [`Engine::set_wall_clock`]).
+//!
+//! ## What it does
+//! - **Registrar** (RFC 3261 10.3) for REGISTER whose Request-URI is one of
+//!   [`RegistrarSettings::domains`] or this element: Require check (420), AOR canonicalised
+//!   from To (404 outside our domains), `Contact: *` only alone with `Expires: 0` (400), expiry
+//!   from the Contact parameter, the Expires header or the default, 423 with Min-Expires below
+//!   the minimum, clamped to the maximum, 0 removes; Call-ID/CSeq order enforced by the store
+//!   inside its transaction (500 when out of order); URI-equivalent contacts replace each
+//!   other; q, Contact parameters, `+sip.instance`/`reg-id`, User-Agent kept; Path (RFC 3327)
+//!   stored and echoed when the UA says `Supported: path` (stored but not echoed otherwise);
+//!   the source address and flow stored for NAT'd contacts. The store update is durable
+//!   before the 200, which lists every binding with its remaining expiry and a Date.
+//! - **Stateful proxy** (RFC 3261 16): 16.3 validation in order (400 with the parse reason,
+//!   416, 483 or a local 200 to OPTIONS, 482 with the 16.6-item-8 branch hash that tells
+//!   loops from spirals, 420 with Unsupported), 16.4 (strict-router fix-up, our Route
+//!   removed), 16.5 (location service for our domains: 480 for a known AOR without bindings,
+//!   404 otherwise; foreign URIs forwarded as they are), 16.6 (Max-Forwards, Record-Route
+//!   with `;lr`, Path as Route, strict next hops, our Via with the loop hash, next hop by
+//!   Route or Request-URI through a [`Resolver`] for host names), forking in parallel or by
+//!   q-groups ([`ForkMode`]), 16.7 (1xx but 100 and every 2xx forwarded at once, best final
+//!   response: 6xx first, else the lowest class with 401/407/415/420/484 preferred, 503
+//!   turned into 500, challenges of every 401/407 aggregated; pending branches CANCELled after
+//!   a 2xx or 6xx), Timer C (CANCEL after a provisional, 408 otherwise), 408 when nothing
+//!   answers, upstream CANCEL (200, branches CANCELled, their 487 goes up), ACK for 2xx and
+//!   stray responses forwarded statelessly (16.11).
+//! - **Local answers**: OPTIONS to us (no user part) gets 200 with Allow, Accept and
+//!   Supported; other methods to us get 405.
+//!
+//! ## Not here (yet)
+//! B2BUA legs and dialogs, authentication (policy layer), RFC 3263 DNS (a [`Resolver`] is
+//! supplied), recursion on 3xx, RFC 5626 outbound keepalives, double Record-Route for
+//! transport or interface changes (RFC 5658), NAT rewriting of Contact in responses.
+
+mod engine;
+mod proxy;
+mod registrar;
+mod resolve;
+mod settings;
+mod util;
+
+pub use engine::{Engine, Event, Output, Stats, UserDirectory};
+pub use resolve::{NumericOnly, Resolver, StaticResolver};
+pub use settings::{
+    EngineConfig, ForkMode, Listener, LocalIdentity, ProxySettings, RegistrarSettings, Transport,
+};
+
+/// Re-exported so that the shell and tests name the same types.
+pub use sip_transaction::{Destination, FlowId, Source, TxId};

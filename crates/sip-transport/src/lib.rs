@@ -1,0 +1,537 @@
+//! The SIP transport of sipwarden: a thin tokio shell around the sans-IO layers.
+//!
+//! [`Transport::start`] binds the configured UDP sockets and TCP listeners and returns a
+//! [`TransportHandle`] to send with and a bounded channel of [`Incoming`] messages.
+//!
+//! What arrives:
+//! - **UDP datagrams** are demultiplexed: STUN (RFC 5389 header test) is answered at once with
+//!   the [`stun`] responder (RFC 5626 keepalives); a datagram of nothing but CR/LF is a
+//!   keepalive, ignored or answered with CRLF ([`TransportConfig::udp_keepalive_pong`]);
+//!   everything else is parsed as SIP.
+//! - **TCP streams** are cut with [`sip_message::StreamFramer`]; a CRLFCRLF ping gets a CRLF
+//!   pong (RFC 5626 3.5.1). A stream that cannot be framed is closed.
+//! - A **request** that does not parse gets a stateless answer with the parse error's status
+//!   and reason (`400 malformed Via`, `513 message too large`, ...) when Via, From, To, Call-ID
+//!   and CSeq can be salvaged from the raw bytes; otherwise, and for ACK and responses, it is a
+//!   counted, logged drop. Requests whose top Via is missing or malformed are treated the same.
+//! - Every other request gets `received` and `rport` on its top Via (RFC 3261 18.2.1, RFC 3581)
+//!   before it is delivered, so the layers above see what the RFC says a server sees.
+//!
+//! What leaves, through [`TransportHandle::send`] (never blocks; every queue is bounded and a
+//! full queue is an error and a counted drop):
+//! - a **response** goes on the TCP connection its request came on when `dest.flow` names one
+//!   that is still open; otherwise by its top Via (RFC 3261 18.2.2, RFC 3581 4, see
+//!   [`via::response_target`]): UDP to `received`:`rport`, TCP to `received`:sent-by port over
+//!   an existing connection to that address or a new one;
+//! - a **request** goes over UDP from the socket `dest.flow` names (or the first of the right
+//!   address family), or over TCP on `dest.flow`, an existing connection to `dest.remote`, or a
+//!   new connection (connect timeout). A UDP request larger than
+//!   [`TransportConfig::udp_mtu`] is **switched to TCP by the transport**, which rewrites the
+//!   top Via transport to `TCP` (RFC 3261 18.1.1) and reports it in [`Sent::switched_to_tcp`]:
+//!   the caller keeps its branch (transaction matching is unaffected) and may stop its UDP
+//!   retransmission timer (retransmissions, should they come, are switched the same way and
+//!   reuse the connection).
+//!
+//! Flows: each UDP socket is one [`FlowId`] (the transaction layer hands it back so that
+//! responses leave from the socket the request came to); each TCP connection is another,
+//! reused for responses and for requests to the same flow or the same remote address:port.
+
+mod config;
+mod stateless;
+mod stats;
+mod tcp;
+mod udp;
+pub mod via;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use sip_message::{Limits, Message};
+pub use sip_transaction::{Destination, FlowId, Source};
+use tokio::sync::{mpsc, watch};
+
+pub use config::TransportConfig;
+pub use stateless::{bad_request_response, Unanswerable};
+pub use stats::{DropReason, StatsSnapshot};
+pub use via::{RouteError, ViaError, ViaTarget};
+
+use stats::{inc, Stats};
+
+/// A transport protocol this crate speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Udp,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Protocol::Tcp)
+    }
+
+    /// The Via transport token.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Udp => "UDP",
+            Protocol::Tcp => "TCP",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A SIP message that arrived. Requests carry the stamped top Via.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub msg: Message,
+    pub source: SocketAddr,
+    pub local: SocketAddr,
+    pub flow: FlowId,
+    pub reliable: bool,
+    pub transport: Protocol,
+    pub received_at: Instant,
+}
+
+impl Incoming {
+    /// The source as the transaction layer takes it.
+    pub fn source(&self) -> Source {
+        Source {
+            remote: self.source,
+            flow: self.flow,
+            reliable: self.reliable,
+        }
+    }
+}
+
+/// A message to send. Build it with [`Outgoing::new`] from the transaction layer's
+/// `Output::Transmit { dest, bytes, .. }`.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub bytes: Bytes,
+    pub dest: Destination,
+    /// UDP: the local address to send from when `dest.flow` does not name a UDP socket.
+    pub local: Option<SocketAddr>,
+    /// Responses: route by the top Via (RFC 3261 18.2.2) unless the TCP connection in
+    /// `dest.flow` is open. When false, `dest` is used as it is. Default true.
+    pub route_by_via: bool,
+    /// Requests over TCP with `dest.flow` set: fail with [`SendError::FlowClosed`] when that
+    /// connection is gone instead of using or opening another (RFC 5626 flows to clients
+    /// behind NAT, which a new connection cannot reach). Default false.
+    pub strict_flow: bool,
+}
+
+impl Outgoing {
+    pub fn new(bytes: Bytes, dest: Destination) -> Outgoing {
+        Outgoing {
+            bytes,
+            dest,
+            local: None,
+            route_by_via: true,
+            strict_flow: false,
+        }
+    }
+}
+
+/// What [`TransportHandle::send`] did: the message is queued on this flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub protocol: Protocol,
+    pub flow: FlowId,
+    pub remote: SocketAddr,
+    /// A UDP request was moved to TCP because of its size (top Via rewritten).
+    pub switched_to_tcp: bool,
+    /// A new outbound connection is being opened for it.
+    pub new_connection: bool,
+}
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The queue of the socket or connection is full (counted as a drop).
+    QueueFull,
+    /// No UDP socket for the destination's address family.
+    NoSocket,
+    /// A response that cannot be routed by its Via.
+    Route(RouteError),
+    /// The message had to be parsed (response routing, TCP switch) and did not parse.
+    Malformed,
+    /// Larger than a UDP datagram can be, and not switched to TCP.
+    TooLarge,
+    /// `strict_flow` and the connection is gone.
+    FlowClosed,
+    /// [`TransportConfig::max_connections`] reached.
+    TooManyConnections,
+    /// The transport was shut down.
+    Shutdown,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::QueueFull => f.write_str("send queue full"),
+            SendError::NoSocket => f.write_str("no UDP socket for this address family"),
+            SendError::Route(e) => write!(f, "cannot route response: {e}"),
+            SendError::Malformed => f.write_str("message does not parse"),
+            SendError::TooLarge => f.write_str("too large for a datagram"),
+            SendError::FlowClosed => f.write_str("flow closed"),
+            SendError::TooManyConnections => f.write_str("connection limit reached"),
+            SendError::Shutdown => f.write_str("transport shut down"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// What is known about a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowInfo {
+    pub protocol: Protocol,
+    /// Unknown while an outbound connection is being opened.
+    pub local: Option<SocketAddr>,
+    /// None for a UDP socket.
+    pub remote: Option<SocketAddr>,
+    pub inbound: bool,
+}
+
+/// The largest UDP payload (IPv4).
+const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Where a message came from, for the common receive path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    pub source: SocketAddr,
+    pub local: SocketAddr,
+    pub flow: FlowId,
+    pub protocol: Protocol,
+}
+
+pub(crate) struct Inner {
+    pub cfg: TransportConfig,
+    /// Limits for messages this side rewrote (stamped Via, switched transport): a little room
+    /// for the added parameters.
+    pub relaxed: Limits,
+    pub stats: Stats,
+    next_flow: AtomicU64,
+    pub udp: Vec<udp::UdpSock>,
+    pub tcp_listen: Vec<SocketAddr>,
+    pub conns: Mutex<tcp::ConnTable>,
+    incoming: mpsc::Sender<Incoming>,
+    pub shutdown: watch::Sender<bool>,
+    pub rt: tokio::runtime::Handle,
+}
+
+impl Inner {
+    pub fn new_flow(&self) -> FlowId {
+        FlowId(self.next_flow.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn conns(&self) -> MutexGuard<'_, tcp::ConnTable> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The common receive path for a datagram or a stream frame that is not a keepalive.
+    /// Returns a stateless answer to send back the way the message came.
+    pub fn on_sip(&self, pkt: Bytes, meta: Meta) -> Option<Bytes> {
+        let msg = match Message::parse_with(pkt.clone(), &self.cfg.limits) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.parse_error(e.kind);
+                return self.answer_bad(&pkt, e.status_code(), e.reason(), &meta);
+            }
+        };
+        let msg = if msg.is_request() {
+            match via::stamp_request(&msg, meta.source, self.cfg.force_rport) {
+                Ok(None) => msg,
+                Ok(Some(b)) => match Message::parse_with(b, &self.relaxed) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.stats.drop(DropReason::Internal);
+                        tracing::warn!(source = %meta.source, error = %e, "stamped request does not parse");
+                        return None;
+                    }
+                },
+                Err(e) => {
+                    self.stats.parse_error(e.kind());
+                    return self.answer_bad(&pkt, 400, e.reason(), &meta);
+                }
+            }
+        } else {
+            msg
+        };
+        let inc = Incoming {
+            msg,
+            source: meta.source,
+            local: meta.local,
+            flow: meta.flow,
+            reliable: meta.protocol.is_reliable(),
+            transport: meta.protocol,
+            received_at: Instant::now(),
+        };
+        if self.incoming.try_send(inc).is_err() {
+            self.stats.drop(DropReason::IncomingQueueFull);
+            tracing::debug!(source = %meta.source, "incoming queue full, message dropped");
+        }
+        None
+    }
+
+    fn answer_bad(&self, raw: &[u8], code: u16, reason: &str, meta: &Meta) -> Option<Bytes> {
+        match stateless::bad_request_response(raw, code, reason) {
+            Ok(b) => {
+                inc(&self.stats.bad_requests_answered);
+                tracing::debug!(source = %meta.source, transport = %meta.protocol, code, reason, "bad request answered");
+                Some(b)
+            }
+            Err(Unanswerable::NotARequest) => {
+                self.stats.drop(DropReason::BadResponse);
+                tracing::debug!(source = %meta.source, reason, "malformed response dropped");
+                None
+            }
+            Err(why) => {
+                self.stats.drop(DropReason::UnanswerableRequest);
+                tracing::debug!(source = %meta.source, reason, %why, "malformed request dropped");
+                None
+            }
+        }
+    }
+
+    fn send_udp(
+        &self,
+        bytes: Bytes,
+        remote: SocketAddr,
+        flow: Option<FlowId>,
+        local: Option<SocketAddr>,
+    ) -> Result<Sent, SendError> {
+        if bytes.len() > MAX_UDP_PAYLOAD {
+            return Err(SendError::TooLarge);
+        }
+        let i = udp::pick(&self.udp, flow, local, remote).ok_or(SendError::NoSocket)?;
+        udp::queue(self, i, bytes, remote)?;
+        Ok(Sent {
+            protocol: Protocol::Udp,
+            flow: self.udp[i].flow,
+            remote,
+            switched_to_tcp: false,
+            new_connection: false,
+        })
+    }
+}
+
+/// Starts transports; see the crate documentation.
+pub struct Transport;
+
+impl Transport {
+    /// Binds every configured socket (SO_REUSEADDR; SO_RCVBUF/SO_SNDBUF on UDP as configured)
+    /// and spawns the receive, send and accept tasks on the current runtime.
+    pub async fn start(
+        cfg: TransportConfig,
+    ) -> io::Result<(TransportHandle, mpsc::Receiver<Incoming>)> {
+        let rt = tokio::runtime::Handle::current();
+        let (in_tx, in_rx) = mpsc::channel(cfg.incoming_queue.max(1));
+        let (shutdown, _) = watch::channel(false);
+        let mut next = 1u64;
+        let mut udp_socks = Vec::new();
+        let mut udp_tasks = Vec::new();
+        for addr in &cfg.udp {
+            let sock = Arc::new(tokio::net::UdpSocket::from_std(udp::bind(*addr, &cfg)?)?);
+            let local = sock.local_addr()?;
+            let (tx, rx) = mpsc::channel(cfg.udp_send_queue.max(1));
+            udp_socks.push(udp::UdpSock {
+                flow: FlowId(next),
+                local,
+                tx,
+            });
+            next += 1;
+            udp_tasks.push((sock, rx));
+        }
+        let mut listeners = Vec::new();
+        let mut tcp_listen = Vec::new();
+        for addr in &cfg.tcp {
+            let l = tokio::net::TcpListener::from_std(tcp::bind(*addr)?)?;
+            tcp_listen.push(l.local_addr()?);
+            listeners.push(l);
+        }
+        let mut relaxed = cfg.limits.clone();
+        relaxed.max_message_size = relaxed.max_message_size.saturating_add(256);
+        relaxed.max_line_length = relaxed.max_line_length.saturating_add(256);
+        let inner = Arc::new(Inner {
+            cfg,
+            relaxed,
+            stats: Stats::default(),
+            next_flow: AtomicU64::new(next),
+            udp: udp_socks,
+            tcp_listen,
+            conns: Mutex::new(tcp::ConnTable::default()),
+            incoming: in_tx,
+            shutdown,
+            rt,
+        });
+        for (i, (sock, rx)) in udp_tasks.into_iter().enumerate() {
+            tokio::spawn(udp::recv_loop(inner.clone(), i, sock.clone()));
+            tokio::spawn(udp::send_loop(inner.clone(), sock, rx));
+        }
+        for l in listeners {
+            tokio::spawn(tcp::accept_loop(inner.clone(), l));
+        }
+        Ok((TransportHandle { inner }, in_rx))
+    }
+}
+
+/// Sends messages and reads counters. Cheap to clone; usable from any thread.
+#[derive(Clone)]
+pub struct TransportHandle {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for TransportHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportHandle")
+            .field("udp", &self.udp_addrs())
+            .field("tcp", &self.tcp_addrs())
+            .finish()
+    }
+}
+
+fn is_response(b: &[u8]) -> bool {
+    let s = b
+        .iter()
+        .position(|c| *c != b'\r' && *c != b'\n')
+        .unwrap_or(b.len());
+    b.get(s..s + 4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+}
+
+impl TransportHandle {
+    /// Queues a message; see the crate documentation for where it goes. Never blocks.
+    pub fn send(&self, out: Outgoing) -> Result<Sent, SendError> {
+        let inner = &self.inner;
+        if *inner.shutdown.borrow() {
+            return Err(SendError::Shutdown);
+        }
+        let Outgoing {
+            bytes,
+            dest,
+            local,
+            route_by_via,
+            strict_flow,
+        } = out;
+        if is_response(&bytes) {
+            // Reliable: the connection the request came on, while it is open (18.2.2).
+            // (If it closes between the check and the send, the Via decides below.)
+            if let Some(f) = dest.flow {
+                if inner.conns().by_flow.contains_key(&f) {
+                    match tcp::send(inner, bytes.clone(), dest.remote, Some(f), true) {
+                        Err(SendError::FlowClosed) => {}
+                        r => return r,
+                    }
+                }
+            }
+            if route_by_via {
+                let msg = Message::parse_with(bytes.clone(), &inner.relaxed)
+                    .map_err(|_| SendError::Malformed)?;
+                let t = via::response_target(&msg).map_err(SendError::Route)?;
+                return match t.protocol {
+                    Protocol::Udp => inner.send_udp(bytes, t.addr, dest.flow, local),
+                    Protocol::Tcp => tcp::send(inner, bytes, t.addr, None, false),
+                };
+            }
+            return if dest.reliable {
+                tcp::send(inner, bytes, dest.remote, dest.flow, false)
+            } else {
+                inner.send_udp(bytes, dest.remote, dest.flow, local)
+            };
+        }
+        if dest.reliable {
+            return tcp::send(inner, bytes, dest.remote, dest.flow, strict_flow);
+        }
+        if bytes.len() > inner.cfg.udp_mtu && inner.cfg.large_requests_over_tcp {
+            let msg = Message::parse_with(bytes.clone(), &inner.relaxed)
+                .map_err(|_| SendError::Malformed)?;
+            let rewritten = via::set_top_via_transport(&msg, "TCP")
+                .map_err(|_| SendError::Malformed)?
+                .unwrap_or_else(|| msg.wire());
+            let sent = tcp::send(inner, rewritten, dest.remote, None, false)?;
+            inc(&inner.stats.switched_to_tcp);
+            tracing::debug!(remote = %dest.remote, size = bytes.len(), "large request switched to TCP");
+            return Ok(Sent {
+                switched_to_tcp: true,
+                ..sent
+            });
+        }
+        inner.send_udp(bytes, dest.remote, dest.flow, local)
+    }
+
+    /// The bound UDP addresses, in configuration order.
+    pub fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.udp.iter().map(|u| u.local).collect()
+    }
+
+    /// The flow id of each UDP socket, in configuration order.
+    pub fn udp_flows(&self) -> Vec<FlowId> {
+        self.inner.udp.iter().map(|u| u.flow).collect()
+    }
+
+    /// The bound TCP listener addresses, in configuration order.
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.tcp_listen.clone()
+    }
+
+    /// What is known about a flow; None for a closed connection or an unknown id.
+    pub fn flow(&self, flow: FlowId) -> Option<FlowInfo> {
+        if let Some(u) = self.inner.udp.iter().find(|u| u.flow == flow) {
+            return Some(FlowInfo {
+                protocol: Protocol::Udp,
+                local: Some(u.local),
+                remote: None,
+                inbound: true,
+            });
+        }
+        self.inner.conns().by_flow.get(&flow).map(|c| FlowInfo {
+            protocol: Protocol::Tcp,
+            local: c.local,
+            remote: Some(c.remote),
+            inbound: c.inbound,
+        })
+    }
+
+    /// Open TCP connections (pending outbound ones included).
+    pub fn connection_count(&self) -> usize {
+        self.inner.conns().total
+    }
+
+    /// Closes a TCP connection after what is queued on it has been written. Returns false when
+    /// there is no such connection.
+    pub fn close_flow(&self, flow: FlowId) -> bool {
+        let mut t = self.inner.conns();
+        let Some(c) = t.by_flow.remove(&flow) else {
+            return false;
+        };
+        if t.by_remote.get(&c.remote) == Some(&flow) {
+            t.by_remote.remove(&c.remote);
+        }
+        true
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// Stops every task: sockets and connections close, the [`Incoming`] channel ends once the
+    /// last task has gone.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+}
+
+/// Resolves once the transport is shut down (at once if it already is).
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}

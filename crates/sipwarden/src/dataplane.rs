@@ -1,0 +1,350 @@
+//! The data plane: the transport's listeners and the engine task.
+//!
+//! One tokio task owns the [`Engine`] (sans-IO). It waits for whichever comes first: a message
+//! from the transport's [`Incoming`] channel, the engine's next deadline
+//! (`engine.poll_timeout()`, re-armed after every input), a control message (reload) or the
+//! stop signal; after every input it drains `poll_output()` completely, handing each transmit
+//! to the [`TransportHandle`] and logging each event.
+//!
+//! Store writes: the engine calls the store synchronously (`RegistrationStore::apply` before
+//! the 200 of a REGISTER is queued), so each redb commit (an fsync, ~0.2 ms on a fast disk)
+//! runs inside this task and holds one runtime worker meanwhile. Fine for the registration
+//! rates of an office; a later step can move commits off the task if the engine grows an
+//! asynchronous store interface.
+//!
+//! Zones: a message whose source address belongs to no zone is dropped here, before the
+//! engine sees it (docs/CONFIG.md). The transport itself still answers requests that do not
+//! parse with a stateless 400, whatever their source.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use call_engine::{Engine, Event, Output};
+use config::{Config, ZoneConfig};
+use sip_transport::{Incoming, Outgoing, Transport, TransportHandle};
+use store::RedbStore;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::settings::{self, Bound};
+
+/// How often the engine's wall clock is resynchronised with the system's (after NTP steps).
+const WALL_CLOCK_RESYNC: Duration = Duration::from_secs(60);
+
+/// How long queued transmits get to leave before the sockets close at shutdown.
+const SEND_FLUSH: Duration = Duration::from_millis(50);
+
+/// What a reload changes in the running engine task.
+enum Control {
+    Zones(Vec<ZoneConfig>),
+}
+
+pub struct Dataplane {
+    transport: TransportHandle,
+    control: mpsc::Sender<Control>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<String>>,
+}
+
+/// Whether a reloadable field (as named by `config::ReloadDiff`) is applied to the running
+/// process. The others (timers, registrar, proxy, transport limits, `server_header`) are
+/// taken at start only: the engine and the transport cannot change them while they run yet.
+pub fn applies_live(field: &str) -> bool {
+    field == "general.log_level" || (field.starts_with("zone.") && field.ends_with(".networks"))
+}
+
+/// `running` with the settings that [`applies_live`] taken from `reloaded`.
+pub fn live_part(running: &Config, reloaded: &Config) -> Config {
+    let mut c = running.clone();
+    c.general.log_level = reloaded.general.log_level;
+    c.zone = reloaded.zone.clone();
+    c
+}
+
+impl Dataplane {
+    /// Binds the listeners and starts the engine task.
+    pub async fn start(config: &Config, store: Arc<RedbStore>) -> Result<Dataplane, String> {
+        let (transport, incoming) = Transport::start(settings::transport(config))
+            .await
+            .map_err(|e| bind_error(config, &e))?;
+        let bound = Bound {
+            udp: transport.udp_addrs(),
+            tcp: transport.tcp_addrs(),
+        };
+        for (proto, addrs) in [("udp", &bound.udp), ("tcp", &bound.tcp)] {
+            let zones = config
+                .listen
+                .iter()
+                .filter(|l| l.transport.as_str() == proto)
+                .map(|l| l.zone.as_str());
+            for (addr, zone) in addrs.iter().zip(zones) {
+                info!("listening on {proto} {addr} (zone {zone})");
+            }
+        }
+        let local_ips = local_addresses(&bound);
+        let cfg = settings::engine(config, &bound, &local_ips, settings::random_seed());
+        debug!(
+            "engine identity: {:?}; registrar domains: {:?}",
+            cfg.identity.listeners, cfg.registrar.domains
+        );
+        let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now());
+        let (control, control_rx) = mpsc::channel(8);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = EngineTask {
+            engine,
+            transport: transport.clone(),
+            zones: config.zone.clone(),
+            last_wall_sync: Instant::now(),
+        };
+        let task = tokio::spawn(task.run(incoming, control_rx, stop_rx));
+        Ok(Dataplane {
+            transport,
+            control,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// Applies a reloaded configuration's live settings (see [`applies_live`]).
+    pub fn reconfigure(&self, config: &Config) {
+        if self
+            .control
+            .try_send(Control::Zones(config.zone.clone()))
+            .is_err()
+        {
+            warn!("the engine task is busy or gone; the new zone networks are not applied");
+        }
+    }
+
+    /// Resolves, with the reason, if the engine task ends by itself (it should not).
+    pub async fn failed(&mut self) -> String {
+        match &mut self.task {
+            Some(task) => {
+                let why = match task.await {
+                    Ok(why) => why,
+                    Err(e) => format!("the engine task failed: {e}"),
+                };
+                self.task = None;
+                why
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops the engine task, lets queued transmits leave, closes the listeners; waits at most
+    /// `grace` for the engine task.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            match tokio::time::timeout(grace, task).await {
+                Ok(Ok(why)) => debug!("engine task: {why}"),
+                Ok(Err(e)) => warn!("the engine task failed: {e}"),
+                Err(_) => {
+                    warn!("the engine task did not stop within {grace:?}; abandoned");
+                    abort.abort();
+                }
+            }
+        }
+        tokio::time::sleep(SEND_FLUSH).await;
+        self.transport.shutdown();
+        let s = self.transport.stats();
+        info!(
+            "listeners closed: {} datagrams and {} TCP messages received, {} and {} sent",
+            s.udp_received, s.tcp_received, s.udp_sent, s.tcp_sent
+        );
+    }
+}
+
+fn bind_error(config: &Config, e: &std::io::Error) -> String {
+    let hint = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "; ports below 1024 need root (or CAP_NET_BIND_SERVICE): run as root, or change \
+             the [[listen]] addresses in a configuration file (--config)"
+        }
+        std::io::ErrorKind::AddrInUse => "; another process is using one of these ports",
+        std::io::ErrorKind::AddrNotAvailable => {
+            "; an address of [[listen]] is not one of this machine's"
+        }
+        _ => "",
+    };
+    format!(
+        "cannot listen on {}: {e}{hint}",
+        crate::check_cmd::listeners(config)
+    )
+}
+
+/// The addresses a wildcard listener receives on: every interface address (none needed when
+/// no listener is a wildcard).
+fn local_addresses(bound: &Bound) -> Vec<IpAddr> {
+    let wildcard = bound
+        .udp
+        .iter()
+        .chain(&bound.tcp)
+        .any(|a| a.ip().is_unspecified());
+    if !wildcard {
+        return Vec::new();
+    }
+    match nix::ifaddrs::getifaddrs() {
+        Ok(ifs) => {
+            let mut ips: Vec<IpAddr> = Vec::new();
+            for i in ifs {
+                let Some(addr) = i.address else { continue };
+                let ip = if let Some(v4) = addr.as_sockaddr_in() {
+                    IpAddr::V4(v4.ip())
+                } else if let Some(v6) = addr.as_sockaddr_in6() {
+                    let ip = v6.ip();
+                    // Link-local addresses need a scope, which a SIP URI cannot carry.
+                    if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                        continue;
+                    }
+                    IpAddr::V6(ip)
+                } else {
+                    continue;
+                };
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+            ips
+        }
+        Err(e) => {
+            warn!(
+                "cannot list the interface addresses ({e}): requests to this machine's \
+                 addresses through a wildcard listener are not recognised as ours"
+            );
+            Vec::new()
+        }
+    }
+}
+
+struct EngineTask {
+    engine: Engine,
+    transport: TransportHandle,
+    zones: Vec<ZoneConfig>,
+    last_wall_sync: Instant,
+}
+
+impl EngineTask {
+    /// Runs until the stop signal, or until the transport's channel ends; returns why.
+    async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        mut control: mpsc::Receiver<Control>,
+        mut stop: watch::Receiver<bool>,
+    ) -> String {
+        loop {
+            let deadline = self.engine.poll_timeout();
+            let timer = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return "stopped".to_owned(),
+                Some(c) = control.recv() => match c {
+                    Control::Zones(z) => {
+                        self.zones = z;
+                        continue;
+                    }
+                },
+                msg = incoming.recv() => match msg {
+                    Some(m) => self.on_incoming(m),
+                    None => return "the transport stopped delivering messages".to_owned(),
+                },
+                _ = timer => {
+                    let now = Instant::now();
+                    self.sync_wall_clock(now);
+                    self.engine.handle_timeout(now);
+                }
+            }
+            self.drain();
+        }
+    }
+
+    fn on_incoming(&mut self, m: Incoming) {
+        let ip = m.source.ip().to_canonical();
+        if !self.zones.iter().any(|z| z.contains(ip)) {
+            debug!(source = %m.source, "dropped: the source address is in no zone");
+            return;
+        }
+        let now = Instant::now();
+        let source = m.source();
+        self.engine.handle_incoming(now, m.msg, source);
+    }
+
+    fn sync_wall_clock(&mut self, now: Instant) {
+        if now.duration_since(self.last_wall_sync) >= WALL_CLOCK_RESYNC {
+            self.engine.set_wall_clock(now, SystemTime::now());
+            self.last_wall_sync = now;
+        }
+    }
+
+    /// Hands every pending output to the transport or the log.
+    fn drain(&mut self) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Transmit { dest, bytes, tx } => {
+                    if let Err(e) = self.transport.send(Outgoing::new(bytes, dest)) {
+                        debug!(remote = %dest.remote, "send failed: {e}");
+                        if let Some(tx) = tx {
+                            self.engine.handle_transport_error(Instant::now(), tx);
+                        }
+                    }
+                }
+                Output::Event(ev) => log_event(ev),
+            }
+        }
+    }
+}
+
+fn log_event(ev: Event) {
+    match ev {
+        Event::Registered {
+            aor,
+            bindings,
+            source,
+        } => debug!(source = %source.remote, "registered {aor}: {bindings} bindings"),
+        Event::RegisterRejected {
+            aor,
+            status,
+            reason,
+            source,
+        } => debug!(
+            source = %source.remote,
+            "REGISTER {} refused: {status} {reason}",
+            aor.as_deref().unwrap_or("-")
+        ),
+        Event::Rejected {
+            method,
+            status,
+            reason,
+            source,
+        } => debug!(source = %source.remote, "{method} answered {status} {reason}"),
+        Event::StoreFailed { op, error } => error!("store {op} failed: {error}"),
+        Event::Purged { bindings } => debug!("{bindings} lapsed bindings purged"),
+        Event::Dropped { reason, source } => match source {
+            Some(s) => debug!(source = %s.remote, "dropped: {reason}"),
+            None => debug!("dropped: {reason}"),
+        },
+        other => debug!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_log_level_and_zone_networks_apply_live() {
+        assert!(applies_live("general.log_level"));
+        assert!(applies_live("zone.lan.networks"));
+        assert!(!applies_live("transaction.t1_ms"));
+        assert!(!applies_live("registrar.domains"));
+        assert!(!applies_live("zone.dmz"));
+    }
+}
