@@ -18,6 +18,32 @@
 //! Wall-clock time (binding expiry, the Date header) is derived from the `(Instant,
 //! SystemTime)` pair given to [`Engine::new`] (and [`Engine::set_wall_clock`]).
 //!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::{Instant, SystemTime};
+//! use call_engine::{Engine, EngineConfig, FlowId, Listener, Output, Source, Transport};
+//!
+//! let mut cfg = EngineConfig::default();
+//! cfg.registrar.domains = vec!["example.com".into()];
+//! cfg.identity.listeners = vec![Listener::new(Transport::Udp, "198.51.100.1:5060".parse().unwrap())];
+//! let mut engine = Engine::new(cfg, Arc::new(store::MemoryStore::new()), Instant::now(), SystemTime::now());
+//!
+//! let options = "OPTIONS sip:198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20;branch=z9hG4bK1\r\n\
+//!     To: <sip:198.51.100.1>\r\nFrom: <sip:carol@example.net>;tag=1\r\nCall-ID: a@b\r\n\
+//!     CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+//! let source = Source { remote: "192.0.2.20:5060".parse().unwrap(), flow: FlowId(1), reliable: false };
+//! engine.handle_bytes(Instant::now(), bytes::Bytes::from_static(options.as_bytes()), source);
+//! // Drain after every input.
+//! let mut answered = false;
+//! while let Some(out) = engine.poll_output() {
+//!     if let Output::Transmit { dest, bytes, .. } = out {
+//!         assert_eq!(dest.remote, source.remote);
+//!         answered = bytes.starts_with(b"SIP/2.0 200 OK");
+//!     }
+//! }
+//! assert!(answered);
+//! ```
+//!
 //! ## What it does
 //! - **Registrar** (RFC 3261 10.3) for REGISTER whose Request-URI is one of
 //!   [`RegistrarSettings::domains`] or this element: Require check (420), AOR canonicalised

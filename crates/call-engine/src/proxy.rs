@@ -139,13 +139,9 @@ impl Engine {
         if method == Method::Register && ours {
             return self.register(now, id, &work, source);
         }
-        let disposition = match self.disposition(&work, has_routes) {
-            Ok(d) => d,
-            Err((status, reason)) => {
-                return self.reject(now, id, &work, source, status, reason, &[])
-            }
-        };
-        if let Disposition::Local = disposition {
+        // 16.5 decides below; a request for us is answered here, as a UAS.
+        let disposition = self.disposition(&work, has_routes);
+        if let Ok(Disposition::Local) = disposition {
             if method == Method::Options {
                 return self.answer_options(now, id, &work);
             }
@@ -213,7 +209,10 @@ impl Engine {
         }
         // 16.5: the target set.
         let groups = match disposition {
-            Disposition::Location(aor) => match self.location(now, &aor) {
+            Err((status, reason)) => {
+                return self.reject(now, id, &work, source, status, reason, &[])
+            }
+            Ok(Disposition::Location(aor)) => match self.location(now, &aor) {
                 Ok(g) => g,
                 Err((status, reason)) => {
                     return self.reject(now, id, &work, source, status, &reason, &[])
@@ -294,7 +293,8 @@ impl Engine {
 
     /// Hash of the fields that decide how a request is processed: To tag, From tag, Call-ID,
     /// Request-URI as received, the Via that was on top when we got it (sent-by and branch:
-    /// `received`/`rport` are ours to add), CSeq number, Proxy-Require, Proxy-Authorization.
+    /// `received`/`rport` are ours to add), CSeq number, Route, Proxy-Require,
+    /// Proxy-Authorization, all as received.
     pub(crate) fn loop_hash(&self, msg: &Message, via: Option<&Via<'_>>) -> u64 {
         let mut h = Fnv::new(self.cfg.seed);
         let to_tag = msg.to().and_then(|t| t.ok()).and_then(|t| t.tag());
@@ -314,6 +314,11 @@ impl Engine {
         }
         let seq = msg.cseq().and_then(|c| c.ok()).map_or(0, |c| c.seq);
         h.field(&seq.to_le_bytes());
+        // A request that comes back with another Route set is a spiral (it passes us twice
+        // by design), not a loop (16.6 item 8: "including any Route ... header fields").
+        for v in msg.header_values(HeaderName::Route) {
+            h.field(v);
+        }
         for v in msg.header_values(HeaderName::ProxyRequire) {
             h.field(v);
         }
@@ -852,7 +857,13 @@ impl Engine {
         match b.timer_c {
             Some(at) if b.pending() && at > now => {
                 // Reset by a provisional response since this entry was armed.
-                return self.arm(at, EngineTimer::TimerC { ctx: cid, branch: bi });
+                return self.arm(
+                    at,
+                    EngineTimer::TimerC {
+                        ctx: cid,
+                        branch: bi,
+                    },
+                );
             }
             Some(_) if b.pending() => b.timer_c = None,
             _ => return,

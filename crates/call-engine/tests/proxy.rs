@@ -649,3 +649,123 @@ fn response_via_fix_up_adds_received_and_rport() {
     assert_eq!(vias[1].rport, Some(Some(5060)));
     assert_eq!(vias[1].branch, Some("z9hG4bKrp"));
 }
+
+#[test]
+fn timer_c_then_no_answer_to_the_cancel_is_408() {
+    let mut h = registered(1);
+    invite_alice(&mut h, "call-c2");
+    let inv = h.request_to(ALICE1, "INVITE");
+    h.send_msg(reply(&inv, 180, "Ringing", "d1", &[]), ALICE1);
+    h.take();
+    h.advance(Duration::from_secs(181));
+    h.request_to(ALICE1, "CANCEL");
+    // The device ignores the CANCEL: 64*T1 later the INVITE is given up (9.1).
+    h.advance(Duration::from_secs(33));
+    let st: Vec<u16> = statuses_to(&mut h, CALLER);
+    assert!(st.first() == Some(&408), "{st:?}");
+}
+
+#[test]
+fn a_2xx_retransmitted_after_the_transactions_is_forwarded_statelessly() {
+    let mut h = registered(1);
+    invite_alice(&mut h, "call-rtx");
+    let inv = h.request_to(ALICE1, "INVITE");
+    let ok = reply(
+        &inv,
+        200,
+        "OK",
+        "d1",
+        &[("Contact", "<sip:alice@192.0.2.10:5060>")],
+    );
+    h.send_msg(ok.clone(), ALICE1);
+    assert_eq!(h.response_to(CALLER).status(), Some(200));
+    h.advance(Duration::from_secs(40));
+    assert_eq!(h.engine.context_count(), 0);
+    h.take();
+    // The callee's UA core retransmits its 2xx (no ACK reached it): no transaction matches
+    // any more, our Via is on top, so it goes to the next Via.
+    h.send_msg(ok, ALICE1);
+    let r = h.response_to(CALLER);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.vias().count(), 1);
+    assert_eq!(h.engine.stats().stateless_forwards, 1);
+}
+
+#[test]
+fn register_with_a_route_to_us_reaches_the_registrar() {
+    let mut h = H::new();
+    let text = register_text(
+        "alice",
+        ALICE1,
+        &["<sip:alice@192.0.2.10>"],
+        "r1",
+        1,
+        "Route: <sip:sbc.example.com;lr>\r\n",
+        1,
+    );
+    h.send(&text, ALICE1);
+    assert_eq!(h.response_to(ALICE1).status(), Some(200));
+    let text = request_text(
+        "OPTIONS",
+        "sip:sbc.example.com",
+        CALLER,
+        "o1",
+        "z9hG4bKo9",
+        1,
+        "",
+    );
+    h.send(&text, CALLER);
+    assert_eq!(h.response_to(CALLER).status(), Some(200));
+}
+
+#[test]
+fn garbage_is_dropped_with_a_reason() {
+    let mut h = H::new();
+    h.engine.handle_bytes(
+        h.now,
+        bytes::Bytes::from_static(b"INVITE sip:a@b\r\n\r\n"),
+        udp(CALLER),
+    );
+    h.drain();
+    assert!(h.sent.is_empty());
+    assert_eq!(
+        h.events_matching(
+            |e| matches!(e, Event::Dropped { reason, .. } if reason.contains("start line"))
+        ),
+        1
+    );
+}
+
+#[test]
+fn the_engine_can_move_to_another_thread() {
+    fn send<T: Send>() {}
+    send::<call_engine::Engine>();
+}
+
+#[test]
+fn a_request_routed_through_us_twice_is_a_spiral() {
+    let mut h = H::new();
+    // In-dialog BYE whose route set passes us, then 192.0.2.41, then us again.
+    let text = request_text(
+        "BYE",
+        "sip:bob@192.0.2.31",
+        CALLER,
+        "dlg-3",
+        "z9hG4bKsp1",
+        2,
+        "Route: <sip:198.51.100.1;lr>, <sip:192.0.2.41;lr>, <sip:sbc.example.com;lr>, <sip:192.0.2.42;lr>\r\n",
+    )
+    .replace("To: <sip:bob@192.0.2.31>", "To: <sip:bob@example.com>;tag=b1");
+    h.send(&text, CALLER);
+    let bye = h.request_to("192.0.2.41:5060", "BYE");
+    // 192.0.2.41 removes its Route value and sends it back to us.
+    let mut ed = sip_message::Editor::new(&bye);
+    ed.remove_first_route();
+    ed.push_via("SIP/2.0/UDP 192.0.2.41:5060;branch=z9hG4bKmid")
+        .unwrap();
+    let back = Message::parse(ed.finish()).unwrap();
+    h.send_msg(back, "192.0.2.41:5060");
+    let bye2 = h.request_to("192.0.2.42:5060", "BYE");
+    assert_eq!(bye2.vias().count(), 4);
+    assert_eq!(h.engine.stats().loops_detected, 0);
+}

@@ -201,24 +201,36 @@ impl<'a> Cursor<'a> {
         }
         let start = self.pos;
         let b = self.bytes();
+        let mut i = start;
         loop {
-            match memchr::memchr2(b'"', b'\\', b.get(self.pos..).unwrap_or(&[])) {
-                None => return Err(self.err_at(ErrorKind::UnterminatedQuote, open)),
-                Some(i) => {
-                    let at = self.pos + i;
-                    if b.get(at) == Some(&b'\\') {
-                        // quoted-pair: the escaped byte may be anything but CR and LF
-                        match b.get(at + 1) {
-                            Some(b'\r') | Some(b'\n') | None => {
-                                return Err(self.err_at(ErrorKind::UnterminatedQuote, open))
-                            }
-                            Some(_) => self.pos = at + 2,
-                        }
-                    } else {
-                        self.pos = at + 1;
-                        return Ok(self.slice(start, at));
+            // The next `"` or `\`. After an escape another one may follow at once, so the
+            // next 32 bytes are searched with a plain loop (a vectorised search per escape costs
+            // ~90 instructions per two bytes on `"\"\"\"..."`); the first search, and long
+            // runs, use memchr2.
+            let rest = b.get(i..).unwrap_or(&[]);
+            let near = if i == start {
+                &[][..]
+            } else {
+                rest.get(..32).unwrap_or(rest)
+            };
+            let at = match near.iter().position(|&c| c == b'"' || c == b'\\') {
+                Some(k) => i + k,
+                None => match memchr::memchr2(b'"', b'\\', &rest[near.len()..]) {
+                    Some(k) => i + near.len() + k,
+                    None => return Err(self.err_at(ErrorKind::UnterminatedQuote, open)),
+                },
+            };
+            if b[at] == b'\\' {
+                // quoted-pair: the escaped byte may be anything but CR and LF
+                match b.get(at + 1) {
+                    Some(b'\r') | Some(b'\n') | None => {
+                        return Err(self.err_at(ErrorKind::UnterminatedQuote, open))
                     }
+                    Some(_) => i = at + 2,
                 }
+            } else {
+                self.pos = at + 1;
+                return Ok(self.slice(start, at));
             }
         }
     }
@@ -435,6 +447,35 @@ mod tests {
             c.quoted().unwrap_err(),
             ParseError::new(ErrorKind::UnterminatedQuote, 10)
         );
+    }
+
+    #[test]
+    fn quoted_strings_long_and_short() {
+        for (body, ok) in [
+            ("a".repeat(100), true),
+            ("\\\"".repeat(40), true),
+            (format!("{}\\\\", "x".repeat(31)), true),
+            (format!("{}\\", "x".repeat(31)), false),
+            (format!("{}\\", "x".repeat(32)), false),
+            (format!("{}\\", "x".repeat(70)), false),
+            ("\u{e9}\\\u{e9}".to_string(), true),
+        ] {
+            let text = format!("\"{body}\" rest");
+            let mut c = Cursor::new(&text, 0, 8);
+            match c.quoted() {
+                Ok(q) => {
+                    assert!(ok, "{text:?}");
+                    assert_eq!(q, body);
+                    assert_eq!(c.rest(), " rest");
+                }
+                Err(e) => {
+                    assert!(!ok, "{text:?}: {e}");
+                    assert_eq!(e.kind, ErrorKind::UnterminatedQuote);
+                }
+            }
+        }
+        let long_open = format!("\"{}", "y".repeat(100));
+        assert!(Cursor::new(&long_open, 0, 8).quoted().is_err());
     }
 
     #[test]

@@ -120,6 +120,11 @@ fn on_hangup(s: &mut Service, dataplane: &Dataplane) {
             // Only what was applied becomes the running configuration, so that a later reload
             // still reports the rest as waiting for a restart.
             let running = dataplane::live_part(&s.config, &config);
+            if running.general.log_level != s.config.general.log_level {
+                if let Some(env) = s.log.env_override() {
+                    info!("RUST_LOG ({env}) is set: it still decides what is logged");
+                }
+            }
             s.log.set_level(running.general.log_level);
             dataplane.reconfigure(&running);
             s.config = running;
