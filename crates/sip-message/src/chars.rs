@@ -35,10 +35,6 @@ pub(crate) static PASSWORD: [bool; 256] = build(b"-_.!~*'()&=+$,", true);
 pub(crate) static PARAMCHAR: [bool; 256] = build(b"[]/:&+$-_.!~*'()", true);
 /// URI header `hname`/`hvalue` characters other than escapes.
 pub(crate) static HCHAR: [bool; 256] = build(b"[]/?:+$-_.!~*'()", true);
-/// Letters and digits.
-pub(crate) static ALNUM: [bool; 256] = build(b"", true);
-/// Host name characters (IPv4 addresses are a subset).
-pub(crate) static HOSTNAME: [bool; 256] = build(b"-.", true);
 /// Characters of a generic-param value that is not quoted: token plus what hosts and IPv6
 /// references need (`gen-value = token / host / quoted-string`).
 pub(crate) static GENVALUE: [bool; 256] = build(b"-.!%*_+`'~:[]", true);
@@ -88,3 +84,30 @@ pub(crate) fn all_escaped(s: &[u8], class: &[bool; 256]) -> bool {
 pub fn is_token_str(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token)
 }
+
+/// Host character classes for `uri::scan_host`: one table load tells what a byte is.
+pub(crate) const HC_OTHER: u8 = 0;
+pub(crate) const HC_DIGIT: u8 = 1;
+pub(crate) const HC_ALPHA: u8 = 2;
+pub(crate) const HC_DOT: u8 = 3;
+pub(crate) const HC_DASH: u8 = 4;
+pub(crate) static HOST_CLASS: [u8; 256] = {
+    let mut t = [HC_OTHER; 256];
+    let mut c = 0usize;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_digit() {
+            HC_DIGIT
+        } else if b.is_ascii_alphabetic() {
+            HC_ALPHA
+        } else if b == b'.' {
+            HC_DOT
+        } else if b == b'-' {
+            HC_DASH
+        } else {
+            HC_OTHER
+        };
+        c += 1;
+    }
+    t
+};

@@ -299,6 +299,17 @@ fn scan_head(b: &[u8], h: &mut HeadScan, limits: &Limits) -> ScanResult {
         let rest = b.get(h.scan..).unwrap_or(&[]);
         let Some(i) = memchr::memchr(b'\n', rest) else {
             h.scan = b.len();
+            // A partial line that starts with anything but white space or a line break closes
+            // the previous field. Close it now, so that the error a stream gets does not depend
+            // on where TCP cut it (fuzz finding F2).
+            if !h.in_start_line {
+                if let (Some(&first), Some(fs)) = (b.get(h.line_start), h.field_start) {
+                    if !matches!(first, b' ' | b'\t' | b'\r' | b'\n') {
+                        h.field_start = None;
+                        end_field(b, fs, h.line_start, h)?;
+                    }
+                }
+            }
             check_partial_line(b, h, limits)?;
             if b.len() > limits.max_message_size {
                 return Err((FramingErrorKind::HeaderTooLarge, limits.max_message_size));

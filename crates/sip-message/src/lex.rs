@@ -153,6 +153,11 @@ impl<'a> Cursor<'a> {
         self.s.get(from..to).unwrap_or("")
     }
 
+    /// The text from `from` to the end.
+    pub fn rest_from(&self, from: usize) -> &'a str {
+        self.slice(from, self.s.len())
+    }
+
     pub fn rest(&self) -> &'a str {
         self.slice(self.pos, self.s.len())
     }

@@ -101,6 +101,8 @@ impl<'a, T: TypedHeader<'a>> TypedIter<'a, T> {
                 return Some(Ok(v));
             }
             let f = self.fields.find(|f| f.name == T::NAME)?;
+            // `max_values` bounds the values of one field, not of the message.
+            self.values = 0;
             match self.msg.cursor(f) {
                 Ok(c) => {
                     if c.at_end() {

@@ -44,43 +44,10 @@ pub enum Host<'a> {
 impl<'a> Host<'a> {
     /// Parses a host: `[v6]`, a dotted IPv4 address, or a host name.
     pub fn parse(s: &'a str) -> Result<Host<'a>, ErrorKind> {
-        let b = s.as_bytes();
-        if let Some(inner) = s.strip_prefix('[') {
-            let inner = inner.strip_suffix(']').ok_or(ErrorKind::BadHost)?;
-            return inner
-                .parse::<Ipv6Addr>()
-                .map(Host::V6)
-                .map_err(|_| ErrorKind::BadHost);
+        match scan_host(s, 0)? {
+            (host, end) if end == s.len() => Ok(host),
+            _ => Err(ErrorKind::BadHost),
         }
-        if b.is_empty() || b.len() > 255 {
-            return Err(ErrorKind::BadHost);
-        }
-        if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
-            return parse_ipv4(b).map(Host::V4).ok_or(ErrorKind::BadHost);
-        }
-        // hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanum with inner '-'.
-        // One pass (this runs for every URI and Via): no empty label, no label starting or
-        // ending with '-'. Letters and digits, the common case, take one table load and one
-        // branch.
-        let name = b.strip_suffix(b".").unwrap_or(b);
-        let mut prev = b'.';
-        for &c in name {
-            if !chars::ALNUM[c as usize] {
-                let ok = match c {
-                    b'.' => prev != b'.' && prev != b'-',
-                    b'-' => prev != b'.',
-                    _ => false,
-                };
-                if !ok {
-                    return Err(ErrorKind::BadHost);
-                }
-            }
-            prev = c;
-        }
-        if prev == b'.' || prev == b'-' {
-            return Err(ErrorKind::BadHost);
-        }
-        Ok(Host::Name(s))
     }
 
     pub fn ip(&self) -> Option<IpAddr> {
@@ -454,24 +421,9 @@ fn parse_sip<'a>(
         }
         None => (None, None, at),
     };
-    // host
-    let mut i = host_at;
-    if b.get(i) == Some(&b'[') {
-        match memchr::memchr(b']', b.get(i..).unwrap_or(&[])) {
-            Some(j) => i += j + 1,
-            None => return Err(err(ErrorKind::BadHost, host_at)),
-        }
-    } else {
-        while let Some(&c) = b.get(i) {
-            if chars::HOSTNAME[c as usize] {
-                i += 1;
-            } else {
-                break;
-            }
-        }
-    }
+    // host: scanned and checked in one pass
+    let (host, mut i) = scan_host(s, host_at).map_err(|k| err(k, host_at))?;
     let host_str = slice(host_at, i);
-    let host = Host::parse(host_str).map_err(|k| err(k, host_at))?;
     // port
     let mut port = None;
     if b.get(i) == Some(&b':') {
@@ -661,6 +613,51 @@ fn find_byte(needle: u8, s: &[u8]) -> Option<usize> {
     } else {
         memchr::memchr(needle, s)
     }
+}
+
+/// Scans and checks the host that starts at `s[start..]` in one pass, stopping at the first
+/// byte that cannot belong to it. Returns the host and the index after it. This runs for
+/// every URI and Via of every message, so the host is looked at once: names are checked as
+/// they are scanned (`hostname = *( domainlabel "." ) toplabel [ "." ]`, labels of letters,
+/// digits and inner `-`), and a host of digits and dots only is an IPv4 address.
+pub(crate) fn scan_host(s: &str, start: usize) -> Result<(Host<'_>, usize), ErrorKind> {
+    let b = s.as_bytes();
+    if b.get(start) == Some(&b'[') {
+        let close =
+            memchr::memchr(b']', b.get(start..).unwrap_or(&[])).ok_or(ErrorKind::BadHost)?;
+        let end = start + close + 1;
+        let inner = s.get(start + 1..end - 1).ok_or(ErrorKind::BadHost)?;
+        let ip = inner.parse::<Ipv6Addr>().map_err(|_| ErrorKind::BadHost)?;
+        return Ok((Host::V6(ip), end));
+    }
+    let mut i = start;
+    let mut prev = b'.';
+    let mut digits_only = true;
+    while let Some(&c) = b.get(i) {
+        match chars::HOST_CLASS[c as usize] {
+            chars::HC_DIGIT => {}
+            chars::HC_ALPHA => digits_only = false,
+            // no empty label, no label ending with '-'
+            chars::HC_DOT if prev != b'.' && prev != b'-' => {}
+            // no label starting with '-'
+            chars::HC_DASH if prev != b'.' => digits_only = false,
+            chars::HC_DOT | chars::HC_DASH => return Err(ErrorKind::BadHost),
+            _ => break,
+        }
+        prev = c;
+        i += 1;
+    }
+    let text = s.get(start..i).unwrap_or("");
+    if text.is_empty() || text.len() > 255 || prev == b'-' {
+        return Err(ErrorKind::BadHost);
+    }
+    if digits_only {
+        return parse_ipv4(text.as_bytes())
+            .map(|a| (Host::V4(a), i))
+            .ok_or(ErrorKind::BadHost);
+    }
+    // A single trailing dot (a fully qualified name) is allowed; two were refused above.
+    Ok((Host::Name(text), i))
 }
 
 /// 1 to 5 digits, at most 65535.

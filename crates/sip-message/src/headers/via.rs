@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 
 use super::At;
-use crate::chars;
 use crate::error::{ErrorKind, Result};
 use crate::lex::{Cursor, Params};
 use crate::name::HeaderName;
@@ -96,17 +95,9 @@ impl<'a> TypedHeader<'a> for Via<'a> {
         }
         // sent-by
         let h0 = c.pos();
-        if c.peek() == Some(b'[') {
-            let rest = c.bytes().get(h0..).unwrap_or(&[]);
-            match memchr::memchr(b']', rest) {
-                Some(j) => c.set_pos(h0 + j + 1),
-                None => return Err(c.err_at(ErrorKind::BadHost, h0)),
-            }
-        } else {
-            c.take_class(&chars::HOSTNAME);
-        }
+        let (host, h1) = crate::uri::scan_host(c.rest_from(h0), 0).map_err(|k| c.err_at(k, h0))?;
+        c.set_pos(h0 + h1);
         let host_str = c.slice(h0, c.pos());
-        let host = Host::parse(host_str).map_err(|k| c.err_at(k, h0))?;
         let mut port = None;
         if c.eat_ws(b':') {
             c.skip_ws();
