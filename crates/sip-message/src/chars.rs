@@ -85,12 +85,13 @@ pub fn is_token_str(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token)
 }
 
-/// Host character classes for `uri::scan_host`: one table load tells what a byte is.
+/// Host character classes for `uri::scan_host`: one table load tells what a byte is. The
+/// classes are bits so that the scan can OR together what it has seen.
 pub(crate) const HC_OTHER: u8 = 0;
 pub(crate) const HC_DIGIT: u8 = 1;
 pub(crate) const HC_ALPHA: u8 = 2;
-pub(crate) const HC_DOT: u8 = 3;
-pub(crate) const HC_DASH: u8 = 4;
+pub(crate) const HC_DOT: u8 = 4;
+pub(crate) const HC_DASH: u8 = 8;
 pub(crate) static HOST_CLASS: [u8; 256] = {
     let mut t = [HC_OTHER; 256];
     let mut c = 0usize;

@@ -631,24 +631,28 @@ pub(crate) fn scan_host(s: &str, start: usize) -> Result<(Host<'_>, usize), Erro
         return Ok((Host::V6(ip), end));
     }
     let mut i = start;
-    let mut prev = b'.';
-    let mut digits_only = true;
+    // Class of the previous byte (a virtual '.' before the first) and of every byte so far.
+    let mut prev = chars::HC_DOT;
+    let mut seen = 0u8;
     while let Some(&c) = b.get(i) {
-        match chars::HOST_CLASS[c as usize] {
-            chars::HC_DIGIT => {}
-            chars::HC_ALPHA => digits_only = false,
-            // no empty label, no label ending with '-'
-            chars::HC_DOT if prev != b'.' && prev != b'-' => {}
-            // no label starting with '-'
-            chars::HC_DASH if prev != b'.' => digits_only = false,
-            chars::HC_DOT | chars::HC_DASH => return Err(ErrorKind::BadHost),
-            _ => break,
+        let k = chars::HOST_CLASS[c as usize];
+        if k & (chars::HC_DIGIT | chars::HC_ALPHA) == 0 {
+            match k {
+                // no empty label, no label ending with '-'
+                chars::HC_DOT if prev & (chars::HC_DOT | chars::HC_DASH) == 0 => {}
+                // no label starting with '-'
+                chars::HC_DASH if prev != chars::HC_DOT => {}
+                chars::HC_DOT | chars::HC_DASH => return Err(ErrorKind::BadHost),
+                _ => break,
+            }
         }
-        prev = c;
+        seen |= k;
+        prev = k;
         i += 1;
     }
+    let digits_only = seen & (chars::HC_ALPHA | chars::HC_DASH) == 0;
     let text = s.get(start..i).unwrap_or("");
-    if text.is_empty() || text.len() > 255 || prev == b'-' {
+    if text.is_empty() || text.len() > 255 || prev == chars::HC_DASH {
         return Err(ErrorKind::BadHost);
     }
     if digits_only {
