@@ -7,8 +7,8 @@
 #
 # Usage: tests/e2e/run-sipp.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden (cargo build --release -p sipwarden)
-#   scenarios: all of them by default (names below: udp-call tcp-t1-call tcp-tn-call
-#   register-call register-call-tcp lossy-udp cancel fork persistence rfc4475-udp)
+#   scenarios: by default udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
+#   lossy-udp cancel fork persistence rfc4475-udp; on request also register-third-party
 # Needs: sipp (Debian package sip-tester), python3, timeout, and unshare + ip (util-linux,
 # iproute2) for the network namespace.
 # Environment: SIPWARDEN_E2E_KEEP=1 keeps the work directory (logs, SIPp traces) even when
@@ -267,24 +267,87 @@ scenario_udp_call() { call_flow udp-call u1 u1 "" 50 20; }
 scenario_tcp_t1_call() { call_flow tcp-t1-call t1 t1 ";transport=tcp" 50 20; }
 scenario_tcp_tn_call() { call_flow tcp-tn-call tn t1 ";transport=tcp" 50 20; }
 
-# REGISTER a contact pointing at a SIPp UAS, then call the AOR.
+# phone_start NAME AOR OOC_SCENARIO HOLD_MS SIPP-ARGS...: a phone (tests/e2e/sipp/phone.xml)
+# that registers AOR from its own socket and answers calls with OOC_SCENARIO for HOLD_MS ms;
+# waits until the REGISTER is answered. Sets phone_pid and phone_port.
+phone_start() {
+    local name="$1" aor="$2" ooc="$3" hold="$4" param="" i
+    shift 4
+    port phone_port
+    [[ " $* " == *" -t t1 "* ]] && param=";transport=tcp"
+    sipp_bg "$name" $((hold / 1000 + 30)) "127.0.0.1:$sw_port" -sf "$sippdir/phone.xml" \
+        -oocsf "$sippdir/$ooc" -p "$phone_port" -m 1 -recv_timeout 10000 \
+        -key registrar "sip:sipwarden.test" -key aor "$aor" \
+        -key contact "${aor%%@*}@127.0.0.1:$phone_port$param" -key expires 3600 \
+        -key hold_ms "$hold" "$@"
+    phone_pid=$last_bg
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^SIP/2.0 200' "$work/$name.msg" 2>/dev/null && return 0
+        kill -0 "$phone_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    why+="$name: REGISTER $aor not answered with 200: $(sipp_errors "$name"); "
+    return 1
+}
+
+# expect_phone NAME MIN_INVITES: the phone NAME registered (its one call succeeded), received
+# at least MIN_INVITES INVITEs, and none of the calls run by its out-of-call scenario failed.
+expect_phone() {
+    local name="$1" want="$2" invites errors
+    stats "$name"
+    invites=$(grep -c '^INVITE sip' "$work/$name.msg" 2>/dev/null || true)
+    errors=$(grep -v -e '^The following events occurred' -e '^\s*$' "$work/$name.err" 2>/dev/null |
+        sed 's/Received out-of-call [A-Z]* message, using the out-of-call scenario//g' |
+        tr -d '\n' | tr -s ' ' | cut -c1-300 || true)
+    summary+="$name registered $ok/$ko, $invites INVITEs; "
+    if [[ "$ok" != 1 || "$ko" != 0 ]]; then
+        why+="$name: its REGISTER call: $ok successful, $ko failed; "
+    fi
+    if ((invites < want)); then
+        why+="$name: $invites INVITEs received, want $want; "
+    fi
+    # SIPp's error lines run together; anything but the out-of-call notices is a failure.
+    if [[ -n "$(echo "$errors" | tr -d '[:space:][:digit:].:-')" ]]; then
+        why+="$name: $errors; "
+    fi
+}
+
+# A phone registers (from its own socket, so over TCP on its own connection), then 20 calls
+# to its AOR reach it.
 register_call() {
-    local name="$1" t="$2" param="$3" uas_port uac_port
+    local name="$1" t="$2" uac_port
+    port uac_port
+    sw_start "$name" "$work/$name.data" "$next_sw_port" || return 0
+    phone_start "$name-phone" "sip:bob@sipwarden.test" uas.xml 12000 -t "$t" -d 0 || return 0
+    sipp_run "$name-uac" 60 "127.0.0.1:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" -t "$t" \
+        -key ruri "sip:bob@sipwarden.test" -m 20 -r 10 -d 200 -recv_timeout 20000 || true
+    wait_pid "$phone_pid" 20 || true
+    expect_calls "$name-uac" 20
+    expect_phone "$name-phone" 20
+}
+scenario_register_call() { register_call register-call u1; }
+scenario_register_call_tcp() { register_call register-call-tcp t1; }
+
+# Not in the default set: a third party registers a contact that is another process (a SIPp
+# UAS on its own port) than the one that sends the REGISTER, then 5 calls to the AOR. RFC 3261
+# 10.2 allows this; sipwarden sends calls for a registered contact to the REGISTER's source
+# address (call-engine ProxySettings::use_received, always on), so these calls do not reach
+# the UAS.
+scenario_register_third_party() {
+    local name=register-third-party uas_port uac_port
     port uas_port
     port uac_port
     sw_start "$name" "$work/$name.data" "$next_sw_port" || return 0
-    sipp_bg "$name-uas" 90 -sf "$sippdir/uas.xml" -p "$uas_port" -t "$t" -m 20 -d 0
+    sipp_bg "$name-uas" 60 -sf "$sippdir/uas.xml" -p "$uas_port" -m 5 -d 0
     local uas=$last_bg
-    register "$name-reg" "sip:bob@sipwarden.test" "sip:bob@127.0.0.1:$uas_port$param" -t "$t" ||
+    register "$name-reg" "sip:erin@sipwarden.test" "sip:erin@127.0.0.1:$uas_port" ||
         { kill -TERM "$uas" 2>/dev/null; wait_pid "$uas" 5 || true; return 0; }
-    sipp_run "$name-uac" 90 "127.0.0.1:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" -t "$t" \
-        -key ruri "sip:bob@sipwarden.test" -m 20 -r 10 -d 200 -recv_timeout 20000 || true
+    sipp_run "$name-uac" 60 "127.0.0.1:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" \
+        -key ruri "sip:erin@sipwarden.test" -m 5 -r 5 -d 200 -recv_timeout 10000 || true
     wait_pid "$uas" 15 || true
-    expect_calls "$name-uac" 20
-    expect_calls "$name-uas" 20
+    expect_calls "$name-uac" 5
+    expect_calls "$name-uas" 5
 }
-scenario_register_call() { register_call register-call u1 ""; }
-scenario_register_call_tcp() { register_call register-call-tcp t1 ";transport=tcp"; }
 
 # 10 % of the packets lost at both phones (SIPp -lost 10, on what each sends and receives):
 # every call must still complete through the retransmissions of SIPp and of sipwarden's
@@ -322,59 +385,49 @@ scenario_cancel() {
 }
 
 # Two phones registered for one AOR: both ring, one answers after 1 s, sipwarden cancels the
-# other (which answers the CANCEL with 200 and the INVITE with 487).
+# other (which answers the CANCEL with 200 and the INVITE with 487, and gets the ACK).
 scenario_fork() {
-    local name=fork a_port b_port uac_port
-    port a_port
-    port b_port
+    local name=fork uac_port a b
     port uac_port
     sw_start "$name" "$work/$name.data" "$next_sw_port" || return 0
-    sipp_bg "$name-uas-answer" 90 -sf "$sippdir/uas.xml" -p "$a_port" -m 5 -d 1000
-    local a=$last_bg
-    sipp_bg "$name-uas-cancelled" 90 -sf "$sippdir/uas-cancel.xml" -p "$b_port" -m 5
-    local b=$last_bg
-    register "$name-reg-a" "sip:carol@sipwarden.test" "sip:carol@127.0.0.1:$a_port" &&
-        register "$name-reg-b" "sip:carol@sipwarden.test" "sip:carol@127.0.0.1:$b_port" || {
-        kill -TERM "$a" "$b" 2>/dev/null
-        wait_pid "$a" 5 || true
-        wait_pid "$b" 5 || true
-        return 0
-    }
-    sipp_run "$name-uac" 90 "127.0.0.1:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" \
+    phone_start "$name-phone-answers" "sip:carol@sipwarden.test" uas.xml 12000 -d 1000 || return 0
+    a=$phone_pid
+    phone_start "$name-phone-cancelled" "sip:carol@sipwarden.test" uas-cancel.xml 12000 || return 0
+    b=$phone_pid
+    sipp_run "$name-uac" 60 "127.0.0.1:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" \
         -key ruri "sip:carol@sipwarden.test" -m 5 -r 2 -d 200 -recv_timeout 20000 || true
-    wait_pid "$a" 15 || true
-    wait_pid "$b" 15 || true
+    wait_pid "$a" 20 || true
+    wait_pid "$b" 20 || true
     expect_calls "$name-uac" 5
-    expect_calls "$name-uas-answer" 5
-    expect_calls "$name-uas-cancelled" 5
+    expect_phone "$name-phone-answers" 5
+    expect_phone "$name-phone-cancelled" 5
+    local cancels
+    cancels=$(grep -c '^CANCEL sip' "$work/$name-phone-cancelled.msg" 2>/dev/null || true)
+    summary+="$name-phone-cancelled got $cancels CANCELs; "
+    ((cancels >= 5)) || why+="$name-phone-cancelled received $cancels CANCELs, want 5; "
 }
 
-# Register, kill -9 sipwarden, start it again on the same data directory: the binding is still
-# there and a call to the AOR reaches the phone.
+# A phone registers; sipwarden is killed with SIGKILL and started again on the same data
+# directory and port: the binding is still there and calls to the AOR reach the phone.
 scenario_persistence() {
-    local name=persistence uas_port uac_port data="$work/persistence.data"
-    port uas_port
+    local name=persistence uac_port data="$work/persistence.data"
     port uac_port
     sw_start "$name" "$data" "$next_sw_port" || return 0
-    sipp_bg "$name-uas" 90 -sf "$sippdir/uas.xml" -p "$uas_port" -m 5 -d 0
-    local uas=$last_bg
-    register "$name-reg" "sip:dave@sipwarden.test" "sip:dave@127.0.0.1:$uas_port" ||
-        { kill -TERM "$uas" 2>/dev/null; wait_pid "$uas" 5 || true; return 0; }
+    phone_start "$name-phone" "sip:dave@sipwarden.test" uas.xml 15000 -d 0 || return 0
     kill -KILL "$sw_pid"
     wait "$sw_pid" 2>/dev/null || true
-    echo "  (killed sipwarden pid $sw_pid with SIGKILL after the REGISTER; restarting)"
+    echo "  (sipwarden pid $sw_pid killed with SIGKILL after the REGISTER; starting it again)"
     sw_pid=""
-    sw_start "$name-restarted" "$data" "$sw_port" || {
-        kill -TERM "$uas" 2>/dev/null
-        wait_pid "$uas" 5 || true
+    if ! sw_start "$name-restarted" "$data" "$sw_port"; then
         why+="sipwarden did not start again on the same data directory; "
         return 0
-    }
+    fi
+    grep -h 'data dir' "$work/$name-restarted.sipwarden.log" | sed 's/^.*INFO /  (restarted: /; s/$/)/'
     sipp_run "$name-uac" 60 "127.0.0.1:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" \
         -key ruri "sip:dave@sipwarden.test" -m 5 -r 5 -d 200 -recv_timeout 10000 || true
-    wait_pid "$uas" 15 || true
+    wait_pid "$phone_pid" 25 || true
     expect_calls "$name-uac" 5
-    expect_calls "$name-uas" 5
+    expect_phone "$name-phone" 5
 }
 
 # The RFC 4475 torture messages, one datagram each, then an OPTIONS (tests/e2e/sipcheck.py).
@@ -406,7 +459,7 @@ skipped=0
 for s in "${selected[@]}"; do
     fn="scenario_${s//-/_}"
     if ! declare -F "$fn" >/dev/null; then
-        echo "run-sipp: unknown scenario $s (known: ${all[*]})" >&2
+        echo "run-sipp: unknown scenario $s (known: ${all[*]} register-third-party)" >&2
         failed=$((failed + 1))
         continue
     fi
@@ -414,6 +467,7 @@ for s in "${selected[@]}"; do
     summary=""
     skip=""
     sw_pid=""
+    sw_log=""
     port next_sw_port
     start=$SECONDS
     echo "--- $s"
