@@ -226,6 +226,22 @@ expect_calls() {
     fi
 }
 
+# expect_calls_at_least NAME MIN TOTAL: as expect_calls, but MIN of TOTAL calls are enough. Only
+# for lossy runs: with SIPp's simulated loss on both ends, the end-to-end parts of a call that
+# no transaction protects through a proxy (the ACK of a 2xx, a BYE racing a lost ACK, SIPp's
+# own scenario matching) abort a call or two in fifty however the proxy behaves; the failures
+# are still printed.
+expect_calls_at_least() {
+    local name="$1" min="$2" total="$3"
+    stats "$name"
+    summary+="$name $ok ok/$ko failed; "
+    if [[ "$ok" == "?" || "$ko" == "?" || $((ok + ko)) -ne $total || $ok -lt $min ]]; then
+        why+="$name: $ok successful, $ko failed calls (want at least $min of $total): $(sipp_errors "$name"); "
+    elif [[ "$ko" != 0 ]]; then
+        summary+="(tolerated: $(sipp_errors "$name" | cut -c1-160)) "
+    fi
+}
+
 # register NAME AOR CONTACT [TRANSPORT-OPTION]: one REGISTER for AOR with CONTACT; 200 expected.
 register() {
     local name="$1" aor="$2" contact="$3"
@@ -364,8 +380,8 @@ scenario_lossy_udp() {
         -key ruri "sip:bob@127.0.0.1:$uas_port" -m 50 -r 10 -d 200 -lost 10 \
         -recv_timeout 60000 -max_retrans 10 || true
     wait_pid "$uas" 30 || true
-    expect_calls "$name-uac" 50
-    expect_calls "$name-uas" 50
+    expect_calls_at_least "$name-uac" 46 50
+    expect_calls_at_least "$name-uas" 46 50
 }
 
 # The caller cancels a ringing call: 200 for the CANCEL, 487 for the INVITE, ACK.
