@@ -7,7 +7,7 @@
 #
 # Usage: tests/e2e/run-sipp.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden (cargo build --release -p sipwarden)
-#   scenarios: by default udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
+#   scenarios: by default defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
 #   lossy-udp cancel fork persistence rfc4475-udp; on request also register-third-party
 # Needs: sipp (Debian package sip-tester), python3, timeout, and unshare + ip (util-linux,
 # iproute2) for the network namespace.
@@ -279,6 +279,37 @@ call_flow() {
     expect_calls "$name-uas" "$count"
 }
 
+# The README's run command: sipwarden with no configuration at all (embedded defaults: UDP and
+# TCP on 0.0.0.0:5060, the local networks, the registrar for our own addresses), and calls
+# through it to a phone on another port of this host.
+scenario_defaults_call() {
+    local name=defaults-call uas_port uac_port
+    if [[ -z "$in_netns" ]]; then
+        skip="needs the private network namespace: the embedded defaults listen on port 5060"
+        return 0
+    fi
+    port uas_port
+    port uac_port
+    sw_log="$work/$name.sipwarden.log"
+    sw_port=5060
+    SIPWARDEN_DATA_DIR="$work/$name.data" "$bin" run >>"$sw_log" 2>&1 &
+    sw_pid=$!
+    pids+=("$sw_pid")
+    if ! timeout 15 python3 "$check" options 5060 --wait 10; then
+        why+="sipwarden on its embedded defaults did not answer OPTIONS on 127.0.0.1:5060; "
+        return 0
+    fi
+    sipp_bg "$name-uas" 120 -sf "$sippdir/uas.xml" -p "$uas_port" -t u1 -m 20 -d 0
+    local uas=$last_bg
+    sleep 0.3
+    sipp_run "$name-uac" 120 "127.0.0.1:5060" -sf "$sippdir/uac.xml" -p "$uac_port" \
+        -t u1 -key ruri "sip:bob@127.0.0.1:$uas_port" -m 20 -r 10 -d 200 \
+        -recv_timeout 20000 || true
+    wait_pid "$uas" 15 || true
+    expect_calls "$name-uac" 20
+    expect_calls "$name-uas" 20
+}
+
 scenario_udp_call() { call_flow udp-call u1 u1 "" 50 20; }
 scenario_tcp_t1_call() { call_flow tcp-t1-call t1 t1 ";transport=tcp" 50 20; }
 scenario_tcp_tn_call() { call_flow tcp-tn-call tn t1 ";transport=tcp" 50 20; }
@@ -464,7 +495,7 @@ scenario_rfc4475_udp() {
 }
 
 # ---------------------------------------------------------------------------------------------
-all=(udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp lossy-udp cancel fork
+all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp lossy-udp cancel fork
     persistence rfc4475-udp)
 selected=("$@")
 ((${#selected[@]})) || selected=("${all[@]}")

@@ -461,6 +461,21 @@ impl Engine {
         self.cfg.registrar.domains.iter().any(|d| norm_host(d) == h)
     }
 
+    /// A Request-URI in one of our domains: the host is one of them and the port, when the URI
+    /// names one, is a port we listen on. `sip:bob@127.0.0.1:5090` names another element on
+    /// this machine (a phone, a PBX), not our location service, even when 127.0.0.1 is one of
+    /// our domains (as it is when `registrar.domains` is empty and we serve our own addresses).
+    pub(crate) fn is_our_domain_at(&self, u: &SipUri<'_>) -> bool {
+        self.is_our_domain(u.host_str)
+            && u.port.is_none_or(|p| {
+                self.cfg
+                    .identity
+                    .listeners
+                    .iter()
+                    .any(|l| l.address.port() == p)
+            })
+    }
+
     /// Whether `(host, port)` names this element: one of its host names (any port), or the
     /// address or advertised address of a listener (port equal, the default when absent).
     pub(crate) fn is_this_host(&self, host: &Host<'_>, host_str: &str, port: Option<u16>) -> bool {
@@ -496,7 +511,7 @@ impl Engine {
     /// A SIP URI that names this element or one of our domains (RFC 3261 16.4: "indicates
     /// this proxy").
     pub(crate) fn is_us(&self, u: &SipUri<'_>) -> bool {
-        self.is_our_domain(u.host_str) || self.is_this_host(&u.host, u.host_str, u.port)
+        self.is_our_domain_at(u) || self.is_this_host(&u.host, u.host_str, u.port)
     }
 
     /// A Via that this element wrote (its sent-by is one of our listeners).

@@ -132,7 +132,7 @@ impl Engine {
         let ours = !has_routes
             && match work.request_uri() {
                 Some(Uri::Sip(u)) => {
-                    self.is_our_domain(u.host_str) || self.is_this_host(&u.host, u.host_str, u.port)
+                    self.is_our_domain_at(&u) || self.is_this_host(&u.host, u.host_str, u.port)
                 }
                 _ => false,
             };
@@ -239,7 +239,7 @@ impl Engine {
         }
         match work.request_uri() {
             Some(Uri::Sip(u)) => {
-                let domain = self.is_our_domain(u.host_str);
+                let domain = self.is_our_domain_at(&u);
                 let here = !domain && self.is_this_host(&u.host, u.host_str, u.port);
                 if !domain && !here {
                     return Ok(Disposition::Forward);

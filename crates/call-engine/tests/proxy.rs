@@ -769,3 +769,57 @@ fn a_request_routed_through_us_twice_is_a_spiral() {
     assert_eq!(bye2.vias().count(), 4);
     assert_eq!(h.engine.stats().loops_detected, 0);
 }
+
+/// A Request-URI whose host is one of our domains but whose port is not one we listen on
+/// names another element on that host (a phone or PBX beside sipwarden): it is forwarded, not
+/// looked up in our location service. Without a port, or with ours, it is ours.
+#[test]
+fn our_domain_with_another_port_is_forwarded() {
+    let mut h = H::new();
+    h.send(
+        &invite_text(
+            "sip:bob@192.0.2.30:5090",
+            CALLER,
+            "port-1",
+            "z9hG4bKport1",
+            "",
+        ),
+        CALLER,
+    );
+    let fwd = h.request_to("192.0.2.30:5090", "INVITE");
+    assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.30:5090"));
+
+    let mut cfg = config();
+    cfg.registrar.domains = vec!["192.0.2.30".into()];
+    let mut h = H::with(cfg, |e| e);
+    h.send(
+        &invite_text(
+            "sip:bob@192.0.2.30:5090",
+            CALLER,
+            "port-2",
+            "z9hG4bKport2",
+            "",
+        ),
+        CALLER,
+    );
+    let fwd = h.request_to("192.0.2.30:5090", "INVITE");
+    assert_eq!(fwd.request_uri_str(), Some("sip:bob@192.0.2.30:5090"));
+    h.take();
+    // The same host on our port (5060) is our domain: nobody is registered there.
+    h.send(
+        &invite_text(
+            "sip:bob@192.0.2.30:5060",
+            CALLER,
+            "port-3",
+            "z9hG4bKport3",
+            "",
+        ),
+        CALLER,
+    );
+    let r = h.response_to(CALLER);
+    assert!(
+        matches!(r.status(), Some(404) | Some(480)),
+        "{:?}",
+        r.status()
+    );
+}
