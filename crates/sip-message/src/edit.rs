@@ -344,15 +344,7 @@ impl<'m> Editor<'m> {
 
     /// Adds a Route value in front of the others (before the first Route, else after the Vias).
     pub fn add_route_front(&mut self, value: &str) -> Result<(), EditError> {
-        check_nonempty_value(value)?;
-        let at = self
-            .position(Name::Known(HeaderName::Route))
-            .unwrap_or_else(|| self.after_vias());
-        self.entries.insert(
-            at,
-            new_entry(Name::Known(HeaderName::Route), value.as_bytes()),
-        );
-        Ok(())
+        self.insert_in_front(HeaderName::Route, value)
     }
 
     /// Removes the first Route value. Returns `false` when there is no Route.
@@ -368,14 +360,18 @@ impl<'m> Editor<'m> {
     /// Adds a Record-Route value in front of the others (before the first Record-Route, else
     /// after the Vias).
     pub fn add_record_route(&mut self, value: &str) -> Result<(), EditError> {
+        self.insert_in_front(HeaderName::RecordRoute, value)
+    }
+
+    /// Inserts a `name` field before the first field of that name, else after the Vias: the
+    /// place of a new topmost Route or Record-Route value.
+    fn insert_in_front(&mut self, name: HeaderName, value: &str) -> Result<(), EditError> {
         check_nonempty_value(value)?;
         let at = self
-            .position(Name::Known(HeaderName::RecordRoute))
+            .position(Name::Known(name))
             .unwrap_or_else(|| self.after_vias());
-        self.entries.insert(
-            at,
-            new_entry(Name::Known(HeaderName::RecordRoute), value.as_bytes()),
-        );
+        self.entries
+            .insert(at, new_entry(Name::Known(name), value.as_bytes()));
         Ok(())
     }
 
