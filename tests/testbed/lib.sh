@@ -22,6 +22,9 @@
 #   tb_pbx_start PREFIX              start Kamailio (kamailio/pbx.cfg) on the PBX, wait for it
 #   tb_pbx_stop PREFIX               stop it
 #   tb_wait_udp PREFIX HOST ADDR:PORT [SECONDS]   wait until HOST listens on UDP ADDR:PORT
+#   tb_wait_tcp PREFIX HOST ADDR:PORT [SECONDS]   the same for a listening TCP socket
+#   tb_new_ns NS FORWARD             (up.sh) a namespace with loopback up
+#   tb_plug PREFIX HOST IFNAME ADDR BRIDGE PORT   (up.sh) wire HOST to a bridge of the switch
 
 TB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # Logs, PID files and the testbed's description (testbed.env), one directory per prefix.
@@ -191,6 +194,30 @@ tb_wait_tcp() {
         sleep 0.1
     done
     return 1
+}
+
+# A namespace NS with loopback up and IPv4 forwarding FORWARD (0 or 1). IPv6 is off on the
+# interfaces added later (default.disable_ipv6): no router solicitations or DAD probes in the
+# captures, and IPv4 is the whole topology; loopback keeps ::1.
+tb_new_ns() {
+    local ns="$1" forward="$2"
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward="$forward"
+}
+
+# A veth from HOST's interface IFNAME (address ADDR, a CIDR) to the port PREFIX-PORT of the
+# bridge PREFIX-BRIDGE in the switch. The pair is created from inside the switch namespace with
+# its other end directly in HOST, so no interface ever exists in the root namespace.
+tb_plug() {
+    local prefix="$1" host="$2" ifname="$3" addr="$4" bridge="$5" port="$6" sw ns
+    sw="$(tb_ns "$prefix" sw)"
+    ns="$(tb_ns "$prefix" "$host")"
+    ip -n "$sw" link add "$prefix-$port" type veth peer name "$ifname" netns "$ns"
+    ip -n "$sw" link set "$prefix-$port" master "$prefix-$bridge" up
+    ip -n "$ns" addr add "$addr" dev "$ifname"
+    ip -n "$ns" link set "$ifname" up
 }
 
 tb_pbx_start() {

@@ -80,6 +80,13 @@ def cmd_ping(args):
             return 1
 
 
+def send_quietly(sock, data, dest):
+    try:
+        sock.sendto(data, dest)
+    except OSError as err:
+        print("echo-server: %s" % err.strerror, file=sys.stderr)
+
+
 def cmd_echo_server(args):
     socks = []
     for port in args.port:
@@ -95,12 +102,18 @@ def cmd_echo_server(args):
             break
         ready, _, _ = select.select(socks, [], [], left)
         for sock in ready:
-            data, src = sock.recvfrom(65535)
-            answer = ("%s:%d" % src).encode()
-            sock.sendto(answer, src)
+            try:
+                data, src = sock.recvfrom(65535)
+                answer = ("%s:%d" % src).encode()
+                sock.sendto(answer, src)
+            except OSError as err:
+                # A sender it has no route back to, or an ICMP error from an earlier answer:
+                # keep serving the others.
+                print("echo-server: %s" % err.strerror, file=sys.stderr)
+                continue
             words = data.split()
             if len(words) == 2 and words[0] == b"again":
-                later = threading.Timer(float(words[1]), sock.sendto, (b"again " + answer, src))
+                later = threading.Timer(float(words[1]), send_quietly, (sock, b"again " + answer, src))
                 later.daemon = True
                 later.start()
                 timers.append(later)
@@ -165,7 +178,10 @@ def cmd_listen(args):
             break
         ready, _, _ = select.select([sock], [], [], left)
         if ready:
-            data, src = sock.recvfrom(65535)
+            try:
+                data, src = sock.recvfrom(65535)
+            except OSError:
+                continue
             got += 1
             print("got %s:%d %s" % (src[0], src[1], data.decode(errors="replace")), flush=True)
     return 0 if got else 1

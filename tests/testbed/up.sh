@@ -46,28 +46,8 @@ sw="$(tb_ns "$prefix" sw)"
 rundir="$(tb_rundir "$prefix")"
 mkdir -p "$rundir"
 
-# A namespace with loopback up and its own sysctls. IPv6 is off on the interfaces added later
-# (default.disable_ipv6): no router solicitations or DAD probes in the captures, and IPv4 is the
-# whole topology; loopback keeps ::1.
-new_ns() {
-    local ns="$1" forward="$2"
-    ip netns add "$ns"
-    ip -n "$ns" link set lo up
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
-    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward="$forward"
-}
-
-# A veth from HOST's interface IFNAME (address ADDR, a CIDR) to a port PORT of bridge BRIDGE in
-# the switch. The pair is created from inside the switch namespace with its other end directly
-# in HOST, so no interface ever exists in the root namespace.
-plug() {
-    local host="$1" ifname="$2" addr="$3" bridge="$4" port="$5" ns
-    ns="$(tb_ns "$prefix" "$host")"
-    ip -n "$sw" link add "$prefix-$port" type veth peer name "$ifname" netns "$ns"
-    ip -n "$sw" link set "$prefix-$port" master "$prefix-$bridge" up
-    ip -n "$ns" addr add "$addr" dev "$ifname"
-    ip -n "$ns" link set "$ifname" up
-}
+new_ns() { tb_new_ns "$1" "$2"; }
+plug() { tb_plug "$prefix" "$@"; }
 
 add_route() {
     local host="$1"
