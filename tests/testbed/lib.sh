@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # the TB_ variables are for the scripts that source it
 # Helpers of the sipwarden network-namespace testbed (tests/testbed/README.md).
 # Source it from bash:  . tests/testbed/lib.sh
 #

@@ -13,7 +13,7 @@
 #
 # Leftovers of an earlier run with the same prefix (a crashed test, a half-built testbed) are
 # torn down first, so running it twice gives the same testbed.
-set -euo pipefail
+set -Eeuo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=tests/testbed/lib.sh
 . "$here/lib.sh"
@@ -32,15 +32,20 @@ if ip netns list | awk '{print $1}' | grep -q "^$prefix-"; then
     "$here/down.sh" "$prefix" >/dev/null
 fi
 
-failed() {
-    local rc=$? cmd="$BASH_COMMAND"
-    trap - ERR
-    echo "up: FAILED (exit $rc) at: $cmd" >&2
-    echo "up: tearing down what was built" >&2
+# Any failure (set -e, with -E so that it counts inside functions too), or an interruption,
+# removes what was built: no half testbed is left behind.
+built=0
+failed_at=""
+trap 'failed_at="$BASH_COMMAND"' ERR
+on_exit() {
+    local rc=$?
+    ((built)) && return
+    echo "up: FAILED (exit $rc)${failed_at:+ at: $failed_at}; tearing down what was built" >&2
     "$here/down.sh" "$prefix" >&2 || true
     exit 1
 }
-trap failed ERR
+trap on_exit EXIT
+trap 'exit 143' INT TERM
 
 sw="$(tb_ns "$prefix" sw)"
 rundir="$(tb_rundir "$prefix")"
@@ -165,6 +170,7 @@ if [[ ${TB_PBX:-1} != 0 ]]; then
 else
     pbx_state="Kamailio not started (TB_PBX=0; tb_pbx_start $prefix)"
 fi
+built=1
 trap - ERR
 
 echo "testbed '$prefix' is up: namespaces $prefix-HOST, run 'tests/testbed/down.sh $prefix' to remove it"
