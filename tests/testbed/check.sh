@@ -39,6 +39,7 @@ sippdir="$here/sipp"
 work="$(mktemp -d "${TMPDIR:-/tmp}/testbed-check.XXXXXX")"
 probe="$(tb_ns "$prefix" probe)"
 pids=()
+started_pbx=""
 passed=0
 failed=0
 
@@ -51,6 +52,9 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     ip netns del "$probe" 2>/dev/null || true
+    if [[ -n ${started_pbx:-} ]]; then
+        tb_pbx_stop "$prefix"
+    fi
     if ((failed)); then
         echo "check: outputs kept in $work"
     else
@@ -78,7 +82,7 @@ on() {
 spawn() {
     local host="$1"
     shift
-    timeout 90 ip netns exec "$(tb_ns "$prefix" "$host")" "$@" &
+    timeout 180 ip netns exec "$(tb_ns "$prefix" "$host")" "$@" &
     pids+=($!)
 }
 # reaches HOST ADDR / blocked HOST ADDR: ICMP echo. Timeouts are generous: the machine may be
@@ -123,7 +127,7 @@ echo "== testbed '$prefix': $phones phones"
 # The echo server, started first: remote answers on 9000-9003 with what the NATs made of a
 # sender.
 spawn remote python3 "$tool" echo-server --bind "$TB_REMOTE_IP" --port 9000 --port 9001 \
-    --port 9002 --port 9003 --lifetime 80
+    --port 9002 --port 9003 --lifetime 150
 tb_wait_udp "$prefix" remote "$TB_REMOTE_IP:9003" 5 || fail "echo server on remote did not start"
 
 # The slow NAT timeout check starts now and is collected at the end. Two flows from home-sym,
@@ -305,12 +309,20 @@ run_sipp() {
         >"$work/$name.out" 2>&1)
 }
 rundir="$(tb_rundir "$prefix")"
+# The PBX as up.sh left it; if it was left stopped (TB_PBX=0), this starts it for the checks and
+# stops it again at the end.
 kpid="$(cat "$rundir/kamailio.pid" 2>/dev/null || true)"
+if [[ -z $kpid ]] || ! kill -0 "$kpid" 2>/dev/null; then
+    if tb_pbx_start "$prefix"; then
+        started_pbx=1
+        kpid="$(cat "$rundir/kamailio.pid" 2>/dev/null || true)"
+    fi
+fi
 if [[ -n $kpid ]] && kill -0 "$kpid" 2>/dev/null &&
     [[ $(ip netns identify "$kpid" 2>/dev/null) == "$(tb_ns "$prefix" pbx)" ]]; then
-    pass "pbx: Kamailio runs (PID $kpid) in $(tb_ns "$prefix" pbx)"
+    pass "pbx: Kamailio ${started_pbx:+started and }runs (PID $kpid) in $(tb_ns "$prefix" pbx)"
 else
-    fail "pbx: Kamailio is not running in $(tb_ns "$prefix" pbx) (PID file: '${kpid}'; start it: tb_pbx_start $prefix)"
+    fail "pbx: Kamailio does not run in $(tb_ns "$prefix" pbx) (log: $rundir/kamailio.log)"
 fi
 if tb_wait_udp "$prefix" pbx "$TB_PBX_IP:5060" 1 && tb_wait_tcp "$prefix" pbx "$TB_PBX_IP:5060" 1; then
     pass "pbx: listens on $TB_PBX_IP:5060 over UDP and TCP"
