@@ -541,3 +541,289 @@ impl Controller {
         Ok(released)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::LatchMode;
+
+    fn cfg() -> RelayConfig {
+        RelayConfig {
+            zones: vec![
+                ZoneConfig {
+                    name: "wan".into(),
+                    bind: "198.51.100.1".parse().unwrap(),
+                    advertise: Some("203.0.113.1".parse().unwrap()),
+                    port_min: 30000,
+                    port_max: 30009,
+                    latch: LatchPolicy { mode: LatchMode::Nat, relatch_after_silence: None },
+                },
+                ZoneConfig {
+                    name: "lan".into(),
+                    bind: "192.168.10.1".parse().unwrap(),
+                    advertise: None,
+                    port_min: 40000,
+                    port_max: 40003,
+                    latch: LatchPolicy { mode: LatchMode::Strict, relatch_after_silence: None },
+                },
+            ],
+            quarantine: Duration::from_secs(30),
+            ..RelayConfig::default()
+        }
+    }
+
+    const OFFER: &str = "v=0\r\n\
+o=alice 2890844526 2890844526 IN IP4 10.0.0.2\r\n\
+s=call\r\n\
+c=IN IP4 10.0.0.2\r\n\
+t=0 0\r\n\
+a=ice-ufrag:F7gI\r\n\
+a=ice-pwd:x9cml/YzichV2+XlhiMu8g\r\n\
+m=audio 49170 RTP/AVP 0 8 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\n\
+a=rtcp:49171 IN IP4 10.0.0.2\r\n\
+a=candidate:1 1 UDP 2130706431 10.0.0.2 49170 typ host\r\n\
+a=candidate:2 1 UDP 1694498815 198.51.100.77 61000 typ srflx raddr 10.0.0.2 rport 49170\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32\r\n\
+a=sendrecv\r\n\
+m=application 5000 TCP/MSRP *\r\n\
+a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
+
+    const ANSWER: &str = "v=0\r\n\
+o=bob 1 1 IN IP4 192.168.10.50\r\n\
+s=-\r\n\
+c=IN IP4 192.168.10.50\r\n\
+t=0 0\r\n\
+m=audio 7078 RTP/AVP 0 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+m=application 0 TCP/MSRP *\r\n";
+
+    fn ok_bind() -> impl FnMut(ZoneId, u16) -> bool {
+        |_, _| true
+    }
+
+    fn text(v: &[u8]) -> String {
+        String::from_utf8(v.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn offer_and_answer_are_rewritten_toward_each_side() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(&cfg()).unwrap();
+        let id = c.create("wan", "lan").unwrap();
+        let mut bound = Vec::new();
+        let out = c
+            .apply_sdp(t0, id, Side::A, SdpKind::Offer, OFFER.as_bytes(), &mut |z, p| {
+                bound.push((z, p));
+                true
+            })
+            .unwrap();
+        // Both legs' RTP and (no rtcp-mux offered) RTCP ports are bound now.
+        assert_eq!(bound, vec![(0, 30000), (1, 40000), (0, 30001), (1, 40001)]);
+        let sdp = text(&out.sdp);
+        let expected = "v=0\r\n\
+o=alice 2890844526 2890844526 IN IP4 192.168.10.1\r\n\
+s=call\r\n\
+c=IN IP4 192.168.10.1\r\n\
+t=0 0\r\n\
+m=audio 40000 RTP/AVP 0 8 101\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\n\
+a=rtcp:40001 IN IP4 192.168.10.1\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32\r\n\
+a=sendrecv\r\n\
+m=application 0 TCP/MSRP *\r\n\
+a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
+        assert_eq!(sdp, expected);
+        assert_eq!(
+            out.updates,
+            vec![
+                StreamUpdate::Open {
+                    media_index: 0,
+                    zones: [0, 1],
+                    rtp_ports: [30000, 40000],
+                    policy: [cfg().zones[0].latch, cfg().zones[1].latch],
+                },
+                StreamUpdate::RtcpOpened { media_index: 0, side: Side::A, zone: 0, port: 30001 },
+                StreamUpdate::RtcpOpened { media_index: 0, side: Side::B, zone: 1, port: 40001 },
+                StreamUpdate::Peer {
+                    media_index: 0,
+                    side: Side::A,
+                    peer: PeerAddrs {
+                        rtp: Some("10.0.0.2:49170".parse().unwrap()),
+                        rtcp: Some("10.0.0.2:49171".parse().unwrap()),
+                        rtcp_mux: false,
+                    },
+                },
+            ]
+        );
+
+        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Answer, ANSWER.as_bytes(), &mut ok_bind()).unwrap();
+        let sdp = text(&out.sdp);
+        // Toward A: the wan zone's advertised address and A's leg.
+        assert!(sdp.contains("o=bob 1 1 IN IP4 203.0.113.1\r\n"), "{sdp}");
+        assert!(sdp.contains("c=IN IP4 203.0.113.1\r\n"), "{sdp}");
+        assert!(sdp.contains("m=audio 30000 RTP/AVP 0 101\r\n"), "{sdp}");
+        assert!(!sdp.contains("a=rtcp"), "no a=rtcp in the original, none added: {sdp}");
+        assert_eq!(
+            out.updates,
+            vec![StreamUpdate::Peer {
+                media_index: 0,
+                side: Side::B,
+                peer: PeerAddrs {
+                    rtp: Some("192.168.10.50:7078".parse().unwrap()),
+                    rtcp: Some("192.168.10.50:7079".parse().unwrap()),
+                    rtcp_mux: false,
+                },
+            }]
+        );
+        let ports = c.ports(id).unwrap();
+        assert_eq!(
+            ports,
+            vec![StreamPorts { media_index: 0, a: 30000, b: 40000, rtcp: [Some(30001), Some(40001)] }]
+        );
+    }
+
+    fn mux_sdp(ip: &str, port: u16, mux: bool) -> String {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n{}a=rtcp:{} IN IP4 {ip}\r\n",
+            if mux { "a=rtcp-mux\r\n" } else { "" },
+            port + 1
+        )
+    }
+
+    #[test]
+    fn rtcp_mux_binds_one_port_per_leg_unless_refused() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(&cfg()).unwrap();
+        // Both mux: only the even ports are ever bound.
+        let id = c.create("wan", "lan").unwrap();
+        let mut bound = Vec::new();
+        let mut rec = |z, p| {
+            bound.push((z, p));
+            true
+        };
+        let out = c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut rec).unwrap();
+        // The offer keeps the fallback RTCP port in case B does not mux.
+        assert!(text(&out.sdp).contains("a=rtcp-mux\r\na=rtcp:40001 IN IP4 192.168.10.1\r\n"));
+        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Answer, mux_sdp("192.168.10.50", 6000, true).as_bytes(), &mut rec).unwrap();
+        // The answer names the RTP port as the RTCP port: mux is agreed.
+        assert!(text(&out.sdp).contains("a=rtcp:30000 IN IP4 203.0.113.1\r\n"));
+        assert_eq!(bound, vec![(0, 30000), (1, 40000)]);
+        assert_eq!(c.ports(id).unwrap()[0].rtcp, [None, None]);
+
+        // B refuses mux: the reserved odd ports are bound at the answer.
+        let id = c.create("wan", "lan").unwrap();
+        let mut bound = Vec::new();
+        let mut rec = |z, p| {
+            bound.push((z, p));
+            true
+        };
+        c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut rec).unwrap();
+        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Answer, mux_sdp("192.168.10.50", 6000, false).as_bytes(), &mut rec).unwrap();
+        assert_eq!(bound, vec![(0, 30002), (1, 40002), (0, 30003), (1, 40003)]);
+        assert!(text(&out.sdp).contains("a=rtcp:30003 IN IP4 203.0.113.1\r\n"));
+        assert!(out.updates.contains(&StreamUpdate::RtcpOpened { media_index: 0, side: Side::B, zone: 1, port: 40003 }));
+    }
+
+    #[test]
+    fn crypto_lines_replace_the_peers_toward_one_side() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(&cfg()).unwrap();
+        let id = c.create("wan", "lan").unwrap();
+        // Toward B (the LAN) plain RTP: no crypto lines at all.
+        c.set_crypto(id, Side::B, 0, Some(vec![])).unwrap();
+        let out = c.apply_sdp(t0, id, Side::A, SdpKind::Offer, OFFER.as_bytes(), &mut ok_bind()).unwrap();
+        assert!(!text(&out.sdp).contains("a=crypto"));
+        // Toward A our own key.
+        c.set_crypto(id, Side::A, 0, Some(vec!["1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz".into()])).unwrap();
+        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Answer, ANSWER.as_bytes(), &mut ok_bind()).unwrap();
+        assert!(text(&out.sdp).contains("m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"));
+        assert!(matches!(c.set_crypto(id, Side::A, 0, Some(vec!["1 x\r\na=evil".into()])), Err(MediaError::BadCrypto)));
+        assert!(matches!(c.set_crypto(id, Side::A, MAX_STREAMS, None), Err(MediaError::TooManyStreams { .. })));
+    }
+
+    #[test]
+    fn exhaustion_rolls_back_and_release_quarantines() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(&cfg()).unwrap();
+        let lan = c.zone_id("lan").unwrap();
+        let wan = c.zone_id("wan").unwrap();
+        // The lan range holds two pairs: two calls fit, the third does not.
+        let a = c.create("wan", "lan").unwrap();
+        let b = c.create("wan", "lan").unwrap();
+        let x = c.create("wan", "lan").unwrap();
+        for id in [a, b] {
+            c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind()).unwrap();
+        }
+        assert_eq!((c.pairs_in_use(wan), c.pairs_in_use(lan)), (2, 2));
+        let err = c.apply_sdp(t0, x, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind());
+        assert!(matches!(err, Err(MediaError::PortsExhausted { ref zone }) if zone == "lan"), "{err:?}");
+        // The wan pair taken for the failed offer went back.
+        assert_eq!((c.pairs_in_use(wan), c.pairs_in_use(lan)), (2, 2));
+        assert!(c.ports(x).unwrap().is_empty());
+
+        // Released ports are not reused during the quarantine.
+        assert_eq!(c.release(t0, a).unwrap(), vec![(wan, 30000), (lan, 40000)]);
+        assert!(matches!(c.release(t0, a), Err(MediaError::UnknownSession(_))));
+        let t1 = t0 + Duration::from_secs(29);
+        assert!(c.apply_sdp(t1, x, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind()).is_err());
+        let t2 = t0 + Duration::from_secs(30);
+        c.apply_sdp(t2, x, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind()).unwrap();
+        assert_eq!(c.ports(x).unwrap()[0].b, 40000);
+    }
+
+    #[test]
+    fn bind_failures_take_another_pair() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(&cfg()).unwrap();
+        let id = c.create("wan", "lan").unwrap();
+        // Another process holds 30000 on the wan address.
+        c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut |z, p| !(z == 0 && p == 30000)).unwrap();
+        assert_eq!(c.ports(id).unwrap()[0].a, 30002);
+    }
+
+    #[test]
+    fn reinvite_adds_and_disables_streams() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(&cfg()).unwrap();
+        let id = c.create("wan", "lan").unwrap();
+        c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind()).unwrap();
+        c.apply_sdp(t0, id, Side::B, SdpKind::Answer, mux_sdp("192.168.10.50", 6000, true).as_bytes(), &mut ok_bind()).unwrap();
+        // re-INVITE from B adding video: the audio keeps its ports.
+        let reoffer = "v=0\r\no=- 1 2 IN IP4 192.168.10.50\r\ns=-\r\nc=IN IP4 192.168.10.50\r\nt=0 0\r\n\
+m=audio 6000 RTP/AVP 0\r\na=rtcp-mux\r\nm=video 6002 RTP/AVP 96\r\na=rtcp-mux\r\n";
+        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Offer, reoffer.as_bytes(), &mut ok_bind()).unwrap();
+        let sdp = text(&out.sdp);
+        assert!(sdp.contains("m=audio 30000 RTP/AVP 0\r\n") && sdp.contains("m=video 30002 RTP/AVP 96\r\n"), "{sdp}");
+        assert!(matches!(out.updates[0], StreamUpdate::Open { media_index: 1, rtp_ports: [30002, 40002], .. }));
+        // The answer rejects the video: its pairs go back to the pool.
+        let reanswer = "v=0\r\no=- 1 2 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 0\r\na=rtcp-mux\r\nm=video 0 RTP/AVP 96\r\n";
+        let out = c.apply_sdp(t0, id, Side::A, SdpKind::Answer, reanswer.as_bytes(), &mut ok_bind()).unwrap();
+        assert!(text(&out.sdp).contains("m=video 0 RTP/AVP 96\r\n"));
+        assert!(out.updates.contains(&StreamUpdate::Close { media_index: 1 }));
+        assert_eq!(c.pairs_in_use(1), 1);
+        assert_eq!(c.ports(id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_change() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(&cfg()).unwrap();
+        assert!(matches!(c.create("wan", "dmz"), Err(MediaError::UnknownZone(_))));
+        let id = c.create("wan", "lan").unwrap();
+        assert!(matches!(c.apply_sdp(t0, id, Side::A, SdpKind::Offer, b"garbage", &mut ok_bind()), Err(MediaError::Sdp(_))));
+        let mut many = String::from("v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n");
+        for i in 0..=MAX_STREAMS {
+            many.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i));
+        }
+        assert!(matches!(c.apply_sdp(t0, id, Side::A, SdpKind::Offer, many.as_bytes(), &mut ok_bind()), Err(MediaError::TooManyStreams { .. })));
+        assert_eq!(c.pairs_in_use(0), 0);
+        let bad_cfg = RelayConfig { zones: vec![ZoneConfig { port_min: 5, port_max: 5, ..cfg().zones[0].clone() }], ..cfg() };
+        assert!(matches!(Controller::new(&bad_cfg), Err(MediaError::Config(_))));
+    }
+}
