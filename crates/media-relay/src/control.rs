@@ -230,13 +230,18 @@ fn parse_media(sdp: &SessionDescription<'_>, index: usize) -> Option<Parsed> {
             (rip.map(|ip| SocketAddr::new(ip, r.port)), true)
         }
         other => (
-            ip.zip(m.port.checked_add(1)).map(|(ip, p)| SocketAddr::new(ip, p)),
+            ip.zip(m.port.checked_add(1))
+                .map(|(ip, p)| SocketAddr::new(ip, p)),
             other.is_some(),
         ),
     };
     Some(Parsed {
         relay,
-        peer: PeerAddrs { rtp, rtcp, rtcp_mux: m.rtcp_mux() },
+        peer: PeerAddrs {
+            rtp,
+            rtcp,
+            rtcp_mux: m.rtcp_mux(),
+        },
         has_rtcp_attr,
     })
 }
@@ -262,6 +267,14 @@ impl Controller {
             if zones.iter().any(|o| o.cfg.name == z.name) {
                 return Err(MediaError::Config(format!("zone {} defined twice", z.name)));
             }
+            if z.sdp_address().is_unspecified() {
+                // Peers cannot send to 0.0.0.0: a wildcard bind needs the
+                // address to announce.
+                return Err(MediaError::Config(format!(
+                    "zone {}: bind address {} needs an advertise address",
+                    z.name, z.bind
+                )));
+            }
             let pool = PortPool::new(z.port_min, z.port_max, cfg.quarantine);
             if pool.capacity() == 0 {
                 return Err(MediaError::Config(format!(
@@ -269,9 +282,16 @@ impl Controller {
                     z.name, z.port_min, z.port_max
                 )));
             }
-            zones.push(Zone { cfg: z.clone(), pool });
+            zones.push(Zone {
+                cfg: z.clone(),
+                pool,
+            });
         }
-        Ok(Self { zones, sessions: HashMap::new(), next_id: 1 })
+        Ok(Self {
+            zones,
+            sessions: HashMap::new(),
+            next_id: 1,
+        })
     }
 
     /// Looks a zone up by name.
@@ -297,8 +317,12 @@ impl Controller {
     /// Creates a session between a side in `zone_a` and a side in `zone_b`.
     /// No port is allocated before the first SDP.
     pub fn create(&mut self, zone_a: &str, zone_b: &str) -> Result<SessionId, MediaError> {
-        let za = self.zone_id(zone_a).ok_or_else(|| MediaError::UnknownZone(zone_a.into()))?;
-        let zb = self.zone_id(zone_b).ok_or_else(|| MediaError::UnknownZone(zone_b.into()))?;
+        let za = self
+            .zone_id(zone_a)
+            .ok_or_else(|| MediaError::UnknownZone(zone_a.into()))?;
+        let zb = self
+            .zone_id(zone_b)
+            .ok_or_else(|| MediaError::UnknownZone(zone_b.into()))?;
         let id = SessionId(self.next_id);
         self.next_id += 1;
         self.sessions.insert(
@@ -322,22 +346,35 @@ impl Controller {
         media_index: usize,
         lines: Option<Vec<String>>,
     ) -> Result<(), MediaError> {
-        let s = self.sessions.get_mut(&id).ok_or(MediaError::UnknownSession(id))?;
+        let s = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(MediaError::UnknownSession(id))?;
         if let Some(ls) = &lines {
-            if ls.iter().any(|l| l.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0))) {
+            if ls
+                .iter()
+                .any(|l| l.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)))
+            {
                 return Err(MediaError::BadCrypto);
             }
         }
-        let slot = s.crypto[toward.index()]
-            .get_mut(media_index)
-            .ok_or(MediaError::TooManyStreams { count: media_index + 1, max: MAX_STREAMS })?;
+        let slot =
+            s.crypto[toward.index()]
+                .get_mut(media_index)
+                .ok_or(MediaError::TooManyStreams {
+                    count: media_index + 1,
+                    max: MAX_STREAMS,
+                })?;
         *slot = lines;
         Ok(())
     }
 
     /// The ports of a session's relayed streams.
     pub fn ports(&self, id: SessionId) -> Result<Vec<StreamPorts>, MediaError> {
-        let s = self.sessions.get(&id).ok_or(MediaError::UnknownSession(id))?;
+        let s = self
+            .sessions
+            .get(&id)
+            .ok_or(MediaError::UnknownSession(id))?;
         Ok(s.streams
             .iter()
             .enumerate()
@@ -374,11 +411,19 @@ impl Controller {
         let parsed_sdp = sdp_message::parse(sdp)?;
         let count = parsed_sdp.media.len();
         if count > MAX_STREAMS {
-            return Err(MediaError::TooManyStreams { count, max: MAX_STREAMS });
+            return Err(MediaError::TooManyStreams {
+                count,
+                max: MAX_STREAMS,
+            });
         }
-        let parsed: Vec<Parsed> = (0..count).filter_map(|i| parse_media(&parsed_sdp, i)).collect();
+        let parsed: Vec<Parsed> = (0..count)
+            .filter_map(|i| parse_media(&parsed_sdp, i))
+            .collect();
 
-        let session = self.sessions.get_mut(&id).ok_or(MediaError::UnknownSession(id))?;
+        let session = self
+            .sessions
+            .get_mut(&id)
+            .ok_or(MediaError::UnknownSession(id))?;
         let zones = session.zones;
         // Phase 1: take every port this SDP needs; undo all of it on failure.
         let mut streams = session.streams;
@@ -389,7 +434,9 @@ impl Controller {
             if !p.relay {
                 continue;
             }
-            let Some(slot) = streams.get_mut(i) else { break };
+            let Some(slot) = streams.get_mut(i) else {
+                break;
+            };
             if slot.is_none() {
                 let mut ports = [0u16; 2];
                 for side in [Side::A, Side::B] {
@@ -404,17 +451,26 @@ impl Controller {
                             taken.push((z, port, true));
                         }
                         None => {
-                            failure = Some(MediaError::PortsExhausted { zone: zone.cfg.name.clone() });
+                            failure = Some(MediaError::PortsExhausted {
+                                zone: zone.cfg.name.clone(),
+                            });
                             break 'alloc;
                         }
                     }
                 }
-                *slot = Some(CtlStream { rtp_ports: ports, rtcp_bound: [false; 2], peer: [None; 2] });
+                *slot = Some(CtlStream {
+                    rtp_ports: ports,
+                    rtcp_bound: [false; 2],
+                    peer: [None; 2],
+                });
                 updates.push(StreamUpdate::Open {
                     media_index: i,
                     zones,
                     rtp_ports: ports,
-                    policy: [self.zones[zones[0]].cfg.latch, self.zones[zones[1]].cfg.latch],
+                    policy: [
+                        self.zones[zones[0]].cfg.latch,
+                        self.zones[zones[1]].cfg.latch,
+                    ],
                 });
             }
             let Some(st) = slot.as_mut() else { continue };
@@ -432,7 +488,12 @@ impl Controller {
                     }
                     st.rtcp_bound[si] = true;
                     taken.push((z, port, false));
-                    updates.push(StreamUpdate::RtcpOpened { media_index: i, side, zone: z, port });
+                    updates.push(StreamUpdate::RtcpOpened {
+                        media_index: i,
+                        side,
+                        zone: z,
+                        port,
+                    });
                 }
             }
         }
@@ -491,7 +552,11 @@ impl Controller {
                 (true, Some(st)) => {
                     let Some(p) = parsed.get(i) else { continue };
                     st.peer[from.index()] = Some(p.peer);
-                    updates.push(StreamUpdate::Peer { media_index: i, side: from, peer: p.peer });
+                    updates.push(StreamUpdate::Peer {
+                        media_index: i,
+                        side: from,
+                        peer: p.peer,
+                    });
                 }
                 (false, Some(st)) => {
                     for side in [Side::A, Side::B] {
@@ -524,8 +589,15 @@ impl Controller {
 
     /// Ends a session: its ports go into quarantine. Returns the RTP ports
     /// released, per zone.
-    pub fn release(&mut self, now: Instant, id: SessionId) -> Result<Vec<(ZoneId, u16)>, MediaError> {
-        let s = self.sessions.remove(&id).ok_or(MediaError::UnknownSession(id))?;
+    pub fn release(
+        &mut self,
+        now: Instant,
+        id: SessionId,
+    ) -> Result<Vec<(ZoneId, u16)>, MediaError> {
+        let s = self
+            .sessions
+            .remove(&id)
+            .ok_or(MediaError::UnknownSession(id))?;
         let mut released = Vec::new();
         for st in s.streams.iter().flatten() {
             for side in [Side::A, Side::B] {
@@ -556,7 +628,10 @@ mod tests {
                     advertise: Some("203.0.113.1".parse().unwrap()),
                     port_min: 30000,
                     port_max: 30009,
-                    latch: LatchPolicy { mode: LatchMode::Nat, relatch_after_silence: None },
+                    latch: LatchPolicy {
+                        mode: LatchMode::Nat,
+                        relatch_after_silence: None,
+                    },
                 },
                 ZoneConfig {
                     name: "lan".into(),
@@ -564,7 +639,10 @@ mod tests {
                     advertise: None,
                     port_min: 40000,
                     port_max: 40003,
-                    latch: LatchPolicy { mode: LatchMode::Strict, relatch_after_silence: None },
+                    latch: LatchPolicy {
+                        mode: LatchMode::Strict,
+                        relatch_after_silence: None,
+                    },
                 },
             ],
             quarantine: Duration::from_secs(30),
@@ -615,10 +693,17 @@ m=application 0 TCP/MSRP *\r\n";
         let id = c.create("wan", "lan").unwrap();
         let mut bound = Vec::new();
         let out = c
-            .apply_sdp(t0, id, Side::A, SdpKind::Offer, OFFER.as_bytes(), &mut |z, p| {
-                bound.push((z, p));
-                true
-            })
+            .apply_sdp(
+                t0,
+                id,
+                Side::A,
+                SdpKind::Offer,
+                OFFER.as_bytes(),
+                &mut |z, p| {
+                    bound.push((z, p));
+                    true
+                },
+            )
             .unwrap();
         // Both legs' RTP and (no rtcp-mux offered) RTCP ports are bound now.
         assert_eq!(bound, vec![(0, 30000), (1, 40000), (0, 30001), (1, 40001)]);
@@ -647,8 +732,18 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
                     rtp_ports: [30000, 40000],
                     policy: [cfg().zones[0].latch, cfg().zones[1].latch],
                 },
-                StreamUpdate::RtcpOpened { media_index: 0, side: Side::A, zone: 0, port: 30001 },
-                StreamUpdate::RtcpOpened { media_index: 0, side: Side::B, zone: 1, port: 40001 },
+                StreamUpdate::RtcpOpened {
+                    media_index: 0,
+                    side: Side::A,
+                    zone: 0,
+                    port: 30001
+                },
+                StreamUpdate::RtcpOpened {
+                    media_index: 0,
+                    side: Side::B,
+                    zone: 1,
+                    port: 40001
+                },
                 StreamUpdate::Peer {
                     media_index: 0,
                     side: Side::A,
@@ -661,13 +756,25 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
             ]
         );
 
-        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Answer, ANSWER.as_bytes(), &mut ok_bind()).unwrap();
+        let out = c
+            .apply_sdp(
+                t0,
+                id,
+                Side::B,
+                SdpKind::Answer,
+                ANSWER.as_bytes(),
+                &mut ok_bind(),
+            )
+            .unwrap();
         let sdp = text(&out.sdp);
         // Toward A: the wan zone's advertised address and A's leg.
         assert!(sdp.contains("o=bob 1 1 IN IP4 203.0.113.1\r\n"), "{sdp}");
         assert!(sdp.contains("c=IN IP4 203.0.113.1\r\n"), "{sdp}");
         assert!(sdp.contains("m=audio 30000 RTP/AVP 0 101\r\n"), "{sdp}");
-        assert!(!sdp.contains("a=rtcp"), "no a=rtcp in the original, none added: {sdp}");
+        assert!(
+            !sdp.contains("a=rtcp"),
+            "no a=rtcp in the original, none added: {sdp}"
+        );
         assert_eq!(
             out.updates,
             vec![StreamUpdate::Peer {
@@ -683,7 +790,12 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
         let ports = c.ports(id).unwrap();
         assert_eq!(
             ports,
-            vec![StreamPorts { media_index: 0, a: 30000, b: 40000, rtcp: [Some(30001), Some(40001)] }]
+            vec![StreamPorts {
+                media_index: 0,
+                a: 30000,
+                b: 40000,
+                rtcp: [Some(30001), Some(40001)]
+            }]
         );
     }
 
@@ -706,10 +818,28 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
             bound.push((z, p));
             true
         };
-        let out = c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut rec).unwrap();
+        let out = c
+            .apply_sdp(
+                t0,
+                id,
+                Side::A,
+                SdpKind::Offer,
+                mux_sdp("10.0.0.2", 4000, true).as_bytes(),
+                &mut rec,
+            )
+            .unwrap();
         // The offer keeps the fallback RTCP port in case B does not mux.
         assert!(text(&out.sdp).contains("a=rtcp-mux\r\na=rtcp:40001 IN IP4 192.168.10.1\r\n"));
-        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Answer, mux_sdp("192.168.10.50", 6000, true).as_bytes(), &mut rec).unwrap();
+        let out = c
+            .apply_sdp(
+                t0,
+                id,
+                Side::B,
+                SdpKind::Answer,
+                mux_sdp("192.168.10.50", 6000, true).as_bytes(),
+                &mut rec,
+            )
+            .unwrap();
         // The answer names the RTP port as the RTCP port: mux is agreed.
         assert!(text(&out.sdp).contains("a=rtcp:30000 IN IP4 203.0.113.1\r\n"));
         assert_eq!(bound, vec![(0, 30000), (1, 40000)]);
@@ -722,11 +852,33 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
             bound.push((z, p));
             true
         };
-        c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut rec).unwrap();
-        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Answer, mux_sdp("192.168.10.50", 6000, false).as_bytes(), &mut rec).unwrap();
+        c.apply_sdp(
+            t0,
+            id,
+            Side::A,
+            SdpKind::Offer,
+            mux_sdp("10.0.0.2", 4000, true).as_bytes(),
+            &mut rec,
+        )
+        .unwrap();
+        let out = c
+            .apply_sdp(
+                t0,
+                id,
+                Side::B,
+                SdpKind::Answer,
+                mux_sdp("192.168.10.50", 6000, false).as_bytes(),
+                &mut rec,
+            )
+            .unwrap();
         assert_eq!(bound, vec![(0, 30002), (1, 40002), (0, 30003), (1, 40003)]);
         assert!(text(&out.sdp).contains("a=rtcp:30003 IN IP4 203.0.113.1\r\n"));
-        assert!(out.updates.contains(&StreamUpdate::RtcpOpened { media_index: 0, side: Side::B, zone: 1, port: 40003 }));
+        assert!(out.updates.contains(&StreamUpdate::RtcpOpened {
+            media_index: 0,
+            side: Side::B,
+            zone: 1,
+            port: 40003
+        }));
     }
 
     #[test]
@@ -736,14 +888,46 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
         let id = c.create("wan", "lan").unwrap();
         // Toward B (the LAN) plain RTP: no crypto lines at all.
         c.set_crypto(id, Side::B, 0, Some(vec![])).unwrap();
-        let out = c.apply_sdp(t0, id, Side::A, SdpKind::Offer, OFFER.as_bytes(), &mut ok_bind()).unwrap();
+        let out = c
+            .apply_sdp(
+                t0,
+                id,
+                Side::A,
+                SdpKind::Offer,
+                OFFER.as_bytes(),
+                &mut ok_bind(),
+            )
+            .unwrap();
         assert!(!text(&out.sdp).contains("a=crypto"));
         // Toward A our own key.
-        c.set_crypto(id, Side::A, 0, Some(vec!["1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz".into()])).unwrap();
-        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Answer, ANSWER.as_bytes(), &mut ok_bind()).unwrap();
+        c.set_crypto(
+            id,
+            Side::A,
+            0,
+            Some(vec![
+                "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz".into(),
+            ]),
+        )
+        .unwrap();
+        let out = c
+            .apply_sdp(
+                t0,
+                id,
+                Side::B,
+                SdpKind::Answer,
+                ANSWER.as_bytes(),
+                &mut ok_bind(),
+            )
+            .unwrap();
         assert!(text(&out.sdp).contains("m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"));
-        assert!(matches!(c.set_crypto(id, Side::A, 0, Some(vec!["1 x\r\na=evil".into()])), Err(MediaError::BadCrypto)));
-        assert!(matches!(c.set_crypto(id, Side::A, MAX_STREAMS, None), Err(MediaError::TooManyStreams { .. })));
+        assert!(matches!(
+            c.set_crypto(id, Side::A, 0, Some(vec!["1 x\r\na=evil".into()])),
+            Err(MediaError::BadCrypto)
+        ));
+        assert!(matches!(
+            c.set_crypto(id, Side::A, MAX_STREAMS, None),
+            Err(MediaError::TooManyStreams { .. })
+        ));
     }
 
     #[test]
@@ -757,22 +941,60 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
         let b = c.create("wan", "lan").unwrap();
         let x = c.create("wan", "lan").unwrap();
         for id in [a, b] {
-            c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind()).unwrap();
+            c.apply_sdp(
+                t0,
+                id,
+                Side::A,
+                SdpKind::Offer,
+                mux_sdp("10.0.0.2", 4000, true).as_bytes(),
+                &mut ok_bind(),
+            )
+            .unwrap();
         }
         assert_eq!((c.pairs_in_use(wan), c.pairs_in_use(lan)), (2, 2));
-        let err = c.apply_sdp(t0, x, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind());
-        assert!(matches!(err, Err(MediaError::PortsExhausted { ref zone }) if zone == "lan"), "{err:?}");
+        let err = c.apply_sdp(
+            t0,
+            x,
+            Side::A,
+            SdpKind::Offer,
+            mux_sdp("10.0.0.2", 4000, true).as_bytes(),
+            &mut ok_bind(),
+        );
+        assert!(
+            matches!(err, Err(MediaError::PortsExhausted { ref zone }) if zone == "lan"),
+            "{err:?}"
+        );
         // The wan pair taken for the failed offer went back.
         assert_eq!((c.pairs_in_use(wan), c.pairs_in_use(lan)), (2, 2));
         assert!(c.ports(x).unwrap().is_empty());
 
         // Released ports are not reused during the quarantine.
         assert_eq!(c.release(t0, a).unwrap(), vec![(wan, 30000), (lan, 40000)]);
-        assert!(matches!(c.release(t0, a), Err(MediaError::UnknownSession(_))));
+        assert!(matches!(
+            c.release(t0, a),
+            Err(MediaError::UnknownSession(_))
+        ));
         let t1 = t0 + Duration::from_secs(29);
-        assert!(c.apply_sdp(t1, x, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind()).is_err());
+        assert!(c
+            .apply_sdp(
+                t1,
+                x,
+                Side::A,
+                SdpKind::Offer,
+                mux_sdp("10.0.0.2", 4000, true).as_bytes(),
+                &mut ok_bind()
+            )
+            .is_err());
         let t2 = t0 + Duration::from_secs(30);
-        c.apply_sdp(t2, x, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind()).unwrap();
+        c.apply_sdp(
+            t2,
+            x,
+            Side::A,
+            SdpKind::Offer,
+            mux_sdp("10.0.0.2", 4000, true).as_bytes(),
+            &mut ok_bind(),
+        )
+        .unwrap();
         assert_eq!(c.ports(x).unwrap()[0].b, 40000);
     }
 
@@ -782,7 +1004,15 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
         let mut c = Controller::new(&cfg()).unwrap();
         let id = c.create("wan", "lan").unwrap();
         // Another process holds 30000 on the wan address.
-        c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut |z, p| !(z == 0 && p == 30000)).unwrap();
+        c.apply_sdp(
+            t0,
+            id,
+            Side::A,
+            SdpKind::Offer,
+            mux_sdp("10.0.0.2", 4000, true).as_bytes(),
+            &mut |z, p| !(z == 0 && p == 30000),
+        )
+        .unwrap();
         assert_eq!(c.ports(id).unwrap()[0].a, 30002);
     }
 
@@ -791,21 +1021,69 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
         let t0 = Instant::now();
         let mut c = Controller::new(&cfg()).unwrap();
         let id = c.create("wan", "lan").unwrap();
-        c.apply_sdp(t0, id, Side::A, SdpKind::Offer, mux_sdp("10.0.0.2", 4000, true).as_bytes(), &mut ok_bind()).unwrap();
-        c.apply_sdp(t0, id, Side::B, SdpKind::Answer, mux_sdp("192.168.10.50", 6000, true).as_bytes(), &mut ok_bind()).unwrap();
+        c.apply_sdp(
+            t0,
+            id,
+            Side::A,
+            SdpKind::Offer,
+            mux_sdp("10.0.0.2", 4000, true).as_bytes(),
+            &mut ok_bind(),
+        )
+        .unwrap();
+        c.apply_sdp(
+            t0,
+            id,
+            Side::B,
+            SdpKind::Answer,
+            mux_sdp("192.168.10.50", 6000, true).as_bytes(),
+            &mut ok_bind(),
+        )
+        .unwrap();
         // re-INVITE from B adding video: the audio keeps its ports.
-        let reoffer = "v=0\r\no=- 1 2 IN IP4 192.168.10.50\r\ns=-\r\nc=IN IP4 192.168.10.50\r\nt=0 0\r\n\
+        let reoffer =
+            "v=0\r\no=- 1 2 IN IP4 192.168.10.50\r\ns=-\r\nc=IN IP4 192.168.10.50\r\nt=0 0\r\n\
 m=audio 6000 RTP/AVP 0\r\na=rtcp-mux\r\nm=video 6002 RTP/AVP 96\r\na=rtcp-mux\r\n";
-        let out = c.apply_sdp(t0, id, Side::B, SdpKind::Offer, reoffer.as_bytes(), &mut ok_bind()).unwrap();
+        let out = c
+            .apply_sdp(
+                t0,
+                id,
+                Side::B,
+                SdpKind::Offer,
+                reoffer.as_bytes(),
+                &mut ok_bind(),
+            )
+            .unwrap();
         let sdp = text(&out.sdp);
-        assert!(sdp.contains("m=audio 30000 RTP/AVP 0\r\n") && sdp.contains("m=video 30002 RTP/AVP 96\r\n"), "{sdp}");
-        assert!(matches!(out.updates[0], StreamUpdate::Open { media_index: 1, rtp_ports: [30002, 40002], .. }));
+        assert!(
+            sdp.contains("m=audio 30000 RTP/AVP 0\r\n")
+                && sdp.contains("m=video 30002 RTP/AVP 96\r\n"),
+            "{sdp}"
+        );
+        assert!(matches!(
+            out.updates[0],
+            StreamUpdate::Open {
+                media_index: 1,
+                rtp_ports: [30002, 40002],
+                ..
+            }
+        ));
         // The answer rejects the video: its pairs go back to the pool.
         let reanswer = "v=0\r\no=- 1 2 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n\
 m=audio 4000 RTP/AVP 0\r\na=rtcp-mux\r\nm=video 0 RTP/AVP 96\r\n";
-        let out = c.apply_sdp(t0, id, Side::A, SdpKind::Answer, reanswer.as_bytes(), &mut ok_bind()).unwrap();
+        let out = c
+            .apply_sdp(
+                t0,
+                id,
+                Side::A,
+                SdpKind::Answer,
+                reanswer.as_bytes(),
+                &mut ok_bind(),
+            )
+            .unwrap();
         assert!(text(&out.sdp).contains("m=video 0 RTP/AVP 96\r\n"));
-        assert!(out.updates.contains(&StreamUpdate::Close { media_index: 1 }));
+        assert!(out
+            .updates
+            .contains(&StreamUpdate::Close { media_index: 1 }));
         assert_eq!(c.pairs_in_use(1), 1);
         assert_eq!(c.ports(id).unwrap().len(), 1);
     }
@@ -814,16 +1092,43 @@ m=audio 4000 RTP/AVP 0\r\na=rtcp-mux\r\nm=video 0 RTP/AVP 96\r\n";
     fn bad_input_is_an_error_not_a_change() {
         let t0 = Instant::now();
         let mut c = Controller::new(&cfg()).unwrap();
-        assert!(matches!(c.create("wan", "dmz"), Err(MediaError::UnknownZone(_))));
+        assert!(matches!(
+            c.create("wan", "dmz"),
+            Err(MediaError::UnknownZone(_))
+        ));
         let id = c.create("wan", "lan").unwrap();
-        assert!(matches!(c.apply_sdp(t0, id, Side::A, SdpKind::Offer, b"garbage", &mut ok_bind()), Err(MediaError::Sdp(_))));
-        let mut many = String::from("v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n");
+        assert!(matches!(
+            c.apply_sdp(t0, id, Side::A, SdpKind::Offer, b"garbage", &mut ok_bind()),
+            Err(MediaError::Sdp(_))
+        ));
+        let mut many =
+            String::from("v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n");
         for i in 0..=MAX_STREAMS {
             many.push_str(&format!("m=audio {} RTP/AVP 0\r\n", 4000 + 2 * i));
         }
-        assert!(matches!(c.apply_sdp(t0, id, Side::A, SdpKind::Offer, many.as_bytes(), &mut ok_bind()), Err(MediaError::TooManyStreams { .. })));
+        assert!(matches!(
+            c.apply_sdp(
+                t0,
+                id,
+                Side::A,
+                SdpKind::Offer,
+                many.as_bytes(),
+                &mut ok_bind()
+            ),
+            Err(MediaError::TooManyStreams { .. })
+        ));
         assert_eq!(c.pairs_in_use(0), 0);
-        let bad_cfg = RelayConfig { zones: vec![ZoneConfig { port_min: 5, port_max: 5, ..cfg().zones[0].clone() }], ..cfg() };
-        assert!(matches!(Controller::new(&bad_cfg), Err(MediaError::Config(_))));
+        let bad_cfg = RelayConfig {
+            zones: vec![ZoneConfig {
+                port_min: 5,
+                port_max: 5,
+                ..cfg().zones[0].clone()
+            }],
+            ..cfg()
+        };
+        assert!(matches!(
+            Controller::new(&bad_cfg),
+            Err(MediaError::Config(_))
+        ));
     }
 }

@@ -32,7 +32,7 @@ impl PortPool {
     pub fn new(min: u16, max: u16, quarantine: Duration) -> Self {
         let first = min.saturating_add(min % 2);
         let count = if max > first {
-            (usize::from(max) - usize::from(first) + 1) / 2
+            (usize::from(max) - usize::from(first)).div_ceil(2)
         } else {
             0
         };
@@ -150,7 +150,10 @@ mod tests {
         let b = p.allocate(t0, &mut |_| true).unwrap();
         assert_ne!(a, b);
         assert!(p.release(a, t0));
-        assert_eq!(p.allocate(t0 + Duration::from_secs(29), &mut |_| true), None);
+        assert_eq!(
+            p.allocate(t0 + Duration::from_secs(29), &mut |_| true),
+            None
+        );
         assert_eq!(p.allocate(t0 + q, &mut |_| true), Some(a));
     }
 
@@ -177,9 +180,18 @@ mod tests {
         assert_eq!(tried, vec![20000, 20002]);
         // The failed pair waits out the quarantine before it is retried.
         let mut tried = Vec::new();
-        assert_eq!(p.allocate(t0, &mut |port| { tried.push(port); true }), Some(20004));
+        assert_eq!(
+            p.allocate(t0, &mut |port| {
+                tried.push(port);
+                true
+            }),
+            Some(20004)
+        );
         assert_eq!(p.allocate(t0, &mut |_| true), None);
-        assert_eq!(p.allocate(t0 + Duration::from_secs(5), &mut |_| true), Some(20000));
+        assert_eq!(
+            p.allocate(t0 + Duration::from_secs(5), &mut |_| true),
+            Some(20000)
+        );
         assert!(p.allocate(t0, &mut |_| false).is_none());
     }
 
@@ -188,7 +200,9 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(PortPool::new(10, 10, Duration::ZERO).capacity(), 0);
         assert_eq!(PortPool::new(11, 10, Duration::ZERO).capacity(), 0);
-        assert!(PortPool::new(65535, 65535, Duration::ZERO).allocate(t0, &mut |_| true).is_none());
+        assert!(PortPool::new(65535, 65535, Duration::ZERO)
+            .allocate(t0, &mut |_| true)
+            .is_none());
         let mut top = PortPool::new(65534, 65535, Duration::ZERO);
         assert_eq!(top.allocate(t0, &mut |_| true), Some(65534));
     }

@@ -218,7 +218,10 @@ pub(crate) mod tests {
         *pad.last_mut().unwrap() = 0;
         assert_eq!(check_rtp(&pad), Err(Malformed::BadHeader));
         // STUN binding request starts with 0x00 0x01.
-        assert_eq!(check_rtp(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0]), Err(Malformed::BadVersion));
+        assert_eq!(
+            check_rtp(&[0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 0, 0, 0, 0]),
+            Err(Malformed::BadVersion)
+        );
     }
 
     #[test]
@@ -231,7 +234,13 @@ pub(crate) mod tests {
         let b = last_report_block(&p).unwrap();
         assert_eq!(
             b,
-            ReportBlock { ssrc: 2, fraction_lost: 64, cumulative_lost: -3, highest_seq: 1000, jitter: 77 }
+            ReportBlock {
+                ssrc: 2,
+                fraction_lost: 64,
+                cumulative_lost: -3,
+                highest_seq: 1000,
+                jitter: 77
+            }
         );
         // SR with one block followed by an SDES part.
         let mut sr = vec![0x81, 200, 0, 12];

@@ -159,7 +159,12 @@ impl Path {
         })
     }
 
-    fn accept(&mut self, now: Instant, policy: LatchPolicy, src: SocketAddr) -> Result<(), DropReason> {
+    fn accept(
+        &mut self,
+        now: Instant,
+        policy: LatchPolicy,
+        src: SocketAddr,
+    ) -> Result<(), DropReason> {
         match self.latched {
             Some(l) if l == src && !self.armed => {}
             Some(l) => {
@@ -465,7 +470,11 @@ impl Stream {
         };
         // RFC 5761 §4 demultiplexing; on the RTCP port everything must be RTCP.
         let is_rtcp = socket == SocketKind::Rtcp || rtp::looks_like_rtcp(pkt);
-        let checked = if is_rtcp { rtp::check_rtcp(pkt) } else { rtp::check_rtp(pkt) };
+        let checked = if is_rtcp {
+            rtp::check_rtcp(pkt)
+        } else {
+            rtp::check_rtp(pkt)
+        };
         let report = if is_rtcp && checked.is_ok() && self.leg(at).transform.is_none() {
             rtp::last_report_block(pkt)
         } else {
@@ -518,7 +527,11 @@ impl Stream {
         let leg = self.leg_mut(at);
         let len = match leg.transform.as_mut() {
             Some(t) => {
-                let r = if is_rtcp { t.rtcp(buf, len) } else { t.rtp(buf, len) };
+                let r = if is_rtcp {
+                    t.rtcp(buf, len)
+                } else {
+                    t.rtp(buf, len)
+                };
                 match r {
                     Ok(n) if n <= buf.len() => n,
                     Ok(_) => return self.drop_at(at, DropReason::TransformOther),
@@ -534,7 +547,12 @@ impl Stream {
             st.rtp_out += 1;
         }
         st.bytes_out += len as u64;
-        Verdict::Forward { side: out_side, socket: out_socket, dst, len }
+        Verdict::Forward {
+            side: out_side,
+            socket: out_socket,
+            dst,
+            len,
+        }
     }
 
     fn drop_at(&mut self, at: Side, reason: DropReason) -> Verdict {
@@ -566,9 +584,17 @@ mod tests {
 
     /// A session with stream 0, both RTCP sockets present, and the given
     /// SDP addresses.
-    fn session(now: Instant, mode: LatchMode, a: Option<PeerAddrs>, b: Option<PeerAddrs>) -> MediaSession {
+    fn session(
+        now: Instant,
+        mode: LatchMode,
+        a: Option<PeerAddrs>,
+        b: Option<PeerAddrs>,
+    ) -> MediaSession {
         let mut s = MediaSession::new(now, T);
-        let p = LatchPolicy { mode, relatch_after_silence: None };
+        let p = LatchPolicy {
+            mode,
+            relatch_after_silence: None,
+        };
         assert!(s.add_stream(0, [p, p]));
         s.set_rtcp_socket(0, Side::A, true);
         s.set_rtcp_socket(0, Side::B, true);
@@ -581,14 +607,26 @@ mod tests {
         s
     }
 
-    fn send(s: &mut MediaSession, now: Instant, at: Side, kind: SocketKind, src: &str, pkt: &[u8]) -> Verdict {
+    fn send(
+        s: &mut MediaSession,
+        now: Instant,
+        at: Side,
+        kind: SocketKind,
+        src: &str,
+        pkt: &[u8],
+    ) -> Verdict {
         let mut buf = [0u8; 256];
         buf[..pkt.len()].copy_from_slice(pkt);
         s.on_packet(now, 0, at, kind, addr(src), &mut buf, pkt.len())
     }
 
     fn fwd(dst: &str) -> Verdict {
-        Verdict::Forward { side: Side::B, socket: SocketKind::Rtp, dst: addr(dst), len: 172 }
+        Verdict::Forward {
+            side: Side::B,
+            socket: SocketKind::Rtp,
+            dst: addr(dst),
+            len: 172,
+        }
     }
 
     fn drops(s: &MediaSession, side: Side, r: DropReason) -> u64 {
@@ -602,15 +640,46 @@ mod tests {
     #[test]
     fn sdp_address_mode_learns_the_port_then_locks() {
         let t0 = Instant::now();
-        let mut s = session(t0, LatchMode::SdpAddress, Some(peer("198.51.100.7:4000", false)), Some(peer("192.0.2.9:6000", false)));
+        let mut s = session(
+            t0,
+            LatchMode::SdpAddress,
+            Some(peer("198.51.100.7:4000", false)),
+            Some(peer("192.0.2.9:6000", false)),
+        );
         let p = rtp(1, 0x1111, 0, 160);
         // Wrong IP before latching.
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "203.0.113.1:4000", &p), Verdict::Drop(DropReason::UnexpectedSource));
+        assert_eq!(
+            send(&mut s, t0, Side::A, SocketKind::Rtp, "203.0.113.1:4000", &p),
+            Verdict::Drop(DropReason::UnexpectedSource)
+        );
         // SDP IP, other port (a NAT-free host with asymmetric ports): latched.
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.7:4100", &p), fwd("192.0.2.9:6000"));
-        assert_eq!(s.stream(0).unwrap().latched_rtp(Side::A), Some(addr("198.51.100.7:4100")));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.7:4100",
+                &p
+            ),
+            fwd("192.0.2.9:6000")
+        );
+        assert_eq!(
+            s.stream(0).unwrap().latched_rtp(Side::A),
+            Some(addr("198.51.100.7:4100"))
+        );
         // Same IP, another port, after latching: locked out.
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.7:4000", &p), Verdict::Drop(DropReason::SourceLocked));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.7:4000",
+                &p
+            ),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
         assert_eq!(drops(&s, Side::A, DropReason::SourceLocked), 1);
         assert_eq!(drops(&s, Side::A, DropReason::UnexpectedSource), 1);
         let st = s.stats().streams[0].a_to_b;
@@ -620,35 +689,127 @@ mod tests {
     #[test]
     fn strict_mode_accepts_only_the_exact_sdp_address() {
         let t0 = Instant::now();
-        let mut s = session(t0, LatchMode::Strict, Some(peer("198.51.100.7:4000", false)), Some(peer("192.0.2.9:6000", false)));
+        let mut s = session(
+            t0,
+            LatchMode::Strict,
+            Some(peer("198.51.100.7:4000", false)),
+            Some(peer("192.0.2.9:6000", false)),
+        );
         let p = rtp(1, 1, 0, 160);
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.7:4002", &p), Verdict::Drop(DropReason::UnexpectedSource));
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.7:4000", &p), fwd("192.0.2.9:6000"));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.7:4002",
+                &p
+            ),
+            Verdict::Drop(DropReason::UnexpectedSource)
+        );
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.7:4000",
+                &p
+            ),
+            fwd("192.0.2.9:6000")
+        );
         // RTCP must come from a=rtcp (here the default RTP+1).
         let r = rr(1, 2, 0, 0, 0);
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtcp, "198.51.100.7:4000", &r), Verdict::Drop(DropReason::UnexpectedSource));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtcp,
+                "198.51.100.7:4000",
+                &r
+            ),
+            Verdict::Drop(DropReason::UnexpectedSource)
+        );
         assert!(matches!(
-            send(&mut s, t0, Side::A, SocketKind::Rtcp, "198.51.100.7:4001", &r),
-            Verdict::Forward { socket: SocketKind::Rtcp, .. }
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtcp,
+                "198.51.100.7:4001",
+                &r
+            ),
+            Verdict::Forward {
+                socket: SocketKind::Rtcp,
+                ..
+            }
         ));
     }
 
     #[test]
     fn nat_mode_latches_any_source_only_for_private_sdp_addresses() {
         let t0 = Instant::now();
-        let mut s = session(t0, LatchMode::Nat, Some(peer("192.168.1.20:4000", false)), Some(peer("203.0.113.50:6000", false)));
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("192.168.1.20:4000", false)),
+            Some(peer("203.0.113.50:6000", false)),
+        );
         let p = rtp(1, 1, 0, 160);
         // A's SDP shows a private address: its NAT's public mapping latches.
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.77:31337", &p), fwd("203.0.113.50:6000"));
-        // B's SDP shows a public address: the IP must match.
-        assert_eq!(send(&mut s, t0, Side::B, SocketKind::Rtp, "198.51.100.78:6000", &p), Verdict::Drop(DropReason::UnexpectedSource));
         assert_eq!(
-            send(&mut s, t0, Side::B, SocketKind::Rtp, "203.0.113.50:6000", &p),
-            Verdict::Forward { side: Side::A, socket: SocketKind::Rtp, dst: addr("198.51.100.77:31337"), len: 172 }
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.77:31337",
+                &p
+            ),
+            fwd("203.0.113.50:6000")
+        );
+        // B's SDP shows a public address: the IP must match.
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::B,
+                SocketKind::Rtp,
+                "198.51.100.78:6000",
+                &p
+            ),
+            Verdict::Drop(DropReason::UnexpectedSource)
+        );
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::B,
+                SocketKind::Rtp,
+                "203.0.113.50:6000",
+                &p
+            ),
+            Verdict::Forward {
+                side: Side::A,
+                socket: SocketKind::Rtp,
+                dst: addr("198.51.100.77:31337"),
+                len: 172
+            }
         );
         // Once latched, a third party is locked out, whatever its payload.
         let spoof = rtp(2, 1, 0, 160);
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.99:31337", &spoof), Verdict::Drop(DropReason::SourceLocked));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.99:31337",
+                &spoof
+            ),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
         assert!(is_private("100.64.1.1".parse().unwrap()));
         assert!(is_private("fd00::1".parse().unwrap()));
         assert!(is_private("0.0.0.0".parse().unwrap()));
@@ -659,39 +820,150 @@ mod tests {
     fn relatch_only_after_configured_silence() {
         let t0 = Instant::now();
         let mut s = MediaSession::new(t0, T);
-        let p = LatchPolicy { mode: LatchMode::Nat, relatch_after_silence: Some(Duration::from_secs(5)) };
+        let p = LatchPolicy {
+            mode: LatchMode::Nat,
+            relatch_after_silence: Some(Duration::from_secs(5)),
+        };
         s.add_stream(0, [p, p]);
         s.set_peer(t0, 0, Side::A, peer("10.0.0.2:4000", false));
         s.set_peer(t0, 0, Side::B, peer("203.0.113.50:6000", false));
         let pkt = rtp(1, 1, 0, 160);
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt), fwd("203.0.113.50:6000"));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            fwd("203.0.113.50:6000")
+        );
         let t1 = t0 + Duration::from_secs(1);
         // The peer is active: a new source is refused.
-        assert_eq!(send(&mut s, t1, Side::A, SocketKind::Rtp, "198.51.100.2:2000", &pkt), Verdict::Drop(DropReason::SourceLocked));
-        assert_eq!(send(&mut s, t1, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt), fwd("203.0.113.50:6000"));
+        assert_eq!(
+            send(
+                &mut s,
+                t1,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
+        assert_eq!(
+            send(
+                &mut s,
+                t1,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            fwd("203.0.113.50:6000")
+        );
         // 4.9 s of silence is not enough, 5 s is.
         let t2 = t1 + Duration::from_millis(4900);
-        assert_eq!(send(&mut s, t2, Side::A, SocketKind::Rtp, "198.51.100.2:2000", &pkt), Verdict::Drop(DropReason::SourceLocked));
+        assert_eq!(
+            send(
+                &mut s,
+                t2,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
         let t3 = t1 + Duration::from_secs(5);
-        assert_eq!(send(&mut s, t3, Side::A, SocketKind::Rtp, "198.51.100.2:2000", &pkt), fwd("203.0.113.50:6000"));
+        assert_eq!(
+            send(
+                &mut s,
+                t3,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
+            fwd("203.0.113.50:6000")
+        );
         // And now the old source is the stranger.
-        assert_eq!(send(&mut s, t3, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt), Verdict::Drop(DropReason::SourceLocked));
+        assert_eq!(
+            send(
+                &mut s,
+                t3,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
     }
 
     #[test]
     fn without_silence_rule_only_a_new_offer_answer_relatches() {
         let t0 = Instant::now();
-        let mut s = session(t0, LatchMode::Nat, Some(peer("10.0.0.2:4000", false)), Some(peer("203.0.113.50:6000", false)));
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("10.0.0.2:4000", false)),
+            Some(peer("203.0.113.50:6000", false)),
+        );
         let pkt = rtp(1, 1, 0, 160);
-        assert!(matches!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt), Verdict::Forward { .. }));
+        assert!(matches!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            Verdict::Forward { .. }
+        ));
         let late = t0 + Duration::from_secs(3600);
-        assert_eq!(send(&mut s, late, Side::A, SocketKind::Rtp, "198.51.100.2:2000", &pkt), Verdict::Drop(DropReason::SourceLocked));
+        assert_eq!(
+            send(
+                &mut s,
+                late,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
         // re-INVITE from A (it moved networks).
         s.set_peer(late, 0, Side::A, peer("10.9.0.2:4000", false));
-        assert!(matches!(send(&mut s, late, Side::A, SocketKind::Rtp, "198.51.100.2:2000", &pkt), Verdict::Forward { .. }));
-        assert_eq!(s.stream(0).unwrap().latched_rtp(Side::A), Some(addr("198.51.100.2:2000")));
+        assert!(matches!(
+            send(
+                &mut s,
+                late,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
+            Verdict::Forward { .. }
+        ));
+        assert_eq!(
+            s.stream(0).unwrap().latched_rtp(Side::A),
+            Some(addr("198.51.100.2:2000"))
+        );
         // One relatch per offer/answer: the next stranger is refused again.
-        assert_eq!(send(&mut s, late, Side::A, SocketKind::Rtp, "198.51.100.3:3000", &pkt), Verdict::Drop(DropReason::SourceLocked));
+        assert_eq!(
+            send(
+                &mut s,
+                late,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.3:3000",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
     }
 
     #[test]
@@ -700,16 +972,71 @@ mod tests {
         let pkt = rtp(1, 1, 0, 160);
         // B has no SDP yet: nowhere to send.
         let mut s = session(t0, LatchMode::Nat, Some(peer("10.0.0.2:4000", false)), None);
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt), Verdict::Drop(DropReason::NoDestination));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::NoDestination)
+        );
         assert_eq!(drops(&s, Side::A, DropReason::NoDestination), 1);
         // B's SDP known: sent there until B latches, then to the latch.
         s.set_peer(t0, 0, Side::B, peer("10.1.0.5:6000", false));
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt), fwd("10.1.0.5:6000"));
-        assert!(matches!(send(&mut s, t0, Side::B, SocketKind::Rtp, "198.51.100.200:7000", &pkt), Verdict::Forward { .. }));
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt), fwd("198.51.100.200:7000"));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            fwd("10.1.0.5:6000")
+        );
+        assert!(matches!(
+            send(
+                &mut s,
+                t0,
+                Side::B,
+                SocketKind::Rtp,
+                "198.51.100.200:7000",
+                &pkt
+            ),
+            Verdict::Forward { .. }
+        ));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            fwd("198.51.100.200:7000")
+        );
         // A hold-style 0.0.0.0 SDP gives no destination.
-        let mut s = session(t0, LatchMode::Nat, Some(peer("10.0.0.2:4000", false)), Some(peer("0.0.0.0:6000", false)));
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt), Verdict::Drop(DropReason::NoDestination));
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("10.0.0.2:4000", false)),
+            Some(peer("0.0.0.0:6000", false)),
+        );
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::NoDestination)
+        );
     }
 
     #[test]
@@ -717,64 +1044,192 @@ mod tests {
         let t0 = Instant::now();
         let r = rr(0x10, 0x20, 25, 7, 123);
         // Both mux: RTCP arrives on the RTP socket and leaves on the RTP socket.
-        let mut s = session(t0, LatchMode::SdpAddress, Some(peer("198.51.100.7:4000", true)), Some(peer("192.0.2.9:6000", true)));
+        let mut s = session(
+            t0,
+            LatchMode::SdpAddress,
+            Some(peer("198.51.100.7:4000", true)),
+            Some(peer("192.0.2.9:6000", true)),
+        );
         assert!(s.stream(0).unwrap().rtcp_mux());
         assert_eq!(
-            send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.7:4000", &r),
-            Verdict::Forward { side: Side::B, socket: SocketKind::Rtp, dst: addr("192.0.2.9:6000"), len: r.len() }
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.7:4000",
+                &r
+            ),
+            Verdict::Forward {
+                side: Side::B,
+                socket: SocketKind::Rtp,
+                dst: addr("192.0.2.9:6000"),
+                len: r.len()
+            }
         );
         let st = s.stats().streams[0].a_to_b;
         assert_eq!((st.rtcp_in, st.rtcp_out, st.rtp_in), (1, 1, 0));
         let rep = st.last_report.unwrap();
-        assert_eq!((rep.fraction_lost, rep.cumulative_lost, rep.jitter), (25, 7, 123));
+        assert_eq!(
+            (rep.fraction_lost, rep.cumulative_lost, rep.jitter),
+            (25, 7, 123)
+        );
         // Muxed RTCP shares the RTP latch: RTP from the same source follows.
-        assert!(matches!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.7:4000", &rtp(1, 1, 0, 20)), Verdict::Forward { .. }));
+        assert!(matches!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.7:4000",
+                &rtp(1, 1, 0, 20)
+            ),
+            Verdict::Forward { .. }
+        ));
 
         // A muxes, B does not: not negotiated, RTCP uses the odd ports.
-        let mut s = session(t0, LatchMode::SdpAddress, Some(peer("198.51.100.7:4000", true)), Some(peer("192.0.2.9:6000", false)));
+        let mut s = session(
+            t0,
+            LatchMode::SdpAddress,
+            Some(peer("198.51.100.7:4000", true)),
+            Some(peer("192.0.2.9:6000", false)),
+        );
         assert!(!s.stream(0).unwrap().rtcp_mux());
         assert_eq!(
-            send(&mut s, t0, Side::A, SocketKind::Rtcp, "198.51.100.7:4001", &r),
-            Verdict::Forward { side: Side::B, socket: SocketKind::Rtcp, dst: addr("192.0.2.9:6001"), len: r.len() }
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtcp,
+                "198.51.100.7:4001",
+                &r
+            ),
+            Verdict::Forward {
+                side: Side::B,
+                socket: SocketKind::Rtcp,
+                dst: addr("192.0.2.9:6001"),
+                len: r.len()
+            }
         );
         // RTCP latches separately from RTP.
-        assert_eq!(s.stream(0).unwrap().latched_rtcp(Side::A), Some(addr("198.51.100.7:4001")));
+        assert_eq!(
+            s.stream(0).unwrap().latched_rtcp(Side::A),
+            Some(addr("198.51.100.7:4001"))
+        );
         assert_eq!(s.stream(0).unwrap().latched_rtp(Side::A), None);
         // Without an RTCP socket on B's leg there is nowhere to send.
         s.set_rtcp_socket(0, Side::B, false);
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtcp, "198.51.100.7:4001", &r), Verdict::Drop(DropReason::NoDestination));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtcp,
+                "198.51.100.7:4001",
+                &r
+            ),
+            Verdict::Drop(DropReason::NoDestination)
+        );
         // RTP on the RTCP port is malformed RTCP.
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtcp, "198.51.100.7:4001", &rtp(1, 1, 0, 20)), Verdict::Drop(DropReason::Malformed));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtcp,
+                "198.51.100.7:4001",
+                &rtp(1, 1, 0, 20)
+            ),
+            Verdict::Drop(DropReason::Malformed)
+        );
     }
 
     #[test]
     fn malformed_packets_are_dropped_and_do_not_latch() {
         let t0 = Instant::now();
-        let mut s = session(t0, LatchMode::Nat, Some(peer("10.0.0.2:4000", false)), Some(peer("192.0.2.9:6000", false)));
-        let stun = [0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.66:1", &stun), Verdict::Drop(DropReason::Malformed));
-        assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.66:1", &[0x80, 0]), Verdict::Drop(DropReason::BadLength));
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("10.0.0.2:4000", false)),
+            Some(peer("192.0.2.9:6000", false)),
+        );
+        let stun = [
+            0u8, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.66:1",
+                &stun
+            ),
+            Verdict::Drop(DropReason::Malformed)
+        );
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.66:1",
+                &[0x80, 0]
+            ),
+            Verdict::Drop(DropReason::BadLength)
+        );
         assert_eq!(s.stream(0).unwrap().latched_rtp(Side::A), None);
-        assert!(matches!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1", &rtp(1, 1, 0, 20)), Verdict::Forward { .. }));
+        assert!(matches!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1",
+                &rtp(1, 1, 0, 20)
+            ),
+            Verdict::Forward { .. }
+        ));
     }
 
     #[test]
     fn media_timeout_fires_once_and_rearms_on_media() {
         let t0 = Instant::now();
-        let mut s = session(t0, LatchMode::Nat, Some(peer("10.0.0.2:4000", false)), Some(peer("192.0.2.9:6000", false)));
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("10.0.0.2:4000", false)),
+            Some(peer("192.0.2.9:6000", false)),
+        );
         assert_eq!(s.poll_timeout(), Some(t0 + T));
         assert_eq!(s.handle_timeout(t0 + T - Duration::from_millis(1)), None);
         let pkt = rtp(1, 1, 0, 20);
         let t1 = t0 + Duration::from_secs(10);
-        assert!(matches!(send(&mut s, t1, Side::A, SocketKind::Rtp, "198.51.100.1:1", &pkt), Verdict::Forward { .. }));
+        assert!(matches!(
+            send(&mut s, t1, Side::A, SocketKind::Rtp, "198.51.100.1:1", &pkt),
+            Verdict::Forward { .. }
+        ));
         assert_eq!(s.poll_timeout(), Some(t1 + T));
         // Dropped packets do not keep a call alive.
-        assert!(matches!(send(&mut s, t1 + T / 2, Side::A, SocketKind::Rtp, "198.51.100.9:9", &pkt), Verdict::Drop(_)));
+        assert!(matches!(
+            send(
+                &mut s,
+                t1 + T / 2,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.9:9",
+                &pkt
+            ),
+            Verdict::Drop(_)
+        ));
         assert_eq!(s.handle_timeout(t1 + T), Some(T));
         assert_eq!(s.handle_timeout(t1 + T * 2), None, "reported once");
         assert_eq!(s.poll_timeout(), None);
         let t2 = t1 + T * 3;
-        assert!(matches!(send(&mut s, t2, Side::A, SocketKind::Rtp, "198.51.100.1:1", &pkt), Verdict::Forward { .. }));
+        assert!(matches!(
+            send(&mut s, t2, Side::A, SocketKind::Rtp, "198.51.100.1:1", &pkt),
+            Verdict::Forward { .. }
+        ));
         // Media came back: the timeout is armed again.
         assert_eq!(s.poll_timeout(), Some(t2 + T));
     }
@@ -799,13 +1254,34 @@ mod tests {
     #[test]
     fn transform_runs_in_place_and_its_errors_are_drop_reasons() {
         let t0 = Instant::now();
-        let mut s = session(t0, LatchMode::Nat, Some(peer("10.0.0.2:4000", false)), Some(peer("192.0.2.9:6000", false)));
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("10.0.0.2:4000", false)),
+            Some(peer("192.0.2.9:6000", false)),
+        );
         assert!(s.set_transform(0, Side::A, Some(Box::new(AppendTag { fail: None }))));
         let pkt = rtp(1, 1, 0, 20);
         let mut buf = [0u8; 128];
         buf[..32].copy_from_slice(&pkt);
-        let v = s.on_packet(t0, 0, Side::A, SocketKind::Rtp, addr("198.51.100.1:1"), &mut buf, 32);
-        assert_eq!(v, Verdict::Forward { side: Side::B, socket: SocketKind::Rtp, dst: addr("192.0.2.9:6000"), len: 42 });
+        let v = s.on_packet(
+            t0,
+            0,
+            Side::A,
+            SocketKind::Rtp,
+            addr("198.51.100.1:1"),
+            &mut buf,
+            32,
+        );
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                side: Side::B,
+                socket: SocketKind::Rtp,
+                dst: addr("192.0.2.9:6000"),
+                len: 42
+            }
+        );
         assert_eq!(&buf[32..42], &[0xaa; 10]);
         assert_eq!(s.stats().streams[0].a_to_b.bytes_out, 42);
         for (e, r) in [
@@ -814,7 +1290,10 @@ mod tests {
             (TransformError::Malformed, DropReason::TransformOther),
         ] {
             s.set_transform(0, Side::A, Some(Box::new(AppendTag { fail: Some(e) })));
-            assert_eq!(send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1", &pkt), Verdict::Drop(r));
+            assert_eq!(
+                send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1", &pkt),
+                Verdict::Drop(r)
+            );
             assert_eq!(drops(&s, Side::A, r), 1);
         }
         // The other direction is untouched.

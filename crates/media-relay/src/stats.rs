@@ -196,7 +196,10 @@ mod tests {
         let listed: Vec<_> = d.iter().collect();
         assert_eq!(
             listed,
-            vec![(DropReason::SourceLocked, 2), (DropReason::TransformReplay, 1)]
+            vec![
+                (DropReason::SourceLocked, 2),
+                (DropReason::TransformReplay, 1)
+            ]
         );
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "ALL must be in discriminant order");

@@ -16,7 +16,9 @@ fn relay_addr(port: u16) -> SocketAddr {
 /// Receives one datagram, or `None` after the socket's read timeout.
 fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     let mut buf = [0u8; 2048];
-    s.recv_from(&mut buf).ok().map(|(n, from)| (buf[..n].to_vec(), from))
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, from)| (buf[..n].to_vec(), from))
 }
 
 #[test]
@@ -26,15 +28,32 @@ fn two_endpoints_exchange_rtp_and_rtcp_through_the_relay() {
     let b = endpoint("127.0.0.1");
     let b_rtcp = endpoint("127.0.0.1");
     let id = relay.create_session("lo", "lo").unwrap();
-    let to_b = String::from_utf8(relay.offer(id, Side::A, &sdp(a.local_addr().unwrap(), false)).unwrap()).unwrap();
+    let to_b = String::from_utf8(
+        relay
+            .offer(id, Side::A, &sdp(a.local_addr().unwrap(), false))
+            .unwrap(),
+    )
+    .unwrap();
     // B's RTCP is on an explicit a=rtcp port.
     let mut b_sdp = String::from_utf8(sdp(b.local_addr().unwrap(), false)).unwrap();
-    b_sdp.push_str(&format!("a=rtcp:{}\r\n", b_rtcp.local_addr().unwrap().port()));
+    b_sdp.push_str(&format!(
+        "a=rtcp:{}\r\n",
+        b_rtcp.local_addr().unwrap().port()
+    ));
     let to_a = String::from_utf8(relay.answer(id, Side::B, b_sdp.as_bytes()).unwrap()).unwrap();
     let ports = relay.ports(id).unwrap()[0];
-    assert!(to_b.contains(&format!("m=audio {} RTP/AVP 0", ports.b)), "{to_b}");
-    assert!(to_a.contains(&format!("m=audio {} RTP/AVP 0", ports.a)), "{to_a}");
-    assert!(to_a.contains(&format!("a=rtcp:{} IN IP4 127.0.0.1", ports.a + 1)), "{to_a}");
+    assert!(
+        to_b.contains(&format!("m=audio {} RTP/AVP 0", ports.b)),
+        "{to_b}"
+    );
+    assert!(
+        to_a.contains(&format!("m=audio {} RTP/AVP 0", ports.a)),
+        "{to_a}"
+    );
+    assert!(
+        to_a.contains(&format!("a=rtcp:{} IN IP4 127.0.0.1", ports.a + 1)),
+        "{to_a}"
+    );
 
     // A -> B: B sees the packets from the relay's B-facing port, intact.
     for seq in 0..50u16 {
@@ -63,12 +82,21 @@ fn two_endpoints_exchange_rtp_and_rtcp_through_the_relay() {
 
     let st = relay.stats(id).unwrap();
     let s = st.streams[0];
-    assert_eq!((s.a_to_b.rtp_in, s.a_to_b.rtp_out, s.a_to_b.rtcp_out), (50, 50, 1));
-    assert_eq!((s.b_to_a.rtp_in, s.b_to_a.rtp_out, s.b_to_a.rtcp_out), (50, 50, 1));
+    assert_eq!(
+        (s.a_to_b.rtp_in, s.a_to_b.rtp_out, s.a_to_b.rtcp_out),
+        (50, 50, 1)
+    );
+    assert_eq!(
+        (s.b_to_a.rtp_in, s.b_to_a.rtp_out, s.b_to_a.rtcp_out),
+        (50, 50, 1)
+    );
     assert_eq!(s.a_to_b.bytes_out, 50 * 172 + rr_a.len() as u64);
     assert_eq!(s.a_to_b.drops.total() + s.b_to_a.drops.total(), 0);
     let rep = s.b_to_a.last_report.expect("RR parsed");
-    assert_eq!((rep.fraction_lost, rep.cumulative_lost, rep.jitter), (12, 3, 45));
+    assert_eq!(
+        (rep.fraction_lost, rep.cumulative_lost, rep.jitter),
+        (12, 3, 45)
+    );
     let totals = relay.totals().unwrap();
     assert_eq!(totals.rtp_out, 100);
     relay.release(id).unwrap();
@@ -83,8 +111,12 @@ fn rtcp_mux_uses_one_port_per_leg() {
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
     let id = relay.create_session("lo", "lo").unwrap();
-    relay.offer(id, Side::A, &sdp(a.local_addr().unwrap(), true)).unwrap();
-    relay.answer(id, Side::B, &sdp(b.local_addr().unwrap(), true)).unwrap();
+    relay
+        .offer(id, Side::A, &sdp(a.local_addr().unwrap(), true))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp(b.local_addr().unwrap(), true))
+        .unwrap();
     let ports = relay.ports(id).unwrap()[0];
     assert_eq!(ports.rtcp, [None, None]);
     assert_eq!(bound_udp_ports(41100, 41199), {
@@ -105,39 +137,65 @@ fn injected_packets_never_reach_the_callee() {
     let (relay, _events) = relay(41200, 41299, LatchMode::Nat, Duration::from_secs(60));
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
-    b.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let id = relay.create_session("lo", "lo").unwrap();
-    relay.offer(id, Side::A, &sdp(a.local_addr().unwrap(), false)).unwrap();
-    relay.answer(id, Side::B, &sdp(b.local_addr().unwrap(), false)).unwrap();
+    relay
+        .offer(id, Side::A, &sdp(a.local_addr().unwrap(), false))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp(b.local_addr().unwrap(), false))
+        .unwrap();
     let ports = relay.ports(id).unwrap()[0];
 
     // Before A's first packet, an attacker on another address sends RTP that
     // looks exactly like A's stream (same PT and SSRC).
     let outsider = endpoint("127.0.0.2");
     for seq in 0..20u16 {
-        outsider.send_to(&rtp(0, seq, 0xa, 0xee), relay_addr(ports.a)).unwrap();
+        outsider
+            .send_to(&rtp(0, seq, 0xa, 0xee), relay_addr(ports.a))
+            .unwrap();
     }
     // A starts (RTP and RTCP); then an attacker on A's own IP (the same NAT),
     // other port, spoofs A's stream, interleaved with A's real packets.
     let a_rtcp = endpoint("127.0.0.1");
-    a.send_to(&rtp(0, 99, 0xa, 0x11), relay_addr(ports.a)).unwrap();
-    a_rtcp.send_to(&rtcp_rr(0xa, 0, 0, 1), relay_addr(ports.a + 1)).unwrap();
+    a.send_to(&rtp(0, 99, 0xa, 0x11), relay_addr(ports.a))
+        .unwrap();
+    a_rtcp
+        .send_to(&rtcp_rr(0xa, 0, 0, 1), relay_addr(ports.a + 1))
+        .unwrap();
     let neighbour = endpoint("127.0.0.1");
     for seq in 100..130u16 {
-        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(ports.a)).unwrap();
-        neighbour.send_to(&rtp(0, seq, 0xa, 0xee), relay_addr(ports.a)).unwrap();
+        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(ports.a))
+            .unwrap();
+        neighbour
+            .send_to(&rtp(0, seq, 0xa, 0xee), relay_addr(ports.a))
+            .unwrap();
         // Forged reports to the RTCP port too.
-        neighbour.send_to(&rtcp_rr(0xa, 255, 0xffffff, 0), relay_addr(ports.a + 1)).unwrap();
+        neighbour
+            .send_to(&rtcp_rr(0xa, 255, 0xffffff, 0), relay_addr(ports.a + 1))
+            .unwrap();
     }
     let mut received = Vec::new();
     while let Some((p, _)) = recv(&b) {
         received.push(p);
     }
     assert_eq!(received.len(), 31, "exactly A's packets");
-    assert!(received.iter().all(|p| p[12] == 0x11), "no injected payload reached B");
+    assert!(
+        received.iter().all(|p| p[12] == 0x11),
+        "no injected payload reached B"
+    );
     let s = relay.stats(id).unwrap().streams[0].a_to_b;
-    assert_eq!(s.drops.get(DropReason::UnexpectedSource), 20, "outsider before A latched");
-    assert_eq!(s.drops.get(DropReason::SourceLocked), 60, "neighbour's RTP and RTCP after A latched");
+    assert_eq!(
+        s.drops.get(DropReason::UnexpectedSource),
+        20,
+        "outsider before A latched"
+    );
+    assert_eq!(
+        s.drops.get(DropReason::SourceLocked),
+        60,
+        "neighbour's RTP and RTCP after A latched"
+    );
     assert_eq!(s.drops.total(), 80);
     assert_eq!((s.rtp_out, s.rtcp_out), (31, 1));
     // The forged report (255/256 lost) did not become the statistics.
@@ -148,25 +206,43 @@ fn injected_packets_never_reach_the_callee() {
 fn ports_are_open_only_during_the_call() {
     let (min, max) = (41300, 41399);
     let (relay, _events) = relay(min, max, LatchMode::Nat, Duration::from_secs(60));
-    assert_eq!(bound_udp_ports(min, max), Vec::<u16>::new(), "no call, no socket");
+    assert_eq!(
+        bound_udp_ports(min, max),
+        Vec::<u16>::new(),
+        "no call, no socket"
+    );
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
     let id = relay.create_session("lo", "lo").unwrap();
-    assert_eq!(bound_udp_ports(min, max), Vec::<u16>::new(), "no SDP yet, no socket");
-    relay.offer(id, Side::A, &sdp(a.local_addr().unwrap(), false)).unwrap();
-    relay.answer(id, Side::B, &sdp(b.local_addr().unwrap(), false)).unwrap();
+    assert_eq!(
+        bound_udp_ports(min, max),
+        Vec::<u16>::new(),
+        "no SDP yet, no socket"
+    );
+    relay
+        .offer(id, Side::A, &sdp(a.local_addr().unwrap(), false))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp(b.local_addr().unwrap(), false))
+        .unwrap();
     let p = relay.ports(id).unwrap()[0];
     let mut expected = vec![p.a, p.a + 1, p.b, p.b + 1];
     expected.sort_unstable();
     assert_eq!(bound_udp_ports(min, max), expected);
     // And they are ours: binding them fails.
     for port in &expected {
-        assert!(UdpSocket::bind(("127.0.0.1", *port)).is_err(), "port {port} should be held");
+        assert!(
+            UdpSocket::bind(("127.0.0.1", *port)).is_err(),
+            "port {port} should be held"
+        );
     }
     let released = Instant::now();
     relay.release(id).unwrap();
     while !bound_udp_ports(min, max).is_empty() {
-        assert!(released.elapsed() < Duration::from_secs(1), "ports still open after 1 s");
+        assert!(
+            released.elapsed() < Duration::from_secs(1),
+            "ports still open after 1 s"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     for port in &expected {
@@ -174,11 +250,17 @@ fn ports_are_open_only_during_the_call() {
     }
     // A new call does not get the quarantined ports.
     let id2 = relay.create_session("lo", "lo").unwrap();
-    relay.offer(id2, Side::A, &sdp(a.local_addr().unwrap(), false)).unwrap();
+    relay
+        .offer(id2, Side::A, &sdp(a.local_addr().unwrap(), false))
+        .unwrap();
     let p2 = relay.ports(id2).unwrap()[0];
     assert!(!expected.contains(&p2.a) && !expected.contains(&p2.b));
     relay.shutdown();
-    assert_eq!(bound_udp_ports(min, max), Vec::<u16>::new(), "shutdown closes everything");
+    assert_eq!(
+        bound_udp_ports(min, max),
+        Vec::<u16>::new(),
+        "shutdown closes everything"
+    );
 }
 
 #[test]
@@ -187,8 +269,12 @@ fn silent_session_is_reported_as_timed_out() {
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
     let quiet = relay.create_session("lo", "lo").unwrap();
-    relay.offer(quiet, Side::A, &sdp(a.local_addr().unwrap(), true)).unwrap();
-    relay.answer(quiet, Side::B, &sdp(b.local_addr().unwrap(), true)).unwrap();
+    relay
+        .offer(quiet, Side::A, &sdp(a.local_addr().unwrap(), true))
+        .unwrap();
+    relay
+        .answer(quiet, Side::B, &sdp(b.local_addr().unwrap(), true))
+        .unwrap();
     let start = Instant::now();
     match events.recv_timeout(Duration::from_secs(3)) {
         Ok(MediaEvent::Timeout { id, idle }) => {
@@ -210,7 +296,9 @@ impl PacketTransform for TagAndReject {
         if buf.get(12) == Some(&0x22) {
             return Err(TransformError::Replay);
         }
-        buf.get_mut(len..len + 10).ok_or(TransformError::BufferTooSmall)?.copy_from_slice(b"0123456789");
+        buf.get_mut(len..len + 10)
+            .ok_or(TransformError::BufferTooSmall)?
+            .copy_from_slice(b"0123456789");
         Ok(len + 10)
     }
     fn rtcp(&mut self, _buf: &mut [u8], len: usize) -> Result<usize, TransformError> {
@@ -223,12 +311,21 @@ fn transforms_run_in_place_on_the_packet_path() {
     let (relay, _events) = relay(41500, 41599, LatchMode::Nat, Duration::from_secs(60));
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
-    a.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    a.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let id = relay.create_session("lo", "lo").unwrap();
-    relay.offer(id, Side::A, &sdp(a.local_addr().unwrap(), true)).unwrap();
-    relay.answer(id, Side::B, &sdp(b.local_addr().unwrap(), true)).unwrap();
-    relay.set_transform(id, 0, Side::A, Some(Box::new(TagAndReject))).unwrap();
-    relay.set_transform(id, 0, Side::B, Some(Box::new(TagAndReject))).unwrap();
+    relay
+        .offer(id, Side::A, &sdp(a.local_addr().unwrap(), true))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp(b.local_addr().unwrap(), true))
+        .unwrap();
+    relay
+        .set_transform(id, 0, Side::A, Some(Box::new(TagAndReject)))
+        .unwrap();
+    relay
+        .set_transform(id, 0, Side::B, Some(Box::new(TagAndReject)))
+        .unwrap();
     assert!(relay.set_transform(id, 5, Side::A, None).is_err());
     let ports = relay.ports(id).unwrap()[0];
     // A full-size packet still has room for the tag.
@@ -241,7 +338,11 @@ fn transforms_run_in_place_on_the_packet_path() {
     b.send_to(&rtp(0, 1, 2, 0x22), relay_addr(ports.b)).unwrap();
     assert!(recv(&a).is_none());
     // Oversized datagrams are dropped, not truncated and forwarded.
-    a.send_to(&vec![0x80u8; media_relay::MAX_DATAGRAM + 1], relay_addr(ports.a)).unwrap();
+    a.send_to(
+        &vec![0x80u8; media_relay::MAX_DATAGRAM + 1],
+        relay_addr(ports.a),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let s = relay.stats(id).unwrap().streams[0];
     assert_eq!(s.b_to_a.drops.get(DropReason::TransformReplay), 1);

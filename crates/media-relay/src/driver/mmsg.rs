@@ -26,7 +26,9 @@ fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> li
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and suitably aligned for
@@ -39,7 +41,9 @@ fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> li
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: as above, for sockaddr_in6.
@@ -58,7 +62,10 @@ fn read_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Opti
             // fits in (and is aligned within) sockaddr_storage.
             let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
@@ -117,7 +124,11 @@ impl Batch {
         };
         Self {
             bufs: vec![[0u8; BUF_SIZE]; BATCH],
-            meta: [RecvMeta { len: 0, src: None, truncated: false }; BATCH],
+            meta: [RecvMeta {
+                len: 0,
+                src: None,
+                truncated: false,
+            }; BATCH],
             hdrs: vec![hdr; BATCH],
             iovs: vec![iov; BATCH],
             names: vec![name; BATCH],
@@ -213,7 +224,12 @@ impl Batch {
             // SAFETY: `rest` holds initialised headers pointing into live
             // buffers of `self`, and its length is passed with it.
             let n = unsafe {
-                libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, libc::MSG_DONTWAIT)
+                libc::sendmmsg(
+                    fd,
+                    rest.as_mut_ptr(),
+                    rest.len() as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
             };
             if n <= 0 {
                 if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -238,7 +254,12 @@ impl Batch {
         };
         // SAFETY: as in `send`.
         let n = unsafe {
-            libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as libc::c_uint, libc::MSG_DONTWAIT)
+            libc::sendmmsg(
+                fd,
+                rest.as_mut_ptr(),
+                rest.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
         };
         if n < 0 {
             0
@@ -273,7 +294,13 @@ mod tests {
         for i in 0..5u8 {
             batch.bufs[usize::from(i)][..3].copy_from_slice(&[i, i, i]);
         }
-        let items: Vec<SendItem> = (0..5).map(|i| SendItem { buf: i, len: 3, dst }).collect();
+        let items: Vec<SendItem> = (0..5)
+            .map(|i| SendItem {
+                buf: i,
+                len: 3,
+                dst,
+            })
+            .collect();
         assert_eq!(batch.send(a.as_raw_fd(), &items), 5);
         // Also one oversized datagram to see truncation reported.
         a.send_to(&vec![7u8; MAX_DATAGRAM + 10], dst).unwrap();

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::{Poll, Waker};
 
-use crate::control::{Controller, RelayConfig, SdpKind, SessionId, StreamPorts, StreamUpdate, ZoneId};
+use crate::control::{
+    Controller, RelayConfig, SdpKind, SessionId, StreamPorts, StreamUpdate, ZoneId,
+};
 use crate::session::{Side, SocketKind};
 use crate::stats::{DirectionStats, SessionStats};
 use crate::transform::PacketTransform;
@@ -55,7 +57,9 @@ pub struct MediaRelay {
 
 impl std::fmt::Debug for MediaRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MediaRelay").field("workers", &self.workers.len()).finish()
+        f.debug_struct("MediaRelay")
+            .field("workers", &self.workers.len())
+            .finish()
     }
 }
 
@@ -78,12 +82,20 @@ impl MediaRelay {
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
                 .spawn(move || w.run())?;
-            workers.push(WorkerHandle { tx, waker, thread: Some(thread) });
+            workers.push(WorkerHandle {
+                tx,
+                waker,
+                thread: Some(thread),
+            });
         }
         let binds = cfg.zones.iter().map(|z| z.bind).collect();
         Ok((
             Self {
-                control: Mutex::new(Control { ctl, placement: HashMap::new(), load: vec![0; n] }),
+                control: Mutex::new(Control {
+                    ctl,
+                    placement: HashMap::new(),
+                    load: vec![0; n],
+                }),
                 workers,
                 binds,
                 media_timeout: cfg.media_timeout,
@@ -110,7 +122,12 @@ impl MediaRelay {
     pub fn create_session(&self, zone_a: &str, zone_b: &str) -> Result<SessionId, MediaError> {
         let mut c = self.lock();
         let id = c.ctl.create(zone_a, zone_b)?;
-        let w = c.load.iter().enumerate().min_by_key(|(_, l)| **l).map_or(0, |(i, _)| i);
+        let w = c
+            .load
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| **l)
+            .map_or(0, |(i, _)| i);
         if let Some(l) = c.load.get_mut(w) {
             *l += 1;
         }
@@ -129,13 +146,21 @@ impl MediaRelay {
         self.apply(id, from, SdpKind::Answer, sdp)
     }
 
-    fn apply(&self, id: SessionId, from: Side, kind: SdpKind, sdp: &[u8]) -> Result<Vec<u8>, MediaError> {
+    fn apply(
+        &self,
+        id: SessionId,
+        from: Side,
+        kind: SdpKind,
+        sdp: &[u8],
+    ) -> Result<Vec<u8>, MediaError> {
         let mut c = self.lock();
         let worker = *c.placement.get(&id).ok_or(MediaError::UnknownSession(id))?;
         let mut bound: HashMap<(ZoneId, u16), UdpSocket> = HashMap::new();
         let binds = &self.binds;
         let mut bind = |zone: ZoneId, port: u16| -> bool {
-            let Some(ip) = binds.get(zone) else { return false };
+            let Some(ip) = binds.get(zone) else {
+                return false;
+            };
             match bind_socket(SocketAddr::new(*ip, port)) {
                 Ok(s) => {
                     bound.insert((zone, port), s);
@@ -145,21 +170,43 @@ impl MediaRelay {
             }
         };
         // On error `bound` is dropped here, which closes what was bound.
-        let outcome = c.ctl.apply_sdp(Instant::now(), id, from, kind, sdp, &mut bind)?;
+        let outcome = c
+            .ctl
+            .apply_sdp(Instant::now(), id, from, kind, sdp, &mut bind)?;
         let mut sockets = Vec::new();
         for u in &outcome.updates {
             match *u {
-                StreamUpdate::Open { media_index, zones, rtp_ports, .. } => {
+                StreamUpdate::Open {
+                    media_index,
+                    zones,
+                    rtp_ports,
+                    ..
+                } => {
                     for side in [Side::A, Side::B] {
                         let key = (zones[side.index()], rtp_ports[side.index()]);
                         if let Some(socket) = bound.remove(&key) {
-                            sockets.push(NewSocket { media_index, side, kind: SocketKind::Rtp, socket });
+                            sockets.push(NewSocket {
+                                media_index,
+                                side,
+                                kind: SocketKind::Rtp,
+                                socket,
+                            });
                         }
                     }
                 }
-                StreamUpdate::RtcpOpened { media_index, side, zone, port } => {
+                StreamUpdate::RtcpOpened {
+                    media_index,
+                    side,
+                    zone,
+                    port,
+                } => {
                     if let Some(socket) = bound.remove(&(zone, port)) {
-                        sockets.push(NewSocket { media_index, side, kind: SocketKind::Rtcp, socket });
+                        sockets.push(NewSocket {
+                            media_index,
+                            side,
+                            kind: SocketKind::Rtcp,
+                            socket,
+                        });
                     }
                 }
                 _ => {}
@@ -200,7 +247,16 @@ impl MediaRelay {
     ) -> Result<(), MediaError> {
         let worker = self.worker_of(id)?;
         let (reply, rx) = mpsc::sync_channel(1);
-        self.send(worker, Command::Transform { id, media_index, from, transform, reply })?;
+        self.send(
+            worker,
+            Command::Transform {
+                id,
+                media_index,
+                from,
+                transform,
+                reply,
+            },
+        )?;
         match rx.recv_timeout(REPLY_TIMEOUT) {
             Ok(true) => Ok(()),
             Ok(false) => Err(MediaError::NoSuchStream(media_index)),
@@ -209,7 +265,11 @@ impl MediaRelay {
     }
 
     fn worker_of(&self, id: SessionId) -> Result<usize, MediaError> {
-        self.lock().placement.get(&id).copied().ok_or(MediaError::UnknownSession(id))
+        self.lock()
+            .placement
+            .get(&id)
+            .copied()
+            .ok_or(MediaError::UnknownSession(id))
     }
 
     /// Ends a session (BYE, CANCEL, failed call, media timeout): its sockets
@@ -218,7 +278,10 @@ impl MediaRelay {
         let worker = {
             let mut c = self.lock();
             c.ctl.release(Instant::now(), id)?;
-            let w = c.placement.remove(&id).ok_or(MediaError::UnknownSession(id))?;
+            let w = c
+                .placement
+                .remove(&id)
+                .ok_or(MediaError::UnknownSession(id))?;
             if let Some(l) = c.load.get_mut(w) {
                 *l = l.saturating_sub(1);
             }
@@ -226,7 +289,8 @@ impl MediaRelay {
         };
         let (reply, rx) = mpsc::sync_channel(1);
         self.send(worker, Command::Release { id, reply })?;
-        rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| MediaError::WorkerGone)
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| MediaError::WorkerGone)
     }
 
     /// A copy of a session's counters.
@@ -249,7 +313,10 @@ impl MediaRelay {
         for w in 0..self.workers.len() {
             let (reply, rx) = mpsc::sync_channel(1);
             self.send(w, Command::Totals { reply })?;
-            t.merge(&rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| MediaError::WorkerGone)?);
+            t.merge(
+                &rx.recv_timeout(REPLY_TIMEOUT)
+                    .map_err(|_| MediaError::WorkerGone)?,
+            );
         }
         Ok(t)
     }

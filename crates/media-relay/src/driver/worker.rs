@@ -116,7 +116,11 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(poll: Poll, rx: Receiver<Command>, events_tx: SyncSender<MediaEvent>) -> Self {
+    pub(crate) fn new(
+        poll: Poll,
+        rx: Receiver<Command>,
+        events_tx: SyncSender<MediaEvent>,
+    ) -> Self {
         Self {
             poll,
             rx,
@@ -149,6 +153,16 @@ impl Worker {
                 }
             }
             let now = Instant::now();
+            // Commands first: a packet that follows an offer/answer in time
+            // must meet the state that offer/answer set up.
+            loop {
+                match self.rx.try_recv() {
+                    Ok(Command::Shutdown) => return,
+                    Ok(cmd) => self.command(cmd, now),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                }
+            }
             for ev in events.iter() {
                 let tok = ev.token();
                 if tok != WAKER && ev.is_readable() {
@@ -159,7 +173,9 @@ impl Worker {
             // may queue them again into the (now empty) `pending`.
             std::mem::swap(&mut self.pending, &mut self.pending_scratch);
             for idx in 0..self.pending_scratch.len() {
-                let Some(slot) = self.pending_scratch.get(idx).copied() else { break };
+                let Some(slot) = self.pending_scratch.get(idx).copied() else {
+                    break;
+                };
                 if let Some(Some(e)) = self.socks.get_mut(slot) {
                     e.pending = false;
                 }
@@ -167,14 +183,6 @@ impl Worker {
             }
             self.pending_scratch.clear();
 
-            loop {
-                match self.rx.try_recv() {
-                    Ok(Command::Shutdown) => return,
-                    Ok(cmd) => self.command(cmd, now),
-                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
-                }
-            }
             if now >= next_scan {
                 self.scan_timeouts(now);
                 next_scan = now + TIMEOUT_SCAN;
@@ -188,8 +196,13 @@ impl Worker {
             let Some(Some(entry)) = self.socks.get(slot) else {
                 return;
             };
-            let (fd, si, media, side, kind) =
-                (entry.fd, entry.session, entry.media_index, entry.side, entry.kind);
+            let (fd, si, media, side, kind) = (
+                entry.fd,
+                entry.session,
+                entry.media_index,
+                entry.side,
+                entry.kind,
+            );
             let n = match self.batch.recv(fd) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
@@ -205,15 +218,25 @@ impl Worker {
                 };
                 let meta = *meta;
                 let Some(src) = meta.src else {
-                    sess.core.count_drop(media, side, DropReason::Malformed, meta.len);
+                    sess.core
+                        .count_drop(media, side, DropReason::Malformed, meta.len);
                     continue;
                 };
                 if meta.truncated || meta.len == 0 {
-                    sess.core.count_drop(media, side, DropReason::BadLength, meta.len);
+                    sess.core
+                        .count_drop(media, side, DropReason::BadLength, meta.len);
                     continue;
                 }
-                let v = sess.core.on_packet(now, media, side, kind, src, &mut buf[..], meta.len);
-                if let Verdict::Forward { side: out, socket, dst, len } = v {
+                let v = sess
+                    .core
+                    .on_packet(now, media, side, kind, src, &mut buf[..], meta.len);
+                if let Verdict::Forward {
+                    side: out,
+                    socket,
+                    dst,
+                    len,
+                } = v
+                {
                     let out_slot = sess
                         .socks
                         .get(media)
@@ -227,7 +250,9 @@ impl Worker {
                             item: SendItem { buf: i, len, dst },
                             rtcp: socket == SocketKind::Rtcp,
                         }),
-                        None => sess.core.send_failed(media, side, socket == SocketKind::Rtcp, len),
+                        None => sess
+                            .core
+                            .send_failed(media, side, socket == SocketKind::Rtcp, len),
                     }
                 }
             }
@@ -248,11 +273,21 @@ impl Worker {
     /// Sends the planned packets, one sendmmsg per run of the same socket.
     fn flush(&mut self, si: usize, media: usize, from: Side) {
         let mut start = 0;
-        let mut items = [SendItem { buf: 0, len: 0, dst: std::net::SocketAddr::from(([0, 0, 0, 0], 0)) }; BATCH];
+        let mut items = [SendItem {
+            buf: 0,
+            len: 0,
+            dst: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        }; BATCH];
         while start < self.plan.len() {
-            let Some(first) = self.plan.get(start).copied() else { break };
+            let Some(first) = self.plan.get(start).copied() else {
+                break;
+            };
             let mut end = start;
-            while self.plan.get(end).is_some_and(|p| p.out_slot == first.out_slot) {
+            while self
+                .plan
+                .get(end)
+                .is_some_and(|p| p.out_slot == first.out_slot)
+            {
                 if let (Some(dst), Some(p)) = (items.get_mut(end - start), self.plan.get(end)) {
                     *dst = p.item;
                 }
@@ -276,10 +311,19 @@ impl Worker {
 
     fn command(&mut self, cmd: Command, now: Instant) {
         match cmd {
-            Command::Upsert { id, timeout, updates, sockets } => {
-                self.upsert(id, timeout, updates, sockets, now)
-            }
-            Command::Transform { id, media_index, from, transform, reply } => {
+            Command::Upsert {
+                id,
+                timeout,
+                updates,
+                sockets,
+            } => self.upsert(id, timeout, updates, sockets, now),
+            Command::Transform {
+                id,
+                media_index,
+                from,
+                transform,
+                reply,
+            } => {
                 let ok = self
                     .session_mut(id)
                     .is_some_and(|s| s.core.set_transform(media_index, from, transform));
@@ -320,7 +364,11 @@ impl Worker {
         let si = match self.by_id.get(&id) {
             Some(&si) => si,
             None => {
-                let s = WSession { id, core: MediaSession::new(now, timeout), socks: [[[None; 2]; 2]; MAX_STREAMS] };
+                let s = WSession {
+                    id,
+                    core: MediaSession::new(now, timeout),
+                    socks: [[[None; 2]; 2]; MAX_STREAMS],
+                };
                 let si = match self.free_sessions.pop() {
                     Some(si) => {
                         if let Some(slot) = self.sessions.get_mut(si) {
@@ -340,7 +388,11 @@ impl Worker {
         let mut sockets: Vec<Option<NewSocket>> = sockets.into_iter().map(Some).collect();
         for u in updates {
             match u {
-                StreamUpdate::Open { media_index, policy, .. } => {
+                StreamUpdate::Open {
+                    media_index,
+                    policy,
+                    ..
+                } => {
                     if let Some(Some(s)) = self.sessions.get_mut(si) {
                         s.core.add_stream(media_index, policy);
                     }
@@ -348,13 +400,19 @@ impl Worker {
                         self.attach(si, &mut sockets, media_index, side, SocketKind::Rtp);
                     }
                 }
-                StreamUpdate::RtcpOpened { media_index, side, .. } => {
+                StreamUpdate::RtcpOpened {
+                    media_index, side, ..
+                } => {
                     self.attach(si, &mut sockets, media_index, side, SocketKind::Rtcp);
                     if let Some(Some(s)) = self.sessions.get_mut(si) {
                         s.core.set_rtcp_socket(media_index, side, true);
                     }
                 }
-                StreamUpdate::Peer { media_index, side, peer } => {
+                StreamUpdate::Peer {
+                    media_index,
+                    side,
+                    peer,
+                } => {
                     if let Some(Some(s)) = self.sessions.get_mut(si) {
                         s.core.set_peer(now, media_index, side, peer);
                     }
@@ -374,14 +432,23 @@ impl Worker {
     ) {
         let Some(ns) = sockets
             .iter_mut()
-            .find(|s| s.as_ref().is_some_and(|s| s.media_index == media_index && s.side == side && s.kind == kind))
+            .find(|s| {
+                s.as_ref().is_some_and(|s| {
+                    s.media_index == media_index && s.side == side && s.kind == kind
+                })
+            })
             .and_then(Option::take)
         else {
             return;
         };
         let mut socket = ns.socket;
         let slot = self.free_socks.pop().unwrap_or(self.socks.len());
-        if self.poll.registry().register(&mut socket, Token(slot), Interest::READABLE).is_err() {
+        if self
+            .poll
+            .registry()
+            .register(&mut socket, Token(slot), Interest::READABLE)
+            .is_err()
+        {
             return;
         }
         let entry = SockEntry {
@@ -400,7 +467,8 @@ impl Worker {
         }
         // Every socket can be pending at most once, so this keeps `pending`
         // from ever growing on the packet path.
-        self.pending.reserve(self.socks.len().saturating_sub(self.pending.len()));
+        self.pending
+            .reserve(self.socks.len().saturating_sub(self.pending.len()));
         self.pending_scratch
             .reserve(self.socks.len().saturating_sub(self.pending_scratch.len()));
         if let Some(Some(s)) = self.sessions.get_mut(si) {
@@ -424,9 +492,17 @@ impl Worker {
     }
 
     fn close_stream(&mut self, si: usize, media_index: usize) {
-        let Some(Some(s)) = self.sessions.get_mut(si) else { return };
-        let Some(t) = s.socks.get_mut(media_index) else { return };
-        let slots: Vec<usize> = t.iter_mut().flat_map(|k| k.iter_mut()).filter_map(Option::take).collect();
+        let Some(Some(s)) = self.sessions.get_mut(si) else {
+            return;
+        };
+        let Some(t) = s.socks.get_mut(media_index) else {
+            return;
+        };
+        let slots: Vec<usize> = t
+            .iter_mut()
+            .flat_map(|k| k.iter_mut())
+            .filter_map(Option::take)
+            .collect();
         if let Some(st) = s.core.remove_stream(media_index) {
             self.released.merge(&st.a_to_b);
             self.released.merge(&st.b_to_a);
@@ -437,7 +513,9 @@ impl Worker {
     }
 
     fn release(&mut self, id: SessionId) {
-        let Some(si) = self.by_id.remove(&id) else { return };
+        let Some(si) = self.by_id.remove(&id) else {
+            return;
+        };
         for m in 0..MAX_STREAMS {
             self.close_stream(si, m);
         }
@@ -451,7 +529,10 @@ impl Worker {
         for s in self.sessions.iter_mut().flatten() {
             if s.core.poll_timeout().is_some_and(|t| t <= now) {
                 if let Some(idle) = s.core.handle_timeout(now) {
-                    match self.events_tx.try_send(MediaEvent::Timeout { id: s.id, idle }) {
+                    match self
+                        .events_tx
+                        .try_send(MediaEvent::Timeout { id: s.id, idle })
+                    {
                         Ok(()) | Err(TrySendError::Disconnected(_)) => {}
                         // Report it again on the next scan.
                         Err(TrySendError::Full(_)) => s.core.rearm_timeout(),
@@ -461,4 +542,3 @@ impl Worker {
         }
     }
 }
-

@@ -8,7 +8,15 @@ use std::time::Duration;
 use media_relay::{LatchMode, LatchPolicy, MediaRelay, RelayConfig, ZoneConfig};
 
 /// A relay with one zone `lo` on 127.0.0.1 over `min..=max`.
-pub fn relay(min: u16, max: u16, mode: LatchMode, timeout: Duration) -> (MediaRelay, std::sync::mpsc::Receiver<media_relay::MediaEvent>) {
+pub fn relay(
+    min: u16,
+    max: u16,
+    mode: LatchMode,
+    timeout: Duration,
+) -> (
+    MediaRelay,
+    std::sync::mpsc::Receiver<media_relay::MediaEvent>,
+) {
     let cfg = RelayConfig {
         zones: vec![ZoneConfig {
             name: "lo".into(),
@@ -16,7 +24,10 @@ pub fn relay(min: u16, max: u16, mode: LatchMode, timeout: Duration) -> (MediaRe
             advertise: None,
             port_min: min,
             port_max: max,
-            latch: LatchPolicy { mode, relatch_after_silence: None },
+            latch: LatchPolicy {
+                mode,
+                relatch_after_silence: None,
+            },
         }],
         quarantine: Duration::from_secs(30),
         media_timeout: timeout,
@@ -38,7 +49,8 @@ pub fn sdp(addr: SocketAddr, mux: bool) -> Vec<u8> {
 
 pub fn endpoint(ip: &str) -> UdpSocket {
     let s = UdpSocket::bind((ip, 0)).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     s
 }
 
@@ -70,10 +82,16 @@ pub fn rtcp_rr(ssrc: u32, fraction: u8, cum: u32, jitter: u32) -> Vec<u8> {
 pub fn bound_udp_ports(min: u16, max: u16) -> Vec<u16> {
     let mut ports = Vec::new();
     for table in ["/proc/net/udp", "/proc/net/udp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
-            let Some(local) = line.split_whitespace().nth(1) else { continue };
-            let Some((_, port_hex)) = local.rsplit_once(':') else { continue };
+            let Some(local) = line.split_whitespace().nth(1) else {
+                continue;
+            };
+            let Some((_, port_hex)) = local.rsplit_once(':') else {
+                continue;
+            };
             if let Ok(p) = u16::from_str_radix(port_hex, 16) {
                 if (min..=max).contains(&p) {
                     ports.push(p);
@@ -95,7 +113,8 @@ pub fn endpoint_pair() -> (UdpSocket, UdpSocket) {
             continue;
         }
         if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)) {
-            rtcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+            rtcp.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
             return (rtp, rtcp);
         }
     }
