@@ -23,16 +23,42 @@
 //!
 //! # Interface to the call engine
 //!
-//! ```text
-//! let (relay, events) = MediaRelay::start(&cfg)?;      // no socket bound yet
-//! let id = relay.create_session("wan", "lan")?;        // per B2BUA call
-//! let to_b = relay.offer(id, Side::A, caller_sdp)?;    // allocates and binds both legs
-//! let to_a = relay.answer(id, Side::B, callee_sdp)?;   // re-INVITE/UPDATE: offer/answer again
-//! relay.set_crypto(id, Side::A, 0, Some(lines))?;      // SDES keys chosen by the policy
-//! relay.set_transform(id, 0, Side::A, Some(srtp))?;    // SRTP hook, per direction
-//! relay.stats(id)?;                                    // per stream, per direction
-//! relay.release(id)?;                                  // BYE/CANCEL/failure/timeout
-//! events.recv() == MediaEvent::Timeout { id, idle }    // the engine ends the call
+//! ```
+//! use media_relay::*;
+//! use std::time::Duration;
+//! # fn main() -> Result<(), MediaError> {
+//! let zone = |name: &str, ip: &str, min| ZoneConfig {
+//!     name: name.into(),
+//!     bind: ip.parse().unwrap(),
+//!     advertise: None,
+//!     port_min: min,
+//!     port_max: min + 99,
+//!     latch: LatchPolicy { mode: LatchMode::Nat, relatch_after_silence: None },
+//! };
+//! let cfg = RelayConfig {
+//!     zones: vec![zone("wan", "127.0.0.1", 44000), zone("lan", "127.0.0.1", 44100)],
+//!     media_timeout: Duration::from_secs(60),
+//!     ..RelayConfig::default()
+//! };
+//! let (relay, events) = MediaRelay::start(&cfg)?; // no media socket bound yet
+//! let id = relay.create_session("wan", "lan")?; // one per B2BUA call
+//! let offer = b"v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n\
+//!               m=audio 4000 RTP/AVP 0\r\na=rtcp-mux\r\n";
+//! let to_b = relay.offer(id, Side::A, offer)?; // allocates and binds both legs
+//! let answer = b"v=0\r\no=- 1 1 IN IP4 192.168.1.9\r\ns=-\r\nc=IN IP4 192.168.1.9\r\nt=0 0\r\n\
+//!                m=audio 6000 RTP/AVP 0\r\na=rtcp-mux\r\n";
+//! let to_a = relay.answer(id, Side::B, answer)?; // re-INVITE/UPDATE: offer/answer again
+//! let ports = relay.ports(id)?[0];
+//! assert!(String::from_utf8_lossy(&to_b).contains(&format!("m=audio {} ", ports.b)));
+//! assert!(String::from_utf8_lossy(&to_a).contains(&format!("m=audio {} ", ports.a)));
+//! // relay.set_crypto(id, Side::A, 0, Some(lines))?;   SDES keys chosen by the policy
+//! // relay.set_transform(id, 0, Side::A, Some(srtp))?; SRTP hook, per direction
+//! let stats: SessionStats = relay.stats(id)?; // per stream, per direction
+//! assert_eq!(stats.streams.len(), 1);
+//! // The engine ends the call on `MediaEvent::Timeout { id, idle }` from `events`.
+//! assert!(events.try_recv().is_err());
+//! relay.release(id)?; // BYE, CANCEL, failed call, media timeout
+//! # Ok(()) }
 //! ```
 //!
 //! Side A is the side whose SDP creates the session (the caller); each
@@ -89,6 +115,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 mod control;
 mod driver;
 mod ports;
