@@ -102,8 +102,8 @@
 //!
 //! Per stream and direction ([`DirectionStats`]): packets and octets in and
 //! out, drops by reason, and the last RTCP SR/RR report block the sending
-//! side emitted (loss, jitter; read only from plain RTCP, i.e. on
-//! directions without a transform). A session that forwards nothing for
+//! side emitted (loss, jitter; read where the RTCP is plain: as received
+//! without a transform, else where [`PacketTransform::plain_rtcp`] says). A session that forwards nothing for
 //! [`RelayConfig::media_timeout`] is reported once as
 //! [`MediaEvent::Timeout`] (again after new media or a new offer/answer).
 //!
@@ -135,7 +135,7 @@ pub use session::{
     MAX_STREAMS,
 };
 pub use stats::{DirectionStats, DropReason, Drops, SessionStats, StreamStats};
-pub use transform::{PacketTransform, TransformError, TRANSFORM_HEADROOM};
+pub use transform::{PacketTransform, PlainRtcp, TransformError, TRANSFORM_HEADROOM};
 
 use std::time::Duration;
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::rtp::{self, Malformed};
 use crate::stats::{DirectionStats, DropReason, SessionStats, StreamStats};
-use crate::transform::PacketTransform;
+use crate::transform::{PacketTransform, PlainRtcp};
 
 /// Most `m=` lines a session relays (audio, video, a second video, ...); a
 /// limit checked before anything is allocated for an SDP.
@@ -475,7 +475,11 @@ impl Stream {
         } else {
             rtp::check_rtp(pkt)
         };
-        let report = if is_rtcp && checked.is_ok() && self.leg(at).transform.is_none() {
+        let plain = match self.leg(at).transform.as_ref() {
+            None => PlainRtcp::BeforeTransform,
+            Some(t) => t.plain_rtcp(),
+        };
+        let mut report = if is_rtcp && checked.is_ok() && plain == PlainRtcp::BeforeTransform {
             rtp::last_report_block(pkt)
         } else {
             None
@@ -505,9 +509,6 @@ impl Stream {
         if let Err(reason) = path.accept(now, policy, src) {
             leg.stats.drops.add(reason);
             return Verdict::Drop(reason);
-        }
-        if report.is_some() {
-            leg.stats.last_report = report;
         }
 
         let out_side = at.other();
@@ -540,7 +541,13 @@ impl Stream {
             }
             None => len,
         };
+        if is_rtcp && plain == PlainRtcp::AfterTransform {
+            report = buf.get(..len).and_then(rtp::last_report_block);
+        }
         let st = &mut leg.stats;
+        if report.is_some() {
+            st.last_report = report;
+        }
         if is_rtcp {
             st.rtcp_out += 1;
         } else {
@@ -1248,6 +1255,64 @@ mod tests {
         }
         fn rtcp(&mut self, _buf: &mut [u8], len: usize) -> Result<usize, TransformError> {
             Ok(len)
+        }
+    }
+
+    /// Stands in for SRTCP: "encrypts" by flipping every octet after the
+    /// first eight (which SRTCP leaves in the clear), "decrypts" likewise.
+    struct Flip(PlainRtcp);
+
+    impl PacketTransform for Flip {
+        fn rtp(&mut self, _buf: &mut [u8], len: usize) -> Result<usize, TransformError> {
+            Ok(len)
+        }
+        fn rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, TransformError> {
+            for b in buf.get_mut(8..len).ok_or(TransformError::Malformed)? {
+                *b = !*b;
+            }
+            Ok(len)
+        }
+        fn plain_rtcp(&self) -> PlainRtcp {
+            self.0
+        }
+    }
+
+    #[test]
+    fn report_blocks_are_read_where_rtcp_is_plain() {
+        let t0 = Instant::now();
+        let plain = rr(1, 2, 40, 5, 99);
+        let mut scrambled = plain.clone();
+        for b in &mut scrambled[8..] {
+            *b = !*b;
+        }
+        for (mode, input, expect) in [
+            (PlainRtcp::BeforeTransform, &plain, Some(40)),
+            (PlainRtcp::AfterTransform, &scrambled, Some(40)),
+            (PlainRtcp::Nowhere, &plain, None),
+        ] {
+            let mut s = session(
+                t0,
+                LatchMode::Nat,
+                Some(peer("10.0.0.2:4000", true)),
+                Some(peer("192.0.2.9:6000", true)),
+            );
+            s.set_transform(0, Side::A, Some(Box::new(Flip(mode))));
+            assert!(matches!(
+                send(
+                    &mut s,
+                    t0,
+                    Side::A,
+                    SocketKind::Rtp,
+                    "198.51.100.1:1",
+                    input
+                ),
+                Verdict::Forward { .. }
+            ));
+            let got = s.stats().streams[0]
+                .a_to_b
+                .last_report
+                .map(|r| r.fraction_lost);
+            assert_eq!(got, expect, "{mode:?}");
         }
     }
 

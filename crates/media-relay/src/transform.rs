@@ -32,6 +32,19 @@ pub enum TransformError {
     Other,
 }
 
+/// Where a direction's RTCP is readable in the clear, so that the relay can
+/// take loss and jitter from its report blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlainRtcp {
+    /// Nowhere (SRTCP on both sides, or unknown): no report statistics.
+    #[default]
+    Nowhere,
+    /// The input is plain (the transform encrypts toward an SRTP side).
+    BeforeTransform,
+    /// The output is plain (the transform decrypts an SRTP side's packets).
+    AfterTransform,
+}
+
 /// An in-place transform for one direction of one stream (for example SRTP
 /// decrypt on the way in from an SRTP side, encrypt on the way out to it).
 ///
@@ -44,4 +57,9 @@ pub trait PacketTransform: Send {
     fn rtp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, TransformError>;
     /// Transforms an RTCP (compound) packet.
     fn rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, TransformError>;
+    /// Where this direction's RTCP can be read in the clear. Without a
+    /// transform the relay reads it as received.
+    fn plain_rtcp(&self) -> PlainRtcp {
+        PlainRtcp::Nowhere
+    }
 }
