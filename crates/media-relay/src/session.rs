@@ -159,39 +159,45 @@ impl Path {
         })
     }
 
-    fn accept(
-        &mut self,
+    /// Whether a packet from `src` may pass, and if so whether it (re)latches
+    /// the path. Changes nothing: the latch is committed only once the
+    /// packet has also passed the transform (an SRTP packet that fails
+    /// authentication must not move the latch).
+    fn admit(
+        &self,
         now: Instant,
         policy: LatchPolicy,
         src: SocketAddr,
-    ) -> Result<(), DropReason> {
+    ) -> Result<bool, DropReason> {
         match self.latched {
-            Some(l) if l == src && !self.armed => {}
+            Some(l) if l == src && !self.armed => Ok(false),
             Some(l) => {
                 let silent = match (policy.relatch_after_silence, self.last_rx) {
                     (Some(n), Some(last)) => now.saturating_duration_since(last) >= n,
                     _ => false,
                 };
                 if (self.armed || silent) && self.admissible(policy.mode, src) {
-                    self.latched = Some(src);
-                    self.armed = false;
+                    Ok(true)
                 } else if l != src {
-                    return Err(DropReason::SourceLocked);
+                    Err(DropReason::SourceLocked)
+                } else {
+                    // The latched peer while armed, but no longer admissible
+                    // by its new SDP: still the peer until someone
+                    // admissible shows up.
+                    Ok(false)
                 }
-                // else: the old latch while armed but no longer admissible
-                // by the new SDP is still the peer until someone admissible
-                // shows up; keep forwarding it.
             }
-            None => {
-                if !self.admissible(policy.mode, src) {
-                    return Err(DropReason::UnexpectedSource);
-                }
-                self.latched = Some(src);
-                self.armed = false;
-            }
+            None if self.admissible(policy.mode, src) => Ok(true),
+            None => Err(DropReason::UnexpectedSource),
+        }
+    }
+
+    fn commit(&mut self, now: Instant, src: SocketAddr, latch: bool) {
+        if latch {
+            self.latched = Some(src);
+            self.armed = false;
         }
         self.last_rx = Some(now);
-        Ok(())
     }
 }
 
@@ -503,28 +509,13 @@ impl Stream {
         let policy = leg.policy;
         // Muxed RTCP shares the RTP port and therefore its latch.
         let path = match socket {
-            SocketKind::Rtcp => &mut leg.rtcp,
-            SocketKind::Rtp => &mut leg.rtp,
+            SocketKind::Rtcp => &leg.rtcp,
+            SocketKind::Rtp => &leg.rtp,
         };
-        if let Err(reason) = path.accept(now, policy, src) {
-            leg.stats.drops.add(reason);
-            return Verdict::Drop(reason);
-        }
-
-        let out_side = at.other();
-        let out = self.leg(out_side);
-        let (out_socket, dst) = if is_rtcp && !mux {
-            if !out.has_rtcp_socket {
-                return self.drop_at(at, DropReason::NoDestination);
-            }
-            (SocketKind::Rtcp, out.rtcp.destination())
-        } else {
-            (SocketKind::Rtp, out.rtp.destination())
+        let latch = match path.admit(now, policy, src) {
+            Ok(l) => l,
+            Err(reason) => return self.drop_at(at, reason),
         };
-        let Some(dst) = dst else {
-            return self.drop_at(at, DropReason::NoDestination);
-        };
-
         let leg = self.leg_mut(at);
         let len = match leg.transform.as_mut() {
             Some(t) => {
@@ -541,13 +532,31 @@ impl Stream {
             }
             None => len,
         };
+        match socket {
+            SocketKind::Rtcp => leg.rtcp.commit(now, src, latch),
+            SocketKind::Rtp => leg.rtp.commit(now, src, latch),
+        }
         if is_rtcp && plain == PlainRtcp::AfterTransform {
             report = buf.get(..len).and_then(rtp::last_report_block);
         }
-        let st = &mut leg.stats;
         if report.is_some() {
-            st.last_report = report;
+            leg.stats.last_report = report;
         }
+
+        let out_side = at.other();
+        let out = self.leg(out_side);
+        let (out_socket, dst) = if is_rtcp && !mux {
+            if !out.has_rtcp_socket {
+                return self.drop_at(at, DropReason::NoDestination);
+            }
+            (SocketKind::Rtcp, out.rtcp.destination())
+        } else {
+            (SocketKind::Rtp, out.rtp.destination())
+        };
+        let Some(dst) = dst else {
+            return self.drop_at(at, DropReason::NoDestination);
+        };
+        let st = &mut self.leg_mut(at).stats;
         if is_rtcp {
             st.rtcp_out += 1;
         } else {
@@ -1361,7 +1370,54 @@ mod tests {
             );
             assert_eq!(drops(&s, Side::A, r), 1);
         }
-        // The other direction is untouched.
         assert!(!s.set_transform(3, Side::A, None));
+    }
+
+    #[test]
+    fn a_packet_the_transform_rejects_does_not_latch() {
+        let t0 = Instant::now();
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("10.0.0.2:4000", false)),
+            Some(peer("192.0.2.9:6000", false)),
+        );
+        s.set_transform(
+            0,
+            Side::A,
+            Some(Box::new(AppendTag {
+                fail: Some(TransformError::Auth),
+            })),
+        );
+        let pkt = rtp(1, 1, 0, 20);
+        // An attacker racing the real (SRTP) peer with a forged first packet.
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.66:6666",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::TransformAuth)
+        );
+        assert_eq!(s.stream(0).unwrap().latched_rtp(Side::A), None);
+        s.set_transform(0, Side::A, Some(Box::new(AppendTag { fail: None })));
+        assert!(matches!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.1:1000",
+                &pkt
+            ),
+            Verdict::Forward { .. }
+        ));
+        assert_eq!(
+            s.stream(0).unwrap().latched_rtp(Side::A),
+            Some(addr("198.51.100.1:1000"))
+        );
     }
 }
