@@ -96,7 +96,14 @@
 //! when [`LatchPolicy::relatch_after_silence`] is set and the latched peer
 //! has been silent that long. Until the other side has latched, packets go to
 //! the address in its SDP, or are dropped ([`DropReason::NoDestination`]) if
-//! it has none yet.
+//! it has none yet. A latch moves only after the packet also passed the
+//! transform: a forged SRTP packet that fails authentication cannot latch.
+//!
+//! In `Nat` mode a peer with a private SDP address can be latched by any
+//! source that is first; that window is the time between the SDP and the
+//! peer's first packet (and, after a re-INVITE, its next packet). Use
+//! `SdpAddress` or `Strict` for zones whose peers are not behind NAT, and
+//! SRTP (whose authentication gates latching) where that window matters.
 //!
 //! # Statistics and timeout
 //!
@@ -106,6 +113,19 @@
 //! without a transform, else where [`PacketTransform::plain_rtcp`] says). A session that forwards nothing for
 //! [`RelayConfig::media_timeout`] is reported once as
 //! [`MediaEvent::Timeout`] (again after new media or a new offer/answer).
+//!
+//! # Threads and the packet path
+//!
+//! [`RelayConfig::workers`] threads (default: one per core) each run an epoll
+//! loop. A session is placed on the least loaded worker when it is created;
+//! all its sockets live there, so forwarding never crosses threads. A wake-up
+//! first applies pending commands (so a packet that follows an answer meets
+//! the state that answer set up), then drains each readable socket with
+//! `recvmmsg` (32 datagrams per call, bounded per socket per wake-up so one
+//! busy socket cannot starve the others), runs the core on each datagram in
+//! place, and sends each run of datagrams with the same output socket with
+//! one `sendmmsg`. Buffers, batch structures and tables are allocated when a
+//! worker starts or a socket is added, never per packet.
 //!
 //! # SRTP
 //!

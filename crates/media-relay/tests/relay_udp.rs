@@ -349,3 +349,52 @@ fn transforms_run_in_place_on_the_packet_path() {
     assert_eq!(s.a_to_b.drops.get(DropReason::BadLength), 1);
     assert_eq!(s.a_to_b.rtp_out, 1);
 }
+
+#[test]
+fn ipv6_zone_relays_between_ipv6_peers() {
+    let cfg = media_relay::RelayConfig {
+        zones: vec![media_relay::ZoneConfig {
+            name: "v6".into(),
+            bind: "::1".parse().unwrap(),
+            advertise: None,
+            port_min: 41800,
+            port_max: 41899,
+            latch: media_relay::LatchPolicy {
+                mode: LatchMode::Strict,
+                relatch_after_silence: None,
+            },
+        }],
+        workers: 1,
+        ..media_relay::RelayConfig::default()
+    };
+    let (relay, _events) = media_relay::MediaRelay::start(&cfg).unwrap();
+    let a = UdpSocket::bind("[::1]:0").unwrap();
+    let b = UdpSocket::bind("[::1]:0").unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let v6sdp = |s: &UdpSocket| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtcp-mux\r\n",
+            s.local_addr().unwrap().port()
+        )
+    };
+    let id = relay.create_session("v6", "v6").unwrap();
+    let to_b = relay.offer(id, Side::A, v6sdp(&a).as_bytes()).unwrap();
+    assert!(String::from_utf8(to_b)
+        .unwrap()
+        .contains("c=IN IP6 ::1\r\n"));
+    relay.answer(id, Side::B, v6sdp(&b).as_bytes()).unwrap();
+    let p = relay.ports(id).unwrap()[0];
+    let pkt = rtp(0, 1, 1, 0x33);
+    a.send_to(&pkt, ("::1", p.a)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = b.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &pkt[..]);
+    assert_eq!(from, SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, p.b)));
+    // Strict zone: the same host from another port is refused.
+    let other = UdpSocket::bind("[::1]:0").unwrap();
+    other.send_to(&pkt, ("::1", p.a)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let s = relay.stats(id).unwrap().streams[0].a_to_b;
+    assert_eq!(s.drops.get(DropReason::SourceLocked), 1);
+}
