@@ -5,8 +5,11 @@
 //!
 //! ```text
 //! cargo run --release -p media-relay --example relay-load -- \
-//!     [--sessions 200] [--seconds 5] [--ptime 20] [--workers 1]
+//!     [--sessions 200] [--seconds 5] [--ptime 20] [--burst 1] [--workers 1]
 //! ```
+//!
+//! `--burst N` sends N packets per session per tick (a stress pattern that
+//! lets `recvmmsg`/`sendmmsg` batch; real calls send one).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds = arg("--seconds", 5).min(60);
     let ptime = Duration::from_millis(arg("--ptime", 20).max(1));
     let workers = arg("--workers", 1) as usize;
+    let burst = arg("--burst", 1).clamp(1, 1000);
     let cfg = RelayConfig {
         zones: vec![ZoneConfig {
             name: "lo".into(),
@@ -116,8 +120,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while Instant::now() < end {
         pkt[2..4].copy_from_slice(&seq.to_be_bytes());
         for t in &targets {
-            if tx.send_to(&pkt, t).is_ok() {
-                sent += 1;
+            for _ in 0..burst {
+                if tx.send_to(&pkt, t).is_ok() {
+                    sent += 1;
+                }
             }
         }
         seq = seq.wrapping_add(1);
@@ -134,7 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let got = received.load(Ordering::Relaxed);
     let t = relay.totals()?;
     println!(
-        "sessions={sessions} workers={workers} seconds={seconds} ptime_ms={} sent={sent} received={got} loss={:.3}% \
+        "sessions={sessions} burst={burst} workers={workers} seconds={seconds} ptime_ms={} sent={sent} received={got} loss={:.3}% \
          rate={:.0} pkt/s forwarded={} worker_cpu_ms={} cpu_per_packet_us={:.2} drops={:?}",
         ptime.as_millis(),
         100.0 * (sent.saturating_sub(got)) as f64 / sent.max(1) as f64,
