@@ -74,8 +74,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: "lo".into(),
             bind: "127.0.0.1".parse()?,
             advertise: None,
-            port_min: 43000,
-            port_max: 49999,
+            port_min: 23000,
+            port_max: 29999,
             latch: LatchPolicy {
                 mode: LatchMode::Nat,
                 relatch_after_silence: None,

@@ -36,7 +36,7 @@
 //!     latch: LatchPolicy { mode: LatchMode::Nat, relatch_after_silence: None },
 //! };
 //! let cfg = RelayConfig {
-//!     zones: vec![zone("wan", "127.0.0.1", 44000), zone("lan", "127.0.0.1", 44100)],
+//!     zones: vec![zone("wan", "127.0.0.1", 24000), zone("lan", "127.0.0.1", 24100)],
 //!     media_timeout: Duration::from_secs(60),
 //!     ..RelayConfig::default()
 //! };

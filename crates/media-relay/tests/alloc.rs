@@ -41,7 +41,7 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn steady_state_packet_path_allocates_nothing() {
-    let (relay, _events) = relay(41600, 41699, LatchMode::Nat, Duration::from_secs(60));
+    let (relay, _events) = relay(21600, 21699, LatchMode::Nat, Duration::from_secs(60));
     let (a, a_rtcp) = endpoint_pair();
     let (b, b_rtcp) = endpoint_pair();
     let id = relay.create_session("lo", "lo").unwrap();

@@ -15,9 +15,9 @@ fn create_relay_stats_delete_over_the_line_protocol() {
             "--addr",
             "127.0.0.1",
             "--port-min",
-            "41700",
+            "21700",
             "--port-max",
-            "41799",
+            "21799",
             "--workers",
             "1",
         ]
@@ -52,7 +52,7 @@ fn create_relay_stats_delete_over_the_line_protocol() {
     assert_eq!(&w[..2], ["ok", "call-1"], "{reply}");
     let port_a: u16 = w[2].parse().unwrap();
     let port_b: u16 = w[3].parse().unwrap();
-    assert!((41700..=41799).contains(&port_a) && (41700..=41799).contains(&port_b));
+    assert!((21700..=21799).contains(&port_a) && (21700..=21799).contains(&port_b));
 
     let mut pkt = [0u8; 172];
     pkt[0] = 0x80;

@@ -1,5 +1,7 @@
 //! The relay with real UDP sockets on loopback. Each test uses its own port
-//! range, so tests running in parallel do not see each other's ports.
+//! range, so tests running in parallel do not see each other's ports, and
+//! all ranges lie below Linux's ephemeral range (32768-60999), so no socket
+//! bound to port 0 anywhere on the machine can land in them.
 
 mod common;
 
@@ -23,7 +25,7 @@ fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
 
 #[test]
 fn two_endpoints_exchange_rtp_and_rtcp_through_the_relay() {
-    let (relay, _events) = relay(41000, 41099, LatchMode::Nat, Duration::from_secs(60));
+    let (relay, _events) = relay(21000, 21099, LatchMode::Nat, Duration::from_secs(60));
     let (a, a_rtcp) = endpoint_pair();
     let b = endpoint("127.0.0.1");
     let b_rtcp = endpoint("127.0.0.1");
@@ -107,7 +109,7 @@ fn two_endpoints_exchange_rtp_and_rtcp_through_the_relay() {
 
 #[test]
 fn rtcp_mux_uses_one_port_per_leg() {
-    let (relay, _events) = relay(41100, 41199, LatchMode::SdpAddress, Duration::from_secs(60));
+    let (relay, _events) = relay(21100, 21199, LatchMode::SdpAddress, Duration::from_secs(60));
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
     let id = relay.create_session("lo", "lo").unwrap();
@@ -119,7 +121,7 @@ fn rtcp_mux_uses_one_port_per_leg() {
         .unwrap();
     let ports = relay.ports(id).unwrap()[0];
     assert_eq!(ports.rtcp, [None, None]);
-    assert_eq!(bound_udp_ports(41100, 41199), {
+    assert_eq!(bound_udp_ports(21100, 21199), {
         let mut v = vec![ports.a, ports.b];
         v.sort_unstable();
         v
@@ -134,7 +136,7 @@ fn rtcp_mux_uses_one_port_per_leg() {
 
 #[test]
 fn injected_packets_never_reach_the_callee() {
-    let (relay, _events) = relay(41200, 41299, LatchMode::Nat, Duration::from_secs(60));
+    let (relay, _events) = relay(21200, 21299, LatchMode::Nat, Duration::from_secs(60));
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
     b.set_read_timeout(Some(Duration::from_millis(200)))
@@ -204,7 +206,7 @@ fn injected_packets_never_reach_the_callee() {
 
 #[test]
 fn ports_are_open_only_during_the_call() {
-    let (min, max) = (41300, 41399);
+    let (min, max) = (21300, 21399);
     let (relay, _events) = relay(min, max, LatchMode::Nat, Duration::from_secs(60));
     assert_eq!(
         bound_udp_ports(min, max),
@@ -265,7 +267,7 @@ fn ports_are_open_only_during_the_call() {
 
 #[test]
 fn silent_session_is_reported_as_timed_out() {
-    let (relay, events) = relay(41400, 41499, LatchMode::Nat, Duration::from_millis(300));
+    let (relay, events) = relay(21400, 21499, LatchMode::Nat, Duration::from_millis(300));
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
     let quiet = relay.create_session("lo", "lo").unwrap();
@@ -308,7 +310,7 @@ impl PacketTransform for TagAndReject {
 
 #[test]
 fn transforms_run_in_place_on_the_packet_path() {
-    let (relay, _events) = relay(41500, 41599, LatchMode::Nat, Duration::from_secs(60));
+    let (relay, _events) = relay(21500, 21599, LatchMode::Nat, Duration::from_secs(60));
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
     a.set_read_timeout(Some(Duration::from_millis(200)))
@@ -357,8 +359,8 @@ fn ipv6_zone_relays_between_ipv6_peers() {
             name: "v6".into(),
             bind: "::1".parse().unwrap(),
             advertise: None,
-            port_min: 41800,
-            port_max: 41899,
+            port_min: 21800,
+            port_max: 21899,
             latch: media_relay::LatchPolicy {
                 mode: LatchMode::Strict,
                 relatch_after_silence: None,
