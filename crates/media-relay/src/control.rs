@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use sdp_message::{Rewriter, SessionDescription};
 
 use crate::ports::PortPool;
-use crate::session::{LatchPolicy, PeerAddrs, Side, MAX_STREAMS};
+use crate::session::{LatchPolicy, PeerAddrs, PerSide, Side, MAX_STREAMS};
 use crate::MediaError;
 
 /// One zone's media addresses (a zone is a named interface such as `lan` or
@@ -171,7 +171,7 @@ struct CtlStream {
 
 impl CtlStream {
     fn mux_with(&self, side: Side, new: PeerAddrs) -> bool {
-        let other = self.peer[side.other().index()];
+        let other = *self.peer.of(side.other());
         match other {
             Some(o) => o.rtcp_mux && new.rtcp_mux,
             None => new.rtcp_mux,
@@ -359,7 +359,8 @@ impl Controller {
             }
         }
         let slot =
-            s.crypto[toward.index()]
+            s.crypto
+                .of_mut(toward)
                 .get_mut(media_index)
                 .ok_or(MediaError::TooManyStreams {
                     count: media_index + 1,
@@ -440,14 +441,14 @@ impl Controller {
             if slot.is_none() {
                 let mut ports = [0u16; 2];
                 for side in [Side::A, Side::B] {
-                    let z = zones[side.index()];
+                    let z = *zones.of(side);
                     let Some(zone) = self.zones.get_mut(z) else {
                         failure = Some(MediaError::UnknownZone(z.to_string()));
                         break 'alloc;
                     };
                     match zone.pool.allocate(now, &mut |port| bind(z, port)) {
                         Some(port) => {
-                            ports[side.index()] = port;
+                            *ports.of_mut(side) = port;
                             taken.push((z, port, true));
                         }
                         None => {
@@ -467,26 +468,23 @@ impl Controller {
                     media_index: i,
                     zones,
                     rtp_ports: ports,
-                    policy: [
-                        self.zones[zones[0]].cfg.latch,
-                        self.zones[zones[1]].cfg.latch,
-                    ],
+                    policy: zones
+                        .map(|z| self.zones.get(z).map(|z| z.cfg.latch).unwrap_or_default()),
                 });
             }
             let Some(st) = slot.as_mut() else { continue };
             if !st.mux_with(from, p.peer) {
                 for side in [Side::A, Side::B] {
-                    let si = side.index();
-                    if st.rtcp_bound[si] {
+                    if *st.rtcp_bound.of(side) {
                         continue;
                     }
-                    let z = zones[si];
-                    let port = st.rtp_ports[si] + 1;
+                    let z = *zones.of(side);
+                    let port = *st.rtp_ports.of(side) + 1;
                     if !bind(z, port) {
                         failure = Some(MediaError::RtcpPortBusy { port });
                         break 'alloc;
                     }
-                    st.rtcp_bound[si] = true;
+                    *st.rtcp_bound.of_mut(side) = true;
                     taken.push((z, port, false));
                     updates.push(StreamUpdate::RtcpOpened {
                         media_index: i,
@@ -504,9 +502,12 @@ impl Controller {
 
         // Phase 2: the SDP for the other side.
         let toward = from.other();
-        let zone_out = &self.zones[zones[toward.index()]].cfg;
-        let our_ip = zone_out.sdp_address();
-        let crypto = &session.crypto[toward.index()];
+        let our_ip = self
+            .zones
+            .get(*zones.of(toward))
+            .map(|z| z.cfg.sdp_address())
+            .ok_or_else(|| MediaError::UnknownZone(zones.of(toward).to_string()))?;
+        let crypto = session.crypto.of(toward);
         let mut rw = Rewriter::new(&parsed_sdp);
         rw.set_all_connections(our_ip).set_origin_address(our_ip);
         for name in ICE_ATTRIBUTES {
@@ -517,7 +518,7 @@ impl Controller {
                 let st = streams.get(i).copied().flatten();
                 match (p.relay, st) {
                     (true, Some(st)) => {
-                        let port = st.rtp_ports[toward.index()];
+                        let port = *st.rtp_ports.of(toward);
                         rw.set_media_port(i, port)?;
                         if p.has_rtcp_attr {
                             let muxed = kind == SdpKind::Answer && st.mux_with(from, p.peer);
@@ -551,7 +552,7 @@ impl Controller {
             match (relay, slot.as_mut()) {
                 (true, Some(st)) => {
                     let Some(p) = parsed.get(i) else { continue };
-                    st.peer[from.index()] = Some(p.peer);
+                    *st.peer.of_mut(from) = Some(p.peer);
                     updates.push(StreamUpdate::Peer {
                         media_index: i,
                         side: from,
@@ -560,9 +561,9 @@ impl Controller {
                 }
                 (false, Some(st)) => {
                     for side in [Side::A, Side::B] {
-                        let z = zones[side.index()];
+                        let z = *zones.of(side);
                         if let Some(zone) = self.zones.get_mut(z) {
-                            zone.pool.release(st.rtp_ports[side.index()], now);
+                            zone.pool.release(*st.rtp_ports.of(side), now);
                         }
                     }
                     *slot = None;
@@ -601,8 +602,8 @@ impl Controller {
         let mut released = Vec::new();
         for st in s.streams.iter().flatten() {
             for side in [Side::A, Side::B] {
-                let z = s.zones[side.index()];
-                let port = st.rtp_ports[side.index()];
+                let z = *s.zones.of(side);
+                let port = *st.rtp_ports.of(side);
                 if let Some(zone) = self.zones.get_mut(z) {
                     if zone.pool.release(port, now) {
                         released.push((z, port));

@@ -134,6 +134,15 @@
 //! the packet for a tag), and its errors are drop reasons.
 
 #![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod bench;
 mod control;
@@ -151,8 +160,8 @@ pub use control::{
 pub use driver::{MediaRelay, MAX_DATAGRAM};
 pub use ports::PortPool;
 pub use session::{
-    is_private, LatchMode, LatchPolicy, MediaSession, PeerAddrs, Side, SocketKind, Stream, Verdict,
-    MAX_STREAMS,
+    is_private, LatchMode, LatchPolicy, MediaSession, PeerAddrs, PerSide, Side, SocketKind, Stream,
+    Verdict, MAX_STREAMS,
 };
 pub use stats::{DirectionStats, DropReason, Drops, SessionStats, StreamStats};
 pub use transform::{PacketTransform, PlainRtcp, TransformError, TRANSFORM_HEADROOM};

@@ -45,6 +45,32 @@ impl Side {
     }
 }
 
+/// Per-side pairs (`[A, B]`) addressed by [`Side`] without indexing.
+pub trait PerSide<T> {
+    /// The element of `side`.
+    fn of(&self, side: Side) -> &T;
+    /// The element of `side`, mutably.
+    fn of_mut(&mut self, side: Side) -> &mut T;
+}
+
+impl<T> PerSide<T> for [T; 2] {
+    fn of(&self, side: Side) -> &T {
+        let [a, b] = self;
+        match side {
+            Side::A => a,
+            Side::B => b,
+        }
+    }
+
+    fn of_mut(&mut self, side: Side) -> &mut T {
+        let [a, b] = self;
+        match side {
+            Side::A => a,
+            Side::B => b,
+        }
+    }
+}
+
 /// Which of a leg's two sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketKind {

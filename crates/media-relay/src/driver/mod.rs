@@ -22,7 +22,7 @@ use mio::{Poll, Waker};
 use crate::control::{
     Controller, RelayConfig, SdpKind, SessionId, StreamPorts, StreamUpdate, ZoneId,
 };
-use crate::session::{Side, SocketKind};
+use crate::session::{PerSide, Side, SocketKind};
 use crate::stats::{DirectionStats, SessionStats};
 use crate::transform::PacketTransform;
 use crate::{MediaError, MediaEvent};
@@ -183,7 +183,7 @@ impl MediaRelay {
                     ..
                 } => {
                     for side in [Side::A, Side::B] {
-                        let key = (zones[side.index()], rtp_ports[side.index()]);
+                        let key = (*zones.of(side), *rtp_ports.of(side));
                         if let Some(socket) = bound.remove(&key) {
                             sockets.push(NewSocket {
                                 media_index,
@@ -361,4 +361,55 @@ fn bind_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let s = std::net::UdpSocket::bind(addr)?;
     s.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The call engine shares one relay between tasks (`Arc<MediaRelay>`);
+    /// this does not compile if a field stops being `Send + Sync`.
+    #[test]
+    fn relay_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<MediaRelay>();
+    }
+
+    #[test]
+    fn start_rejects_bad_config_and_binds_nothing() {
+        let cfg = RelayConfig {
+            zones: vec![crate::ZoneConfig {
+                name: "z".into(),
+                bind: "127.0.0.1".parse().unwrap(),
+                advertise: None,
+                port_min: 100,
+                port_max: 100,
+                latch: Default::default(),
+            }],
+            ..RelayConfig::default()
+        };
+        assert!(matches!(
+            MediaRelay::start(&cfg),
+            Err(MediaError::Config(_))
+        ));
+        let cfg = RelayConfig {
+            workers: 1,
+            ..RelayConfig::default()
+        };
+        let (relay, _ev) = MediaRelay::start(&cfg).unwrap();
+        assert!(matches!(
+            relay.create_session("nope", "nope"),
+            Err(MediaError::UnknownZone(_))
+        ));
+        assert!(matches!(
+            relay.stats(SessionId(99)),
+            Err(MediaError::UnknownSession(_))
+        ));
+        assert!(matches!(
+            relay.release(SessionId(99)),
+            Err(MediaError::UnknownSession(_))
+        ));
+        assert_eq!(relay.totals().unwrap(), DirectionStats::default());
+        relay.shutdown();
+    }
 }

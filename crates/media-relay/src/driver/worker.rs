@@ -472,8 +472,13 @@ impl Worker {
         self.pending_scratch
             .reserve(self.socks.len().saturating_sub(self.pending_scratch.len()));
         if let Some(Some(s)) = self.sessions.get_mut(si) {
-            if let Some(t) = s.socks.get_mut(media_index) {
-                t[side.index()][kind_index(kind)] = Some(slot);
+            if let Some(cell) = s
+                .socks
+                .get_mut(media_index)
+                .and_then(|t| t.get_mut(side.index()))
+                .and_then(|t| t.get_mut(kind_index(kind)))
+            {
+                *cell = Some(slot);
             }
         }
     }
