@@ -397,10 +397,22 @@ impl MediaSession {
         }
     }
 
-    /// Counts a drop the driver decided on (truncated datagram).
-    pub fn count_drop(&mut self, media_index: usize, at: Side, reason: DropReason, len: usize) {
+    /// Counts a datagram the driver dropped before the core saw it
+    /// (truncated, empty, unreadable source), as received on `socket`.
+    pub fn count_drop(
+        &mut self,
+        media_index: usize,
+        at: Side,
+        socket: SocketKind,
+        reason: DropReason,
+        len: usize,
+    ) {
         if let Some(s) = self.stream_mut(media_index) {
             let st = &mut s.leg_mut(at).stats;
+            match socket {
+                SocketKind::Rtp => st.rtp_in += 1,
+                SocketKind::Rtcp => st.rtcp_in += 1,
+            }
             st.bytes_in += len as u64;
             st.drops.add(reason);
         }

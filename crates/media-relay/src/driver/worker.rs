@@ -219,12 +219,12 @@ impl Worker {
                 let meta = *meta;
                 let Some(src) = meta.src else {
                     sess.core
-                        .count_drop(media, side, DropReason::Malformed, meta.len);
+                        .count_drop(media, side, kind, DropReason::Malformed, meta.len);
                     continue;
                 };
                 if meta.truncated || meta.len == 0 {
                     sess.core
-                        .count_drop(media, side, DropReason::BadLength, meta.len);
+                        .count_drop(media, side, kind, DropReason::BadLength, meta.len);
                     continue;
                 }
                 let v = sess
