@@ -40,7 +40,7 @@ impl Ha1Algorithm {
     }
 
     /// Length of the HA1 in bytes.
-    pub fn len(self) -> usize {
+    pub fn digest_len(self) -> usize {
         match self {
             Ha1Algorithm::Md5 => 16,
             Ha1Algorithm::Sha256 | Ha1Algorithm::Sha512_256 => 32,
@@ -109,11 +109,11 @@ impl UserCredentials {
         }
         let mut seen = Vec::new();
         for e in &self.ha1 {
-            if e.digest.len() != e.algorithm.len() {
+            if e.digest.len() != e.algorithm.digest_len() {
                 return Err(StoreError::InvalidInput(format!(
                     "{} HA1 must be {} bytes, got {}",
                     e.algorithm.name(),
-                    e.algorithm.len(),
+                    e.algorithm.digest_len(),
                     e.digest.len()
                 )));
             }
@@ -172,7 +172,7 @@ pub(crate) fn decode_user(realm: &str, username: &str, b: &[u8]) -> Result<UserC
         let (&len, r) = r.split_first().ok_or_else(|| bad("truncated"))?;
         let algorithm = Ha1Algorithm::from_code(code).ok_or_else(|| bad("unknown algorithm"))?;
         let len = usize::from(len);
-        if len != algorithm.len() || r.len() < len {
+        if len != algorithm.digest_len() || r.len() < len {
             return Err(bad("bad HA1 length"));
         }
         let (d, r) = r.split_at(len);
