@@ -117,6 +117,10 @@ pub struct Stats {
     pub timeouts: u64,
     /// Datagrams dropped: unknown identifier, wrong source, bad authenticators, malformed.
     pub dropped: u64,
+    /// Of `dropped`: valid answers refused only because Message-Authenticator was required and
+    /// absent (a server older than FreeRADIUS 3.2.5: set `require_message_authenticator`
+    /// to false for it, or upgrade it).
+    pub missing_message_authenticator: u64,
 }
 
 /// The fields of a digest Access-Request (RFC 5090 section 3).
@@ -397,9 +401,15 @@ impl RadiusClient {
             &self.config.secret,
             self.config.require_message_authenticator,
         );
-        let Ok(p) = checked else {
-            self.stats.dropped += 1;
-            return;
+        let p = match checked {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.dropped += 1;
+                if e == ResponseError::MissingMessageAuthenticator {
+                    self.stats.missing_message_authenticator += 1;
+                }
+                return;
+            }
         };
         let verdict = match p.code {
             code::ACCESS_ACCEPT => Verdict::Accept,
@@ -627,6 +637,7 @@ mod tests {
         r[4..20].copy_from_slice(&ra);
         c.handle_datagram(server, &r);
         assert_eq!(c.poll_event(), None);
+        assert_eq!(c.stats().missing_message_authenticator, 1);
     }
 
     #[test]

@@ -16,7 +16,10 @@ use super::client::{DigestRequest, RadiusClient, RadiusConfig, RadiusError, Stat
 const QUEUE: usize = 256;
 
 enum Cmd {
-    Verify(Box<DigestRequest>, oneshot::Sender<Result<Verdict, RadiusError>>),
+    Verify(
+        Box<DigestRequest>,
+        oneshot::Sender<Result<Verdict, RadiusError>>,
+    ),
     Stats(oneshot::Sender<Stats>),
 }
 
