@@ -194,6 +194,23 @@ impl DigestAuthenticator {
         }
     }
 
+    /// Applies a new configuration (reload). A new realm or secret simply makes outstanding
+    /// nonces invalid (clients get a fresh challenge). A new table capacity starts an empty
+    /// table that refuses, as stale, every nonce issued up to `now`, so no count accepted
+    /// before the reload can be replayed.
+    pub fn reconfigure(&mut self, config: DigestConfig, now: SystemTime) {
+        if config.nc_table_capacity != self.config.nc_table_capacity {
+            let now_ms = oldest_live_ms(now, Duration::ZERO);
+            self.nc = NcTable::with_watermark(config.nc_table_capacity, now_ms);
+        }
+        self.config = config;
+    }
+
+    /// Replaces the server secret (rotation): nonces issued under the old one become invalid.
+    pub fn set_secret(&mut self, secret: ServerSecret) {
+        self.secret = secret;
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &DigestConfig {
         &self.config

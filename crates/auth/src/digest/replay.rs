@@ -53,6 +53,15 @@ impl NcTable {
         }
     }
 
+    /// An empty table that treats every nonce created at or before `watermark_ms` as
+    /// forgotten: what replaces a table whose contents are lost (a resize on reload), so
+    /// that nothing accepted before can be replayed.
+    pub fn with_watermark(capacity: usize, watermark_ms: u64) -> Self {
+        let mut t = NcTable::new(capacity);
+        t.watermark = Some(watermark_ms);
+        t
+    }
+
     /// Number of nonces tracked.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -169,6 +178,13 @@ mod tests {
             t.accept(&info(1000 + i, (i % 250) as u8), 1, 0);
             assert!(t.len() <= 3);
         }
+    }
+
+    #[test]
+    fn a_new_table_with_a_watermark_forgets_safely() {
+        let mut t = NcTable::with_watermark(4, 500);
+        assert_eq!(t.accept(&info(500, 1), 1, 0), NcVerdict::Forgotten);
+        assert_eq!(t.accept(&info(501, 2), 1, 0), NcVerdict::Accepted);
     }
 
     #[test]

@@ -456,3 +456,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn reload_keeps_replay_protection() {
+    let mut f = fixture(DigestConfig::new(REALM));
+    let c = first_challenge(&mut f, t(0));
+    let a1 = answer(&c.values[0], "alice", "correct horse", 1, "REGISTER", URI);
+    run(&mut f, &register(&[&a1]), t(1)).unwrap();
+    // Same capacity: the table is kept.
+    let mut cfg = DigestConfig::new(REALM);
+    cfg.nonce_lifetime = Duration::from_secs(600);
+    f.auth.reconfigure(cfg.clone(), t(2));
+    assert!(matches!(
+        run(&mut f, &register(&[&a1]), t(2)).unwrap_err().1,
+        Failure::Replay { .. }
+    ));
+    // New capacity: an empty table, but the old nonce is refused (stale), not replayable.
+    cfg.nc_table_capacity = 10;
+    f.auth.reconfigure(cfg, t(3));
+    assert_eq!(f.auth.tracked_nonces(), 0);
+    let (ch, failure) = run(&mut f, &register(&[&a1]), t(3)).unwrap_err();
+    assert!(matches!(failure, Failure::Replay { .. }) && ch.stale);
+    // The lifetime change took effect: 500 s old is still fresh.
+    let c = first_challenge(&mut f, t(4));
+    let a = answer(&c.values[0], "alice", "correct horse", 1, "REGISTER", URI);
+    run(&mut f, &register(&[&a]), t(504)).unwrap();
+    // A new secret invalidates outstanding nonces.
+    let c = first_challenge(&mut f, t(505));
+    f.auth.set_secret(ServerSecret::from_bytes([43; 32]));
+    let a = answer(&c.values[0], "alice", "correct horse", 1, "REGISTER", URI);
+    assert_eq!(
+        run(&mut f, &register(&[&a]), t(506)).unwrap_err().1,
+        Failure::InvalidNonce
+    );
+}
