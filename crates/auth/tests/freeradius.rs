@@ -262,6 +262,26 @@ fn freeradius_verifies_digest_credentials() {
             task.await.unwrap();
         }
 
+        // Message-Authenticator required in answers (the default): a server that sends it
+        // (FreeRADIUS 3.2.5 and later) is accepted; one that does not is refused, and the
+        // counter says why.
+        let mut strict = config(vec![addr], DigestDialect::DraftSterman);
+        strict.require_message_authenticator = true;
+        let (radius, task) = RadiusHandle::spawn(strict, bind, seed).await.unwrap();
+        let p = pending_for(&mut auth, "alice", "correct horse", now);
+        let verdict = radius.verify(DigestRequest::from(&*p)).await;
+        let s = radius.stats().await.unwrap();
+        println!("Message-Authenticator required: {verdict:?}, {s:?}");
+        match verdict {
+            Ok(Verdict::Accept) => assert_eq!(s.missing_message_authenticator, 0),
+            Err(auth::radius::RadiusError::Timeout) => {
+                assert!(s.missing_message_authenticator >= 1, "{s:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(radius);
+        task.await.unwrap();
+
         // Failover: the first server has nothing listening.
         let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
         let dead_addr = dead.local_addr().unwrap();
