@@ -183,8 +183,12 @@ pub struct DigestAuthenticator {
 }
 
 impl DigestAuthenticator {
-    /// `seed` starts the nonce salt counter (any value; the engine's seed).
-    pub fn new(config: DigestConfig, secret: ServerSecret, seed: u64) -> Self {
+    /// `seed` starts the nonce salt counter (any value; the engine's seed). An empty algorithm
+    /// list (which would make challenges no client can answer) is replaced by the default.
+    pub fn new(mut config: DigestConfig, secret: ServerSecret, seed: u64) -> Self {
+        if config.algorithms.is_empty() {
+            config.algorithms = DigestConfig::new("").algorithms;
+        }
         let nc = NcTable::new(config.nc_table_capacity);
         DigestAuthenticator {
             config,
@@ -198,7 +202,10 @@ impl DigestAuthenticator {
     /// nonces invalid (clients get a fresh challenge). A new table capacity starts an empty
     /// table that refuses, as stale, every nonce issued up to `now`, so no count accepted
     /// before the reload can be replayed.
-    pub fn reconfigure(&mut self, config: DigestConfig, now: SystemTime) {
+    pub fn reconfigure(&mut self, mut config: DigestConfig, now: SystemTime) {
+        if config.algorithms.is_empty() {
+            config.algorithms = DigestConfig::new("").algorithms;
+        }
         if config.nc_table_capacity != self.config.nc_table_capacity {
             let now_ms = oldest_live_ms(now, Duration::ZERO);
             self.nc = NcTable::with_watermark(config.nc_table_capacity, now_ms);

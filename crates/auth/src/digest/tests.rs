@@ -490,3 +490,12 @@ fn reload_keeps_replay_protection() {
         Failure::InvalidNonce
     );
 }
+
+#[test]
+fn empty_algorithm_list_falls_back_to_the_default() {
+    let mut cfg = DigestConfig::new(REALM);
+    cfg.algorithms.clear();
+    let mut f = fixture(cfg);
+    let c = first_challenge(&mut f, t(0));
+    assert_eq!(c.values.len(), 2);
+}

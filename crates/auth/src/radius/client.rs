@@ -713,6 +713,18 @@ mod tests {
         assert_eq!(c.poll_transmit().unwrap().destination.port(), 1);
     }
 
+    proptest::proptest! {
+        /// Random datagrams from the server's address never panic and never end a request.
+        #[test]
+        fn random_datagrams_are_dropped(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let mut c = RadiusClient::new(cfg(&["127.0.0.1:1812"]), [5; 32]);
+            c.send_digest(1, &req(), Instant::now()).unwrap();
+            c.handle_datagram("127.0.0.1:1812".parse().unwrap(), &data);
+            proptest::prop_assert_eq!(c.poll_event(), None);
+            proptest::prop_assert_eq!(c.outstanding(), 1);
+        }
+    }
+
     #[test]
     fn identifiers_are_bounded() {
         let mut c = RadiusClient::new(cfg(&["127.0.0.1:1"]), [4; 32]);
