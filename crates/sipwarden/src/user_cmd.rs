@@ -21,6 +21,10 @@ pub const MAX_USERNAME_LEN: usize = 128;
 
 #[derive(Debug, Args)]
 pub struct UserArgs {
+    /// The configuration file (for general.data_dir and auth.realm). Without it, the embedded
+    /// defaults ($SIPWARDEN_DATA_DIR applies either way).
+    #[arg(short, long, value_name = "FILE", global = true)]
+    pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: UserCommand,
 }
@@ -55,7 +59,8 @@ pub enum UserCommand {
 }
 
 /// Runs the command against the store in `data_dir`; `configured_realm` is the configuration's
-/// `auth.realm`, used when `--realm` is absent. Returns the exit code.
+/// `auth.realm`, used when `--realm` is absent. Returns the exit code. The caller loads the
+/// configuration named by `args.config` (as `run` does) to find both.
 pub fn run(args: &UserArgs, data_dir: &Path, configured_realm: Option<&str>) -> u8 {
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
@@ -416,5 +421,7 @@ mod tests {
             },
         );
         assert_eq!(code, EXIT_USAGE, "no realm anywhere");
+        let t = T::try_parse_from(["user", "list", "-c", "/etc/sw.toml"]).unwrap();
+        assert_eq!(t.args.config.as_deref(), Some(Path::new("/etc/sw.toml")));
     }
 }
