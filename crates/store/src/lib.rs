@@ -1,7 +1,8 @@
 //! # store: the state of sipwarden that must survive a restart
 //!
-//! Registrations (registrar bindings), bans and call detail records, behind three
-//! backend-neutral traits ([`RegistrationStore`], [`BanStore`], [`CdrStore`]) so that a Redis
+//! Registrations (registrar bindings), bans, call detail records and local users' digest
+//! credentials (HA1 only), behind four backend-neutral traits ([`RegistrationStore`],
+//! [`BanStore`], [`CdrStore`], [`UserStore`]) so that a Redis
 //! backend can be added for clusters whose nodes share state. Two backends today:
 //!
 //! - [`RedbStore`]: embedded, one redb file in the data directory, every write committed with
@@ -29,6 +30,7 @@ mod memory;
 mod redb_store;
 mod traits;
 mod types;
+mod users;
 
 #[cfg(test)]
 mod testsuite;
@@ -41,11 +43,13 @@ pub use types::{
     Ban, BanSource, Binding, BindingKey, BindingUpdate, Cdr, CdrEntry, Disposition,
     RegistrationCount,
 };
+pub use users::{Ha1Algorithm, Ha1Entry, UserCredentials, UserStore};
 
 /// Everything a caller needs, for `use store::prelude::*`.
 pub mod prelude {
     pub use crate::{
         Ban, BanSource, BanStore, Binding, BindingKey, BindingUpdate, Cdr, CdrEntry, CdrStore,
-        Disposition, MemoryStore, RedbStore, RegistrationCount, RegistrationStore, StoreError,
+        Disposition, Ha1Algorithm, Ha1Entry, MemoryStore, RedbStore, RegistrationCount,
+        RegistrationStore, StoreError, UserCredentials, UserStore,
     };
 }

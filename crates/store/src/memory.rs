@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::logic::plan_update;
 use crate::traits::{BanStore, CdrStore, RegistrationStore};
 use crate::types::{Ban, BanSource, Binding, BindingUpdate, Cdr, CdrEntry, RegistrationCount};
+use crate::users::{UserCredentials, UserStore};
 
 /// In-memory store. Nothing survives the process.
 #[derive(Debug, Default)]
@@ -23,6 +24,7 @@ struct Inner {
     bans: BTreeMap<String, Ban>,
     cdrs: BTreeMap<u64, Cdr>,
     last_cdr_id: u64,
+    users: BTreeMap<(String, String), UserCredentials>,
 }
 
 impl MemoryStore {
@@ -168,5 +170,47 @@ impl CdrStore for MemoryStore {
             inner.cdrs.remove(id);
         }
         Ok(doomed.len())
+    }
+}
+
+impl UserStore for MemoryStore {
+    fn put_user(&self, user: &UserCredentials) -> Result<Option<UserCredentials>> {
+        user.check()?;
+        Ok(self
+            .lock()
+            .users
+            .insert((user.realm.clone(), user.username.clone()), user.clone()))
+    }
+
+    fn get_user(&self, realm: &str, username: &str) -> Result<Option<UserCredentials>> {
+        Ok(self
+            .lock()
+            .users
+            .get(&(realm.to_owned(), username.to_owned()))
+            .cloned())
+    }
+
+    fn remove_user(&self, realm: &str, username: &str) -> Result<Option<UserCredentials>> {
+        Ok(self
+            .lock()
+            .users
+            .remove(&(realm.to_owned(), username.to_owned())))
+    }
+
+    fn list_users(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<UserCredentials>> {
+        let inner = self.lock();
+        let lower = after.map_or(Bound::Unbounded, |(r, u)| {
+            Bound::Excluded((r.to_owned(), u.to_owned()))
+        });
+        Ok(inner
+            .users
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, v)| v.clone())
+            .collect())
     }
 }

@@ -10,6 +10,7 @@
 //! | `bans_v1` | [`BanSource::storage_key`] | encoded ban |
 //! | `cdrs_v1` | id (`u64`) | encoded CDR |
 //! | `cdr_by_call_id_v1` | (Call-ID, id) | `()` |
+//! | `users_v1` | (realm, username) | encoded HA1 set ([`crate::users`]) |
 //! | `meta` | name | `u64`: `schema_version`, `binding_count`, `last_cdr_id` |
 //!
 //! One value per AOR makes `apply` a single read and a single write; the expiry index makes
@@ -43,6 +44,7 @@ use crate::traits::{BanStore, CdrStore, RegistrationStore};
 use crate::types::{
     unix_secs, Ban, BanSource, Binding, BindingUpdate, Cdr, CdrEntry, RegistrationCount,
 };
+use crate::users::{decode_user, encode_user, UserCredentials, UserStore};
 
 const REGS: TableDefinition<&str, &[u8]> = TableDefinition::new("registrations_v1");
 const REG_EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("registration_expiry_v1");
@@ -50,6 +52,8 @@ const BANS: TableDefinition<&str, &[u8]> = TableDefinition::new("bans_v1");
 const CDRS: TableDefinition<u64, &[u8]> = TableDefinition::new("cdrs_v1");
 const CDR_BY_CALL: TableDefinition<(&str, u64), ()> = TableDefinition::new("cdr_by_call_id_v1");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+// A new table, not a new schema: builds without it ignore it.
+const USERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("users_v1");
 
 const META_SCHEMA: &str = "schema_version";
 const META_BINDINGS: &str = "binding_count";
@@ -105,6 +109,7 @@ impl RedbStore {
             tx.open_table(BANS)?;
             tx.open_table(CDRS)?;
             tx.open_table(CDR_BY_CALL)?;
+            tx.open_table(USERS)?;
             let mut meta = tx.open_table(META)?;
             let found = meta.get(META_SCHEMA)?.map(|v| v.value());
             match found {
@@ -409,5 +414,54 @@ impl CdrStore for RedbStore {
             }
             Ok(doomed.len())
         })
+    }
+}
+
+impl UserStore for RedbStore {
+    fn put_user(&self, user: &UserCredentials) -> Result<Option<UserCredentials>> {
+        user.check()?;
+        let (r, u) = (user.realm.as_str(), user.username.as_str());
+        self.write(|tx| {
+            let mut t = tx.open_table(USERS)?;
+            let old = t.insert((r, u), encode_user(user).as_slice())?;
+            old.map(|v| decode_user(r, u, v.value())).transpose()
+        })
+    }
+
+    fn get_user(&self, realm: &str, username: &str) -> Result<Option<UserCredentials>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(USERS)?;
+        let v = t.get((realm, username))?;
+        v.map(|v| decode_user(realm, username, v.value()))
+            .transpose()
+    }
+
+    fn remove_user(&self, realm: &str, username: &str) -> Result<Option<UserCredentials>> {
+        self.write(|tx| {
+            let mut t = tx.open_table(USERS)?;
+            let old = t.remove((realm, username))?;
+            old.map(|v| decode_user(realm, username, v.value()))
+                .transpose()
+        })
+    }
+
+    fn list_users(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<UserCredentials>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(USERS)?;
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut out = Vec::new();
+        for entry in t
+            .range::<(&str, &str)>((lower, Bound::Unbounded))?
+            .take(limit)
+        {
+            let (k, v) = entry?;
+            let (realm, username) = k.value();
+            out.push(decode_user(realm, username, v.value())?);
+        }
+        Ok(out)
     }
 }
