@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use call_engine::{Engine, Event, Output};
 use config::{Config, ZoneConfig};
-use sip_transport::{Incoming, Outgoing, Transport, TransportHandle};
+use sip_transport::{Incoming, Outgoing, SendFailure, Transport, TransportHandle};
 use store::RedbStore;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -98,7 +98,10 @@ impl Dataplane {
             zones: config.zone.clone(),
             last_wall_sync: Instant::now(),
         };
-        let task = tokio::spawn(task.run(incoming, control_rx, stop_rx));
+        let failures = transport
+            .take_send_failures()
+            .ok_or_else(|| "the transport's failure channel is taken".to_owned())?;
+        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx));
         Ok(Dataplane {
             transport,
             control,
@@ -232,6 +235,7 @@ impl EngineTask {
     async fn run(
         mut self,
         mut incoming: mpsc::Receiver<Incoming>,
+        mut failures: mpsc::Receiver<SendFailure>,
         mut control: mpsc::Receiver<Control>,
         mut stop: watch::Receiver<bool>,
     ) -> String {
@@ -252,6 +256,13 @@ impl EngineTask {
                         continue;
                     }
                 },
+                Some(f) = failures.recv() => {
+                    // A send that failed after it was queued (a TCP connect refused or timed
+                    // out, a write error): a transport error for its transaction (RFC 3261
+                    // 8.1.3.1, 17.1.4), which the proxy turns into a 503 branch (16.9).
+                    debug!(remote = %f.remote, tx = %f.tx, "{} {}: reported to the transaction", f.protocol, f.kind);
+                    self.engine.handle_transport_error(Instant::now(), f.tx);
+                }
                 msg = incoming.recv() => match msg {
                     Some(m) => self.on_incoming(m),
                     None => return "the transport stopped delivering messages".to_owned(),
@@ -289,7 +300,7 @@ impl EngineTask {
         while let Some(out) = self.engine.poll_output() {
             match out {
                 Output::Transmit { dest, bytes, tx } => {
-                    if let Err(e) = self.transport.send(Outgoing::new(bytes, dest)) {
+                    if let Err(e) = self.transport.send(Outgoing::new(bytes, dest).with_tx(tx)) {
                         debug!(remote = %dest.remote, "send failed: {e}");
                         if let Some(tx) = tx {
                             self.engine.handle_transport_error(Instant::now(), tx);
