@@ -30,6 +30,11 @@ pub fn transport(config: &Config) -> TransportConfig {
         tcp_idle_timeout: t.tcp_idle_timeout(),
         max_connections: t.max_connections as usize,
         max_connections_per_ip: t.max_connections_per_source as usize,
+        // Responses over UDP go back to the source address and port of their request (RFC
+        // 3581 symmetric response routing, for every client): a client behind NAT, or one
+        // whose Via names a port or transport it is not reachable at (RFC 4475 bext01), is
+        // answered where it sent from.
+        force_rport: true,
         ..TransportConfig::default()
     }
 }
