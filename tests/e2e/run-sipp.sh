@@ -8,7 +8,7 @@
 # Usage: tests/e2e/run-sipp.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden (cargo build --release -p sipwarden)
 #   scenarios: by default defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
-#   lossy-udp cancel fork persistence rfc4475-udp; on request also register-third-party
+#   register-third-party lossy-udp cancel fork persistence rfc4475-udp
 # Needs: sipp (Debian package sip-tester), python3, timeout, and unshare + ip (util-linux,
 # iproute2) for the network namespace.
 # Environment: SIPWARDEN_E2E_KEEP=1 keeps the work directory (logs, SIPp traces) even when
@@ -375,11 +375,10 @@ register_call() {
 scenario_register_call() { register_call register-call u1; }
 scenario_register_call_tcp() { register_call register-call-tcp t1; }
 
-# Not in the default set: a third party registers a contact that is another process (a SIPp
-# UAS on its own port) than the one that sends the REGISTER, then 5 calls to the AOR. RFC 3261
-# 10.2 allows this; sipwarden sends calls for a registered contact to the REGISTER's source
-# address (call-engine ProxySettings::use_received, always on), so these calls do not reach
-# the UAS.
+# A third party registers a contact that is another process (a SIPp UAS on its own port) than
+# the one that sends the REGISTER, then 5 calls to the AOR reach the UAS (RFC 3261 10.2). With
+# registrar.contact_routing = "auto" (the default) the REGISTER's Via matches its source, so no
+# NAT is detected and calls go to the Contact, not to the REGISTER's source.
 scenario_register_third_party() {
     local name=register-third-party uas_port uac_port
     port uas_port
@@ -495,8 +494,8 @@ scenario_rfc4475_udp() {
 }
 
 # ---------------------------------------------------------------------------------------------
-all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp lossy-udp cancel fork
-    persistence rfc4475-udp)
+all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
+    register-third-party lossy-udp cancel fork persistence rfc4475-udp)
 selected=("$@")
 ((${#selected[@]})) || selected=("${all[@]}")
 
@@ -506,7 +505,7 @@ skipped=0
 for s in "${selected[@]}"; do
     fn="scenario_${s//-/_}"
     if ! declare -F "$fn" >/dev/null; then
-        echo "run-sipp: unknown scenario $s (known: ${all[*]} register-third-party)" >&2
+        echo "run-sipp: unknown scenario $s (known: ${all[*]})" >&2
         failed=$((failed + 1))
         continue
     fi

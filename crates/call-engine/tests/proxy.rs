@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use call_engine::{Event, ForkMode, StaticResolver, UserDirectory};
+use call_engine::{ContactRouting, Event, ForkMode, StaticResolver, UserDirectory};
 use common::*;
 use sip_message::{HeaderName, Message};
 
@@ -505,6 +505,60 @@ fn loose_route_to_us_is_removed_and_next_route_followed() {
     // The answer comes back through us.
     h.send_msg(reply(&bye, 200, "OK", "b1", &[]), "192.0.2.40:5060");
     assert_eq!(h.response_to(CALLER).status(), Some(200));
+}
+
+/// Where an INVITE for `user` goes when `contact_routing` is `mode`, after `user` registered
+/// from `from` (whose Via names `via`) the Contact `contact`.
+fn invite_goes_to(mode: ContactRouting, via: &str, from: &str, contact: &str) -> String {
+    let mut cfg = config();
+    cfg.registrar.contact_routing = mode;
+    let mut h = H::with(cfg, |e| e);
+    let text = register_text("erin", via, &[contact], "tp1", 1, "", 1);
+    h.send(&text, from);
+    assert_eq!(h.response_to(from).status(), Some(200));
+    h.send(
+        &invite_text("sip:erin@example.com", CALLER, "call-tp", "z9hG4bKtp", ""),
+        CALLER,
+    );
+    let sent = h.take();
+    let invites: Vec<_> = sent
+        .iter()
+        .filter(|(_, m)| m.method_str() == Some("INVITE"))
+        .collect();
+    assert_eq!(invites.len(), 1, "{:?}", sent);
+    invites[0].0.remote.to_string()
+}
+
+#[test]
+fn contact_routing_modes_and_nat_detection() {
+    use ContactRouting::*;
+    // Third-party registration (RFC 3261 10.2): 192.0.2.9 registers a phone at 192.0.2.30.
+    let third = (
+        "192.0.2.9:5090",
+        "192.0.2.9:5090",
+        "<sip:erin@192.0.2.30:5070>",
+    );
+    // Behind NAT: private Via and Contact, a public source.
+    let natted = (
+        "10.0.0.2:5060",
+        "203.0.113.5:40000",
+        "<sip:erin@10.0.0.2:5060>",
+    );
+    for (mode, case, want) in [
+        (Auto, third, "192.0.2.30:5070"),
+        (Contact, third, "192.0.2.30:5070"),
+        (Source, third, "192.0.2.9:5090"),
+        (Auto, natted, "203.0.113.5:40000"),
+        (Contact, natted, "10.0.0.2:5060"),
+        (Source, natted, "203.0.113.5:40000"),
+    ] {
+        let (via, from, contact) = case;
+        assert_eq!(
+            invite_goes_to(mode, via, from, contact),
+            want,
+            "{mode:?} {case:?}"
+        );
+    }
 }
 
 #[test]

@@ -160,12 +160,19 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         min_expires,
         max_expires,
         default_expires,
+        contact_routing,
     } = registrar;
     let n = &new.registrar;
     d.field(RELOAD, "registrar.enabled", enabled, &n.enabled);
     d.field(RELOAD, "registrar.domains", domains, &n.domains);
     d.field(RELOAD, "registrar.min_expires", min_expires, &n.min_expires);
     d.field(RELOAD, "registrar.max_expires", max_expires, &n.max_expires);
+    d.field(
+        RELOAD,
+        "registrar.contact_routing",
+        contact_routing,
+        &n.contact_routing,
+    );
     d.field(
         RELOAD,
         "registrar.default_expires",

@@ -5,7 +5,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use call_engine::{
-    EngineConfig, Listener, LocalIdentity, ProxySettings, RegistrarSettings, Transport,
+    ContactRouting, EngineConfig, Listener, LocalIdentity, ProxySettings, RegistrarSettings,
+    Transport,
 };
 use config::{Config, Protocol};
 use sip_transport::TransportConfig;
@@ -100,6 +101,11 @@ pub fn engine(config: &Config, bound: &Bound, local_ips: &[IpAddr], seed: u64) -
         min_expires: r.min_expires,
         max_expires: r.max_expires,
         default_expires: r.default_expires,
+        contact_routing: match r.contact_routing {
+            config::ContactRouting::Auto => ContactRouting::Auto,
+            config::ContactRouting::Contact => ContactRouting::Contact,
+            config::ContactRouting::Source => ContactRouting::Source,
+        },
         ..RegistrarSettings::default()
     };
 
