@@ -90,6 +90,10 @@ pub enum Event {
     StoreFailed { op: &'static str, error: String },
     /// Lapsed bindings were purged.
     Purged { bindings: usize },
+    /// A new request was refused because the transaction table is full
+    /// (`max_transactions`); `replied` tells whether it got a stateless 503 with Retry-After.
+    /// Overload comes in floods: the shell should rate-limit its logging.
+    Overloaded { source: Source, replied: bool },
     /// A message was not processed.
     Dropped {
         reason: String,
@@ -114,6 +118,8 @@ pub struct Stats {
     pub timer_c_fired: u64,
     pub store_errors: u64,
     pub dropped: u64,
+    /// New requests refused because the transaction table was full.
+    pub overloaded: u64,
 }
 
 /// Timers of the engine itself (the transaction layer has its own).
@@ -345,6 +351,13 @@ impl Engine {
                 }
             }
             TuEvent::Terminated { tx, .. } => self.on_terminated(now, tx),
+            TuEvent::Dropped {
+                reason: sip_transaction::DropReason::TooManyTransactions { replied },
+                source: Some(source),
+            } => {
+                self.stats.overloaded += 1;
+                self.event(Event::Overloaded { source, replied });
+            }
             TuEvent::Dropped { reason, source } => {
                 self.stats.dropped += 1;
                 self.event(Event::Dropped {

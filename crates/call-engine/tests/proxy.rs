@@ -877,3 +877,48 @@ fn our_domain_with_another_port_is_forwarded() {
         r.status()
     );
 }
+
+#[test]
+fn a_full_transaction_table_answers_503_with_retry_after() {
+    let mut cfg = config();
+    // One proxied request takes two transactions (server and client).
+    cfg.transaction.max_transactions = 2;
+    let mut h = H::with(cfg, |e| e);
+    h.send(
+        &request_text(
+            "MESSAGE",
+            "sip:x@192.0.2.40:5060",
+            CALLER,
+            "ov1",
+            "z9hG4bKov1",
+            1,
+            "",
+        ),
+        CALLER,
+    );
+    let fwd = h.request_to("192.0.2.40:5060", "MESSAGE");
+    assert_eq!(h.engine.transactions().transaction_count(), 2);
+    h.send(
+        &request_text(
+            "MESSAGE",
+            "sip:x@192.0.2.40:5060",
+            "192.0.2.21:5060",
+            "ov2",
+            "z9hG4bKov2",
+            1,
+            "",
+        ),
+        "192.0.2.21:5060",
+    );
+    let r = h.response_to("192.0.2.21:5060");
+    assert_eq!(r.status(), Some(503));
+    assert_eq!(header(&r, "Retry-After").as_deref(), Some("5"));
+    assert_eq!(h.engine.stats().overloaded, 1);
+    assert_eq!(
+        h.events_matching(|e| matches!(e, Event::Overloaded { replied: true, .. })),
+        1
+    );
+    // The first request is unaffected.
+    h.send_msg(reply(&fwd, 200, "OK", "m1", &[]), "192.0.2.40:5060");
+    assert_eq!(h.response_to(CALLER).status(), Some(200));
+}

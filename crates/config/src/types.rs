@@ -226,7 +226,7 @@ impl Default for TransactionConfig {
             t1_ms: 500,
             t2_ms: 4000,
             t4_ms: 5000,
-            max_transactions: 100_000,
+            max_transactions: 640_000,
             trying_after_ms: 200,
         }
     }

@@ -863,12 +863,7 @@ impl TransactionLayer {
             return self.server_retransmission(id);
         }
         if self.full() {
-            self.sink.stats.dropped_overload += 1;
-            self.sink.emit(TuEvent::Dropped {
-                reason: DropReason::TooManyTransactions,
-                source: Some(source),
-            });
-            return;
+            return self.reject_overload(&msg, source);
         }
         let target = if method == Method::Cancel {
             self.find_server(&keys, Want::CancelTarget).map(ServerTxId)
@@ -1212,6 +1207,35 @@ impl TransactionLayer {
         }
         self.sink.emit(TuEvent::Dropped {
             reason: DropReason::BadRequest { header, replied },
+            source: Some(source),
+        });
+    }
+
+    /// A new request (never an ACK: those return before) while the table is full: a stateless
+    /// `503 Service Unavailable` with Retry-After (RFC 3261 21.5.4), so that the client backs
+    /// off instead of retransmitting into the overload until its Timer B/F. No state is kept,
+    /// so a retransmission of the request gets another 503 (or a transaction, once there is
+    /// room). The 503 is no larger than the request, so answering does not amplify a flood.
+    fn reject_overload(&mut self, msg: &Message, source: Source) {
+        self.sink.stats.dropped_overload += 1;
+        let mut replied = false;
+        if let Some(after) = self.cfg.overload_retry_after {
+            let tag = self.new_tag();
+            let secs = after.as_secs().max(1).to_string();
+            if let Some(r) = build::response_with(
+                msg,
+                503,
+                "Service Unavailable",
+                Some(&tag),
+                &[("Retry-After", &secs)],
+            ) {
+                self.sink.transmit(source.into(), r.wire(), None);
+                self.sink.stats.overload_answered += 1;
+                replied = true;
+            }
+        }
+        self.sink.emit(TuEvent::Dropped {
+            reason: DropReason::TooManyTransactions { replied },
             source: Some(source),
         });
     }

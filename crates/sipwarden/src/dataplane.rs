@@ -97,6 +97,7 @@ impl Dataplane {
             transport: transport.clone(),
             zones: config.zone.clone(),
             last_wall_sync: Instant::now(),
+            overload_log: RateLimited::new(OVERLOAD_LOG_EVERY),
         };
         let failures = transport
             .take_send_failures()
@@ -228,6 +229,41 @@ struct EngineTask {
     transport: TransportHandle,
     zones: Vec<ZoneConfig>,
     last_wall_sync: Instant,
+    overload_log: RateLimited,
+}
+
+/// How often, at most, the refusals of a full transaction table are logged.
+const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A warning that comes in floods: logged at once, then at most once per `every`, with the
+/// number of occurrences since the last line.
+struct RateLimited {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn new(every: Duration) -> Self {
+        RateLimited {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Counts one occurrence; returns how many to report (this one included) when a line is
+    /// due at `now`.
+    fn hit(&mut self, now: Instant) -> Option<u64> {
+        self.suppressed += 1;
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < self.every => None,
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
 }
 
 impl EngineTask {
@@ -307,6 +343,16 @@ impl EngineTask {
                         }
                     }
                 }
+                Output::Event(Event::Overloaded { source, replied }) => {
+                    if let Some(n) = self.overload_log.hit(Instant::now()) {
+                        warn!(
+                            source = %source.remote,
+                            "overload: the transaction table is full (transaction.max_transactions); \
+                             {n} new request(s) refused{} since the last such line",
+                            if replied { " with 503" } else { "" }
+                        );
+                    }
+                }
                 Output::Event(ev) => log_event(ev),
             }
         }
@@ -349,6 +395,18 @@ fn log_event(ev: Event) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overload_lines_are_rate_limited() {
+        let t0 = Instant::now();
+        let mut r = RateLimited::new(Duration::from_secs(10));
+        assert_eq!(r.hit(t0), Some(1));
+        for i in 1..100 {
+            assert_eq!(r.hit(t0 + Duration::from_millis(i * 50)), None);
+        }
+        assert_eq!(r.hit(t0 + Duration::from_secs(10)), Some(100));
+        assert_eq!(r.hit(t0 + Duration::from_secs(11)), None);
+    }
 
     #[test]
     fn only_the_log_level_and_zone_networks_apply_live() {
