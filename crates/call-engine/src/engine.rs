@@ -441,27 +441,36 @@ impl Engine {
 
     // ----- who we are -----
 
-    /// The first listener of `t`, else the first listener.
-    pub(crate) fn listener(&self, t: Transport) -> Option<&Listener> {
+    /// The listener to name in what goes to an address of the family `ipv6`: the first one of
+    /// transport `t` and that family, else of that family, else of `t`, else the first. A peer
+    /// on IPv6 cannot reach an IPv4 Via or Record-Route, and the other way round.
+    pub(crate) fn listener(&self, t: Transport, ipv6: bool) -> Option<&Listener> {
         let ls = &self.cfg.identity.listeners;
-        ls.iter().find(|l| l.transport == t).or_else(|| ls.first())
+        let fam = |l: &&Listener| l.address.is_ipv6() == ipv6;
+        ls.iter()
+            .filter(fam)
+            .find(|l| l.transport == t)
+            .or_else(|| ls.iter().find(fam))
+            .or_else(|| ls.iter().find(|l| l.transport == t))
+            .or_else(|| ls.first())
     }
 
-    /// `host:port` of our Via for transport `t`.
-    pub(crate) fn sent_by(&self, t: Transport) -> String {
-        self.listener(t)
+    /// `host:port` of our Via for transport `t` towards an address of the family `ipv6`.
+    pub(crate) fn sent_by(&self, t: Transport, ipv6: bool) -> String {
+        self.listener(t, ipv6)
             .map(Listener::sent_by)
             .unwrap_or_else(|| "invalid.invalid".to_owned())
     }
 
-    /// The Record-Route value for a request that came in over `t`.
-    pub(crate) fn record_route(&self, t: Transport, sips: bool) -> String {
+    /// The Record-Route value for a request that came in over `t` and goes to an address of
+    /// the family `ipv6` (IPv6 addresses in brackets, RFC 3261 25.1 `IPv6reference`).
+    pub(crate) fn record_route(&self, t: Transport, sips: bool, ipv6: bool) -> String {
         if let Some(rr) = &self.cfg.identity.record_route {
             return format!("<{rr}>");
         }
         let scheme = if sips { "sips" } else { "sip" };
-        let l = self.listener(t);
-        let host = self.sent_by(t);
+        let l = self.listener(t, ipv6);
+        let host = self.sent_by(t, ipv6);
         match l.map(|l| l.transport) {
             Some(Transport::Udp) | None => format!("<{scheme}:{host};lr>"),
             Some(lt) => format!("<{scheme}:{host};transport={};lr>", lt.param()),

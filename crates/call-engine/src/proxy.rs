@@ -70,7 +70,9 @@ pub(crate) struct ProxyCtx {
     method: String,
     call_id: String,
     loop_hash: u64,
-    record_route: Option<String>,
+    /// Record-Route (16.6 item 4): the transport the request came in on and whether the
+    /// Request-URI is SIPS; the value is made per branch, for the family of its next hop.
+    record_route: Option<(Transport, bool)>,
     branches: Vec<Branch>,
     /// q-groups not tried yet.
     later: VecDeque<Vec<Target>>,
@@ -516,8 +518,8 @@ impl Engine {
             .and_then(|t| t.ok())
             .is_some_and(|t| t.tag().is_none());
         let sips = matches!(work.request_uri(), Some(Uri::Sip(u)) if u.scheme == sip_message::Scheme::Sips);
-        let record_route = (self.cfg.proxy.record_route && creates_dialog)
-            .then(|| self.record_route(inbound, sips));
+        let record_route =
+            (self.cfg.proxy.record_route && creates_dialog).then_some((inbound, sips));
         let cid = self.next_ctx;
         self.next_ctx += 1;
         let ctx = ProxyCtx {
@@ -572,12 +574,7 @@ impl Engine {
         let Some(ctx) = self.ctxs.get(&cid) else {
             return;
         };
-        let built = self.build_forward(
-            &ctx.request,
-            &target,
-            &branch_id,
-            ctx.record_route.as_deref(),
-        );
+        let built = self.build_forward(&ctx.request, &target, &branch_id, ctx.record_route);
         let invite = ctx.invite;
         let sent = match built {
             Ok((msg, dest)) => self
@@ -641,7 +638,7 @@ impl Engine {
         base: &Message,
         target: &Target,
         branch: &str,
-        record_route: Option<&str>,
+        record_route: Option<(Transport, bool)>,
     ) -> Result<(Message, Destination), &'static str> {
         let mut ed = Editor::new(base);
         let mut ruri = target.uri.clone();
@@ -683,10 +680,6 @@ impl Engine {
         };
         ed.set_header(HeaderName::MaxForwards, &mf.to_string())
             .map_err(|_| "Max-Forwards")?;
-        // Item 4: Record-Route.
-        if let Some(rr) = record_route {
-            ed.add_record_route(rr).map_err(|_| "bad Record-Route")?;
-        }
         // Item 7: the next hop.
         let (dest, transport) = if strict {
             self.destination_of(&ruri)?
@@ -701,11 +694,17 @@ impl Engine {
         } else {
             self.destination_of(&ruri)?
         };
+        let v6 = dest.remote.is_ipv6();
+        // Item 4: Record-Route, naming the listener the next hop can reach.
+        if let Some((inbound, sips)) = record_route {
+            ed.add_record_route(&self.record_route(inbound, sips, v6))
+                .map_err(|_| "bad Record-Route")?;
+        }
         // Item 8: our Via.
         let via = format!(
             "SIP/2.0/{} {};branch={branch}",
             transport.via_token(),
-            self.sent_by(transport)
+            self.sent_by(transport, v6)
         );
         ed.push_via(&via).map_err(|_| "bad Via")?;
         let msg = Message::parse(ed.finish()).map_err(|_| "unparsable forwarded request")?;
@@ -1248,9 +1247,10 @@ fn strip_top_via(msg: &Message) -> Option<Message> {
 /// address (always with `rport`), `rport` filled in with the source port. `None`: unchanged.
 pub(crate) fn fix_top_via(msg: &Message, source: &Source) -> Option<Message> {
     let v = msg.top_via()?.ok()?;
-    let ip = source.remote.ip();
+    // A v4-mapped source (dual-stack socket) is the IPv4 address it maps.
+    let ip = source.remote.ip().to_canonical();
     let want_rport = v.rport.is_some();
-    let want_received = want_rport || v.host.ip() != Some(ip);
+    let want_received = want_rport || v.host.ip().map(|h| h.to_canonical()) != Some(ip);
     if !want_received {
         return None;
     }

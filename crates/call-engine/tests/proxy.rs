@@ -922,3 +922,55 @@ fn a_full_transaction_table_answers_503_with_retry_after() {
     h.send_msg(reply(&fwd, 200, "OK", "m1", &[]), "192.0.2.40:5060");
     assert_eq!(h.response_to(CALLER).status(), Some(200));
 }
+
+#[test]
+fn ipv6_next_hops_get_an_ipv6_via_and_record_route() {
+    let mut cfg = config();
+    cfg.identity.listeners = vec![
+        call_engine::Listener::new(call_engine::Transport::Udp, addr(SBC)),
+        call_engine::Listener::new(call_engine::Transport::Udp, addr("[2001:db8::1]:5060")),
+    ];
+    let mut h = H::with(cfg, |e| e);
+    let caller = "[2001:db8::10]:5062";
+    h.send(
+        &invite_text("sip:bob@[2001:db8::20]:5070", caller, "v6", "z9hG4bKv6", ""),
+        caller,
+    );
+    let inv = h.request_to("[2001:db8::20]:5070", "INVITE");
+    let vias: Vec<String> = headers(&inv, HeaderName::Via);
+    assert!(
+        vias[0].starts_with("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK"),
+        "{vias:?}"
+    );
+    // The caller's Via: sent-by equals the source, so nothing added.
+    assert_eq!(vias[1], "SIP/2.0/UDP [2001:db8::10]:5062;branch=z9hG4bKv6");
+    assert_eq!(
+        headers(&inv, HeaderName::RecordRoute),
+        ["<sip:[2001:db8::1]:5060;lr>"]
+    );
+    // An IPv4 next hop of the same proxy gets the IPv4 listener.
+    h.send(
+        &invite_text("sip:carol@192.0.2.40:5060", CALLER, "v4", "z9hG4bKv4", ""),
+        CALLER,
+    );
+    let inv4 = h.request_to("192.0.2.40:5060", "INVITE");
+    assert!(headers(&inv4, HeaderName::Via)[0].starts_with("SIP/2.0/UDP 198.51.100.1:5060;"));
+    // The answer goes back to the IPv6 caller, our Via removed.
+    h.send_msg(reply(&inv, 200, "OK", "b6", &[]), "[2001:db8::20]:5070");
+    let r = h.response_to(caller);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(headers(&r, HeaderName::Via).len(), 1);
+    // A Route naming our IPv6 Record-Route is recognised as us (16.4) in the ACK/BYE.
+    let bye = request_text(
+        "BYE",
+        "sip:bob@[2001:db8::20]:5070",
+        caller,
+        "v6",
+        "z9hG4bKv6bye",
+        2,
+        "Route: <sip:[2001:db8::1]:5060;lr>\r\n",
+    );
+    h.send(&bye, caller);
+    let fwd = h.request_to("[2001:db8::20]:5070", "BYE");
+    assert!(headers(&fwd, HeaderName::Route).is_empty());
+}
