@@ -234,6 +234,29 @@ impl Engine {
         }
     }
 
+    /// Applies a reloaded configuration without dropping anything in progress: the registrar
+    /// settings (domains, expiry limits, contact routing) from the next REGISTER or lookup on,
+    /// the proxy settings for the next request (Timer C for branches started or refreshed by
+    /// a provisional response after this), the `Server` header for the next response, and the
+    /// transaction settings for new transactions (those in progress keep their timers). The
+    /// identity (listeners: they need a restart) and the seeds are kept.
+    pub fn reconfigure(&mut self, cfg: EngineConfig) {
+        let EngineConfig {
+            mut transaction,
+            registrar,
+            proxy,
+            identity: _,
+            server_header,
+            seed: _,
+        } = cfg;
+        transaction.seed = self.layer.config().seed;
+        self.layer.set_config(transaction.clone());
+        self.cfg.transaction = transaction;
+        self.cfg.registrar = registrar;
+        self.cfg.proxy = proxy;
+        self.cfg.server_header = server_header;
+    }
+
     /// Tells the engine that the wall clock reads `wall` at `now` (after NTP stepped it).
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
         self.clock = (now, wall);

@@ -6,8 +6,8 @@ use std::time::Duration;
 /// with the default timers. A proxied call makes four transactions (INVITE and BYE, each a
 /// server and a client transaction) that stay up to 64*T1 = 32 s after they complete (timers
 /// J, L, M), so 4000 calls/s keep about 4000 × 4 × 32 = 512 000 alive; the rest is headroom for
-/// re-INVITEs, CANCELs, REGISTERs and OPTIONS. At about 2 KiB per transaction (measured by
-/// `tests/memory.rs`, a request of 700 bytes), a full table holds about 1.3 GB.
+/// re-INVITEs, CANCELs, REGISTERs and OPTIONS. At about 2.2 KiB per transaction (measured by
+/// `tests/memory.rs`, a request of 750 bytes), a full table holds about 1.4 GB.
 pub const DEFAULT_MAX_TRANSACTIONS: usize = 640_000;
 
 /// Configuration of a [`crate::TransactionLayer`].
