@@ -8,7 +8,7 @@
 # Usage: tests/e2e/run-sipp.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden (cargo build --release -p sipwarden)
 #   scenarios: by default defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
-#   register-third-party ipv6-udp-call lossy-udp cancel fork persistence rfc4475-udp
+#   register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp
 # Needs: sipp (Debian package sip-tester), python3, timeout, and unshare + ip (util-linux,
 # iproute2) for the network namespace.
 # Environment: SIPWARDEN_E2E_KEEP=1 keeps the work directory (logs, SIPp traces) even when
@@ -521,6 +521,56 @@ scenario_ipv6_udp_call() {
     expect_phone "$name-phone" 10
 }
 
+# SIGHUP reload during a call: a call is set up and held for 8 s; meanwhile a REGISTER for the
+# domain reloaded.test is not taken by the registrar (not one of its domains), the file gets
+# that domain (registrar.domains, reloadable), sipwarden gets SIGHUP and logs it applied, and a
+# REGISTER for reloaded.test now gets its 200. The call in progress then ends normally (its BYE
+# goes through the Record-Route of before the reload) and the UAS sees every message.
+scenario_reload() {
+    local name=reload uas_port uac_port reg_port rc=0 i
+    port uas_port
+    port uac_port
+    port reg_port
+    sw_start "$name" "$work/$name.data" "$next_sw_port" || return 0
+    sipp_bg "$name-uas" 60 -sf "$sippdir/uas.xml" -p "$uas_port" -m 1 -d 0
+    local uas=$last_bg
+    sleep 0.3
+    sipp_bg "$name-uac" 60 "127.0.0.1:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" \
+        -key ruri "sip:bob@127.0.0.1:$uas_port" -m 1 -d 8000 -recv_timeout 20000
+    local uac=$last_bg
+    # Wait until the call is up (the ACK reached the UAS).
+    for ((i = 0; i < 50; i++)); do
+        grep -q '^ACK sip' "$work/$name-uas.msg" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q '^ACK sip' "$work/$name-uas.msg" 2>/dev/null || why+="the call was not set up; "
+    local reg=(-sf "$sippdir/register.xml" -p "$reg_port" -key registrar "sip:reloaded.test"
+        -key aor "sip:gina@reloaded.test" -key contact "sip:gina@127.0.0.1:$uas_port"
+        -key expires 600 -m 1 -recv_timeout 3000)
+    sipp_run "$name-reg-before" 10 "127.0.0.1:$sw_port" "${reg[@]}" || rc=$?
+    [[ $rc -ne 0 ]] || why+="REGISTER for reloaded.test got 200 before the reload; "
+    sed -i 's/^domains = \["sipwarden.test"\]$/domains = ["sipwarden.test", "reloaded.test"]/' \
+        "$work/$name.toml"
+    kill -HUP "$sw_pid"
+    for ((i = 0; i < 50; i++)); do
+        grep -q 'configuration reloaded; applied: registrar.domains' "$sw_log" && break
+        sleep 0.1
+    done
+    if ! grep -q 'configuration reloaded; applied: registrar.domains' "$sw_log"; then
+        why+="no 'applied: registrar.domains' after SIGHUP: $(grep SIGHUP "$sw_log" | tail -n 2 | tr '\n' ' '); "
+    fi
+    sipp_run "$name-reg-after" 10 "127.0.0.1:$sw_port" "${reg[@]}" ||
+        why+="REGISTER for reloaded.test after the reload: $(sipp_errors "$name-reg-after"); "
+    if grep -q '^BYE sip' "$work/$name-uas.msg" 2>/dev/null; then
+        why+="the call ended before the reload was checked (raise its -d); "
+    fi
+    wait_pid "$uac" 30 || true
+    wait_pid "$uas" 10 || true
+    expect_calls "$name-uac" 1
+    expect_calls "$name-uas" 1
+    summary+="REGISTER for reloaded.test refused before, 200 after SIGHUP; "
+}
+
 # The RFC 4475 torture messages, one datagram each, then an OPTIONS (tests/e2e/sipcheck.py).
 scenario_rfc4475_udp() {
     local name=rfc4475-udp rc=0
@@ -540,7 +590,7 @@ scenario_rfc4475_udp() {
 
 # ---------------------------------------------------------------------------------------------
 all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
-    register-third-party ipv6-udp-call lossy-udp cancel fork persistence rfc4475-udp)
+    register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp)
 selected=("$@")
 ((${#selected[@]})) || selected=("${all[@]}")
 

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 /// The default of [`Config::max_transactions`]: enough for 4000 calls per second over UDP
 /// with the default timers. A proxied call makes four transactions (INVITE and BYE, each a
-/// server and a client transaction) that stay up to 64*T1 = 32 s after they complete (timers
-/// J, L, M), so 4000 calls/s keep about 4000 × 4 × 32 = 512 000 alive; the rest is headroom for
-/// re-INVITEs, CANCELs, REGISTERs and OPTIONS. At about 2.2 KiB per transaction (measured by
+/// server and a client transaction) that stay 64*T1 = 32 s after they complete (timers J, L,
+/// M; the BYE client transaction T4 = 5 s, timer K), so 4000 calls/s keep about
+/// 4000 × (3 × 32 + 5) ≈ 404 000 alive; the rest (about 50 %) is headroom for re-INVITEs,
+/// CANCELs, REGISTERs and OPTIONS. At about 2.2 KiB per transaction (measured by
 /// `tests/memory.rs`, a request of 750 bytes), a full table holds about 1.4 GB.
 pub const DEFAULT_MAX_TRANSACTIONS: usize = 640_000;
 
