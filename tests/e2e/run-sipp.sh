@@ -8,7 +8,7 @@
 # Usage: tests/e2e/run-sipp.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden (cargo build --release -p sipwarden)
 #   scenarios: by default defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
-#   lossy-udp cancel fork persistence rfc4475-udp; on request also register-third-party
+#   register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp
 # Needs: sipp (Debian package sip-tester), python3, timeout, and unshare + ip (util-linux,
 # iproute2) for the network namespace.
 # Environment: SIPWARDEN_E2E_KEEP=1 keeps the work directory (logs, SIPp traces) even when
@@ -112,10 +112,11 @@ port() { # port VAR
 sw_pid=""
 sw_port=""
 sw_log=""
-# sw_start NAME DATA_DIR PORT: a registrar and proxy for the domain sipwarden.test on UDP and
-# TCP 127.0.0.1:PORT; waits until it answers an OPTIONS.
+# sw_start NAME DATA_DIR PORT [EXTRA-TOML]: a registrar and proxy for the domain sipwarden.test
+# on UDP and TCP 127.0.0.1:PORT (EXTRA-TOML is appended: more listeners, other settings); waits
+# until it answers an OPTIONS.
 sw_start() {
-    local name="$1" data="$2" p="$3" cfg="$work/$1.toml"
+    local name="$1" data="$2" p="$3" extra="${4:-}" cfg="$work/$1.toml"
     sw_log="$work/$name.sipwarden.log"
     sw_port="$p"
     cat >"$cfg" <<EOF
@@ -141,7 +142,9 @@ invite_timeout_s = 60
 
 [[zone]]
 name = "lan"
-networks = ["127.0.0.0/8"]
+networks = ["127.0.0.0/8", "::1/128"]
+
+$extra
 EOF
     # SIPWARDEN_DATA_DIR would win over the file: make sure an inherited one does not.
     env -u SIPWARDEN_DATA_DIR "$bin" run --config "$cfg" >>"$sw_log" 2>&1 &
@@ -168,12 +171,14 @@ sw_stop() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# SIPp. Every run writes $work/NAME.{out,csv,err,msg}; NAME_pid is its PID when in background.
+# SIPp. The local address of the phones: 127.0.0.1, or ::1 for the IPv6 scenario.
+sipp_ip=127.0.0.1
+# Every run writes $work/NAME.{out,csv,err,msg}; NAME_pid is its PID when in background.
 # sipp_bg NAME SECONDS ARGS...: starts sipp in the background, time-bounded.
 sipp_bg() {
     local name="$1" secs="$2"
     shift 2
-    timeout "$secs" sipp -nostdin -i 127.0.0.1 \
+    timeout "$secs" sipp -nostdin -i "$sipp_ip" \
         -trace_stat -stf "$work/$name.csv" -fd 1 \
         -trace_err -error_file "$work/$name.err" \
         -trace_msg -message_file "$work/$name.msg" \
@@ -186,7 +191,7 @@ sipp_bg() {
 sipp_run() {
     local name="$1" secs="$2" rc=0
     shift 2
-    timeout "$secs" sipp -nostdin -i 127.0.0.1 \
+    timeout "$secs" sipp -nostdin -i "$sipp_ip" \
         -trace_stat -stf "$work/$name.csv" -fd 1 \
         -trace_err -error_file "$work/$name.err" \
         -trace_msg -message_file "$work/$name.msg" \
@@ -318,14 +323,15 @@ scenario_tcp_tn_call() { call_flow tcp-tn-call tn t1 ";transport=tcp" 50 20; }
 # that registers AOR from its own socket and answers calls with OOC_SCENARIO for HOLD_MS ms;
 # waits until the REGISTER is answered. Sets phone_pid and phone_port.
 phone_start() {
-    local name="$1" aor="$2" ooc="$3" hold="$4" param="" i
+    local name="$1" aor="$2" ooc="$3" hold="$4" param="" i host="$sipp_ip"
     shift 4
     port phone_port
+    [[ "$host" == *:* ]] && host="[$host]"
     [[ " $* " == *" -t t1 "* ]] && param=";transport=tcp"
-    sipp_bg "$name" $((hold / 1000 + 30)) "127.0.0.1:$sw_port" -sf "$sippdir/phone.xml" \
+    sipp_bg "$name" $((hold / 1000 + 30)) "$host:$sw_port" -sf "$sippdir/phone.xml" \
         -oocsf "$sippdir/$ooc" -p "$phone_port" -m 1 -recv_timeout 10000 \
         -key registrar "sip:sipwarden.test" -key aor "$aor" \
-        -key contact "${aor%%@*}@127.0.0.1:$phone_port$param" -key expires 3600 \
+        -key contact "${aor%%@*}@$host:$phone_port$param" -key expires 3600 \
         -key hold_ms "$hold" "$@"
     phone_pid=$last_bg
     for ((i = 0; i < 100; i++)); do
@@ -375,11 +381,10 @@ register_call() {
 scenario_register_call() { register_call register-call u1; }
 scenario_register_call_tcp() { register_call register-call-tcp t1; }
 
-# Not in the default set: a third party registers a contact that is another process (a SIPp
-# UAS on its own port) than the one that sends the REGISTER, then 5 calls to the AOR. RFC 3261
-# 10.2 allows this; sipwarden sends calls for a registered contact to the REGISTER's source
-# address (call-engine ProxySettings::use_received, always on), so these calls do not reach
-# the UAS.
+# A third party registers a contact that is another process (a SIPp UAS on its own port) than
+# the one that sends the REGISTER, then 5 calls to the AOR reach the UAS (RFC 3261 10.2). With
+# registrar.contact_routing = "auto" (the default) the REGISTER's Via matches its source, so no
+# NAT is detected and calls go to the Contact, not to the REGISTER's source.
 scenario_register_third_party() {
     local name=register-third-party uas_port uac_port
     port uas_port
@@ -477,6 +482,95 @@ scenario_persistence() {
     expect_phone "$name-phone" 5
 }
 
+# IPv6: sipwarden also listens on [::1] (UDP and TCP); 20 calls from a SIPp UAC on ::1 through
+# sipwarden's [::1] listener to a SIPp UAS on ::1, over UDP, then 10 calls to an AOR registered
+# from ::1. Via received, Record-Route and the registered contact carry IPv6 references.
+scenario_ipv6_udp_call() {
+    local name=ipv6-udp-call uas_port uac_port
+    if ! ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
+        skip="no IPv6 loopback address (::1) here"
+        return 0
+    fi
+    port uas_port
+    port uac_port
+    sw_start "$name" "$work/$name.data" "$next_sw_port" "$(printf '%s\n' \
+        '[[listen]]' 'transport = "udp"' "address = \"[::1]:$next_sw_port\"" '' \
+        '[[listen]]' 'transport = "tcp"' "address = \"[::1]:$next_sw_port\"")" || return 0
+    sipp_ip=::1
+    sipp_bg "$name-uas" 120 -sf "$sippdir/uas.xml" -p "$uas_port" -t u1 -m 20 -d 0
+    local uas=$last_bg
+    sleep 0.3
+    sipp_run "$name-uac" 120 "[::1]:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" \
+        -t u1 -key ruri "sip:bob@[::1]:$uas_port" -m 20 -r 10 -d 200 -recv_timeout 20000 || true
+    wait_pid "$uas" 15 || true
+    expect_calls "$name-uac" 20
+    expect_calls "$name-uas" 20
+    if ! grep -q 'Record-Route: <sip:\[::1\]' "$work/$name-uas.msg" 2>/dev/null; then
+        why+="$name: no IPv6 Record-Route seen at the UAS; "
+    fi
+    # A phone registered from ::1, called through sipwarden.
+    phone_start "$name-phone" "sip:frank@sipwarden.test" uas.xml 12000 -d 0 || {
+        sipp_ip=127.0.0.1
+        return 0
+    }
+    sipp_run "$name-uac2" 60 "[::1]:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" \
+        -key ruri "sip:frank@sipwarden.test" -m 10 -r 10 -d 200 -recv_timeout 20000 || true
+    wait_pid "$phone_pid" 20 || true
+    sipp_ip=127.0.0.1
+    expect_calls "$name-uac2" 10
+    expect_phone "$name-phone" 10
+}
+
+# SIGHUP reload during a call: a call is set up and held for 8 s; meanwhile a REGISTER for the
+# domain reloaded.test is not taken by the registrar (not one of its domains), the file gets
+# that domain (registrar.domains, reloadable), sipwarden gets SIGHUP and logs it applied, and a
+# REGISTER for reloaded.test now gets its 200. The call in progress then ends normally (its BYE
+# goes through the Record-Route of before the reload) and the UAS sees every message.
+scenario_reload() {
+    local name=reload uas_port uac_port reg_port rc=0 i
+    port uas_port
+    port uac_port
+    port reg_port
+    sw_start "$name" "$work/$name.data" "$next_sw_port" || return 0
+    sipp_bg "$name-uas" 60 -sf "$sippdir/uas.xml" -p "$uas_port" -m 1 -d 0
+    local uas=$last_bg
+    sleep 0.3
+    sipp_bg "$name-uac" 60 "127.0.0.1:$sw_port" -sf "$sippdir/uac.xml" -p "$uac_port" \
+        -key ruri "sip:bob@127.0.0.1:$uas_port" -m 1 -d 8000 -recv_timeout 20000
+    local uac=$last_bg
+    # Wait until the call is up (the ACK reached the UAS).
+    for ((i = 0; i < 50; i++)); do
+        grep -q '^ACK sip' "$work/$name-uas.msg" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q '^ACK sip' "$work/$name-uas.msg" 2>/dev/null || why+="the call was not set up; "
+    local reg=(-sf "$sippdir/register.xml" -p "$reg_port" -key registrar "sip:reloaded.test"
+        -key aor "sip:gina@reloaded.test" -key contact "sip:gina@127.0.0.1:$uas_port"
+        -key expires 600 -m 1 -recv_timeout 3000)
+    sipp_run "$name-reg-before" 10 "127.0.0.1:$sw_port" "${reg[@]}" || rc=$?
+    [[ $rc -ne 0 ]] || why+="REGISTER for reloaded.test got 200 before the reload; "
+    sed -i 's/^domains = \["sipwarden.test"\]$/domains = ["sipwarden.test", "reloaded.test"]/' \
+        "$work/$name.toml"
+    kill -HUP "$sw_pid"
+    for ((i = 0; i < 50; i++)); do
+        grep -q 'configuration reloaded; applied: registrar.domains' "$sw_log" && break
+        sleep 0.1
+    done
+    if ! grep -q 'configuration reloaded; applied: registrar.domains' "$sw_log"; then
+        why+="no 'applied: registrar.domains' after SIGHUP: $(grep SIGHUP "$sw_log" | tail -n 2 | tr '\n' ' '); "
+    fi
+    sipp_run "$name-reg-after" 10 "127.0.0.1:$sw_port" "${reg[@]}" ||
+        why+="REGISTER for reloaded.test after the reload: $(sipp_errors "$name-reg-after"); "
+    if grep -q '^BYE sip' "$work/$name-uas.msg" 2>/dev/null; then
+        why+="the call ended before the reload was checked (raise its -d); "
+    fi
+    wait_pid "$uac" 30 || true
+    wait_pid "$uas" 10 || true
+    expect_calls "$name-uac" 1
+    expect_calls "$name-uas" 1
+    summary+="REGISTER for reloaded.test refused before, 200 after SIGHUP; "
+}
+
 # The RFC 4475 torture messages, one datagram each, then an OPTIONS (tests/e2e/sipcheck.py).
 scenario_rfc4475_udp() {
     local name=rfc4475-udp rc=0
@@ -495,8 +589,8 @@ scenario_rfc4475_udp() {
 }
 
 # ---------------------------------------------------------------------------------------------
-all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp lossy-udp cancel fork
-    persistence rfc4475-udp)
+all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
+    register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp)
 selected=("$@")
 ((${#selected[@]})) || selected=("${all[@]}")
 
@@ -506,7 +600,7 @@ skipped=0
 for s in "${selected[@]}"; do
     fn="scenario_${s//-/_}"
     if ! declare -F "$fn" >/dev/null; then
-        echo "run-sipp: unknown scenario $s (known: ${all[*]} register-third-party)" >&2
+        echo "run-sipp: unknown scenario $s (known: ${all[*]})" >&2
         failed=$((failed + 1))
         continue
     fi

@@ -70,9 +70,9 @@ EXPECT_SEMANTIC = {
     "novelsc.dat": "416",
     "unksm2.dat": "answer",
     # Proxy-Require with unknown options: 420. Its top Via says TLS, which sipwarden does not
-    # speak, and responses follow the Via's transport (RFC 3261 18.2.2), not the UDP the
-    # request came on: the 420 cannot be sent.
-    "bext01.dat": "420|drop",
+    # speak; the request came over UDP, and a response goes back over the transport its
+    # request came on (RFC 3261 18.2.2 "using the same transport"), not the Via's.
+    "bext01.dat": "420",
     "invut.dat": "answer",  # a proxy forwards an unknown Content-Type
     "regaut01.dat": "answer",  # REGISTER for a domain that is not ours: forwarded
     "multi01.dat": "400",
@@ -94,12 +94,7 @@ def is_response(data):
 # Known gaps: cases whose right answer needs work that is not done yet. Each is run and shown
 # as "known" (with what it got), counted apart from passes and failures, and listed in the
 # open issue's progress note. Remove an entry as soon as its gap is closed.
-KNOWN_GAPS = {
-    # A 1396-byte MESSAGE routed to a closed port: it is switched to TCP (RFC 3261 18.1.1) and
-    # the connect fails after send() returned, which the transport does not yet report to the
-    # engine; the caller gets 408 after Timer F (32 s) instead of a prompt 503.
-    "mpart01.dat": "async TCP connect failure not reported: 408 after 32 s instead of 503",
-}
+KNOWN_GAPS = {}
 
 
 def expectation(name, cls, data):

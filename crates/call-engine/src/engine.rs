@@ -90,6 +90,10 @@ pub enum Event {
     StoreFailed { op: &'static str, error: String },
     /// Lapsed bindings were purged.
     Purged { bindings: usize },
+    /// A new request was refused because the transaction table is full
+    /// (`max_transactions`); `replied` tells whether it got a stateless 503 with Retry-After.
+    /// Overload comes in floods: the shell should rate-limit its logging.
+    Overloaded { source: Source, replied: bool },
     /// A message was not processed.
     Dropped {
         reason: String,
@@ -114,6 +118,8 @@ pub struct Stats {
     pub timer_c_fired: u64,
     pub store_errors: u64,
     pub dropped: u64,
+    /// New requests refused because the transaction table was full.
+    pub overloaded: u64,
 }
 
 /// Timers of the engine itself (the transaction layer has its own).
@@ -226,6 +232,29 @@ impl Engine {
             Some(d) => w + d,
             None => w.checked_sub(i - now).unwrap_or(w),
         }
+    }
+
+    /// Applies a reloaded configuration without dropping anything in progress: the registrar
+    /// settings (domains, expiry limits, contact routing) from the next REGISTER or lookup on,
+    /// the proxy settings for the next request (Timer C for branches started or refreshed by
+    /// a provisional response after this), the `Server` header for the next response, and the
+    /// transaction settings for new transactions (those in progress keep their timers). The
+    /// identity (listeners: they need a restart) and the seeds are kept.
+    pub fn reconfigure(&mut self, cfg: EngineConfig) {
+        let EngineConfig {
+            mut transaction,
+            registrar,
+            proxy,
+            identity: _,
+            server_header,
+            seed: _,
+        } = cfg;
+        transaction.seed = self.layer.config().seed;
+        self.layer.set_config(transaction.clone());
+        self.cfg.transaction = transaction;
+        self.cfg.registrar = registrar;
+        self.cfg.proxy = proxy;
+        self.cfg.server_header = server_header;
     }
 
     /// Tells the engine that the wall clock reads `wall` at `now` (after NTP stepped it).
@@ -345,6 +374,13 @@ impl Engine {
                 }
             }
             TuEvent::Terminated { tx, .. } => self.on_terminated(now, tx),
+            TuEvent::Dropped {
+                reason: sip_transaction::DropReason::TooManyTransactions { replied },
+                source: Some(source),
+            } => {
+                self.stats.overloaded += 1;
+                self.event(Event::Overloaded { source, replied });
+            }
             TuEvent::Dropped { reason, source } => {
                 self.stats.dropped += 1;
                 self.event(Event::Dropped {
@@ -428,27 +464,36 @@ impl Engine {
 
     // ----- who we are -----
 
-    /// The first listener of `t`, else the first listener.
-    pub(crate) fn listener(&self, t: Transport) -> Option<&Listener> {
+    /// The listener to name in what goes to an address of the family `ipv6`: the first one of
+    /// transport `t` and that family, else of that family, else of `t`, else the first. A peer
+    /// on IPv6 cannot reach an IPv4 Via or Record-Route, and the other way round.
+    pub(crate) fn listener(&self, t: Transport, ipv6: bool) -> Option<&Listener> {
         let ls = &self.cfg.identity.listeners;
-        ls.iter().find(|l| l.transport == t).or_else(|| ls.first())
+        let fam = |l: &&Listener| l.address.is_ipv6() == ipv6;
+        ls.iter()
+            .filter(fam)
+            .find(|l| l.transport == t)
+            .or_else(|| ls.iter().find(fam))
+            .or_else(|| ls.iter().find(|l| l.transport == t))
+            .or_else(|| ls.first())
     }
 
-    /// `host:port` of our Via for transport `t`.
-    pub(crate) fn sent_by(&self, t: Transport) -> String {
-        self.listener(t)
+    /// `host:port` of our Via for transport `t` towards an address of the family `ipv6`.
+    pub(crate) fn sent_by(&self, t: Transport, ipv6: bool) -> String {
+        self.listener(t, ipv6)
             .map(Listener::sent_by)
             .unwrap_or_else(|| "invalid.invalid".to_owned())
     }
 
-    /// The Record-Route value for a request that came in over `t`.
-    pub(crate) fn record_route(&self, t: Transport, sips: bool) -> String {
+    /// The Record-Route value for a request that came in over `t` and goes to an address of
+    /// the family `ipv6` (IPv6 addresses in brackets, RFC 3261 25.1 `IPv6reference`).
+    pub(crate) fn record_route(&self, t: Transport, sips: bool, ipv6: bool) -> String {
         if let Some(rr) = &self.cfg.identity.record_route {
             return format!("<{rr}>");
         }
         let scheme = if sips { "sips" } else { "sip" };
-        let l = self.listener(t);
-        let host = self.sent_by(t);
+        let l = self.listener(t, ipv6);
+        let host = self.sent_by(t, ipv6);
         match l.map(|l| l.transport) {
             Some(Transport::Udp) | None => format!("<{scheme}:{host};lr>"),
             Some(lt) => format!("<{scheme}:{host};transport={};lr>", lt.param()),

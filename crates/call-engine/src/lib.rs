@@ -53,7 +53,10 @@
 //!   inside its transaction (500 when out of order); URI-equivalent contacts replace each
 //!   other; q, Contact parameters, `+sip.instance`/`reg-id`, User-Agent kept; Path (RFC 3327)
 //!   stored and echoed when the UA says `Supported: path` (stored but not echoed otherwise);
-//!   the source address and flow stored for NAT'd contacts. The store update is durable
+//!   the source address and flow stored, and whether the REGISTER came through NAT (its source
+//!   differs from its top Via's sent-by; or the Contact names that sent-by and the source is
+//!   elsewhere; or the Contact is a private address the source is not), which
+//!   [`RegistrarSettings::contact_routing`] uses to send calls to the flow or to the Contact. The store update is durable
 //!   before the 200, which lists every binding with its remaining expiry and a Date.
 //! - **Stateful proxy** (RFC 3261 16): 16.3 validation in order (400 with the parse reason,
 //!   416, 483 or a local 200 to OPTIONS, 482 with the 16.6-item-8 branch hash that tells
@@ -86,7 +89,8 @@ mod util;
 pub use engine::{Engine, Event, Output, Stats, UserDirectory};
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
 pub use settings::{
-    EngineConfig, ForkMode, Listener, LocalIdentity, ProxySettings, RegistrarSettings, Transport,
+    ContactRouting, EngineConfig, ForkMode, Listener, LocalIdentity, ProxySettings,
+    RegistrarSettings, Transport,
 };
 
 /// Re-exported so that the shell and tests name the same types.

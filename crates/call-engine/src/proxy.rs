@@ -14,7 +14,7 @@ use store::Binding;
 
 use crate::engine::{Engine, EngineTimer, Event};
 use crate::resolve::uri_destination;
-use crate::settings::{ForkMode, Transport};
+use crate::settings::{ContactRouting, ForkMode, Transport};
 use crate::util::{self, canonical_aor, name_addr_text, Fnv};
 
 /// The methods the engine answers itself (OPTIONS to us, REGISTER to our domains).
@@ -70,7 +70,9 @@ pub(crate) struct ProxyCtx {
     method: String,
     call_id: String,
     loop_hash: u64,
-    record_route: Option<String>,
+    /// Record-Route (16.6 item 4): the transport the request came in on and whether the
+    /// Request-URI is SIPS; the value is made per branch, for the family of its next hop.
+    record_route: Option<(Transport, bool)>,
     branches: Vec<Branch>,
     /// q-groups not tried yet.
     later: VecDeque<Vec<Target>>,
@@ -441,37 +443,43 @@ impl Engine {
     }
 
     /// A binding as a target: its Contact URI, its Path as Route, and (unless it has a Path)
-    /// the address and flow its REGISTER came from.
+    /// the address and flow its REGISTER came from when `registrar.contact_routing` says so.
     fn target_of(&self, b: &Binding) -> Option<Target> {
-        let uri = match Uri::parse(&b.contact) {
-            Ok(Uri::Sip(_)) => b.contact.clone(),
+        let contact = match Uri::parse(&b.contact) {
+            Ok(Uri::Sip(u)) => u,
             _ => return None,
         };
-        let fixed = if self.cfg.proxy.use_received && b.path.is_empty() {
-            let remote: Option<SocketAddr> = b.received.as_deref().and_then(|r| r.parse().ok());
-            let flow = b.flow.as_deref().and_then(parse_flow_token);
-            remote.map(|remote| {
-                let t = match flow {
-                    Some((t, _)) => t,
-                    None => match Uri::parse(&b.contact) {
-                        Ok(Uri::Sip(u)) => crate::resolve::uri_transport(&u),
-                        _ => Transport::Udp,
-                    },
+        let token = b.flow.as_deref().and_then(parse_flow_token);
+        let remote: Option<SocketAddr> = b.received.as_deref().and_then(|r| r.parse().ok());
+        let use_source = b.path.is_empty()
+            && match self.cfg.registrar.contact_routing {
+                ContactRouting::Contact => false,
+                ContactRouting::Source => true,
+                ContactRouting::Auto => match token.and_then(|t| t.nat) {
+                    Some(nat) => nat,
+                    // Registered before NAT detection: the source against the Contact.
+                    None => remote.is_some_and(|r| !names_address(&contact, r)),
+                },
+            };
+        let fixed = match remote {
+            Some(remote) if use_source => {
+                let t = match token {
+                    Some(t) => t.transport,
+                    None => crate::resolve::uri_transport(&contact),
                 };
-                (
+                Some((
                     Destination {
                         remote,
-                        flow: flow.map(|(_, f)| f),
+                        flow: token.map(|t| t.flow),
                         reliable: t.reliable(),
                     },
                     t,
-                )
-            })
-        } else {
-            None
+                ))
+            }
+            _ => None,
         };
         Some(Target {
-            uri,
+            uri: b.contact.clone(),
             route: b.path.clone(),
             fixed,
             q: b.q.unwrap_or(1000),
@@ -510,8 +518,8 @@ impl Engine {
             .and_then(|t| t.ok())
             .is_some_and(|t| t.tag().is_none());
         let sips = matches!(work.request_uri(), Some(Uri::Sip(u)) if u.scheme == sip_message::Scheme::Sips);
-        let record_route = (self.cfg.proxy.record_route && creates_dialog)
-            .then(|| self.record_route(inbound, sips));
+        let record_route =
+            (self.cfg.proxy.record_route && creates_dialog).then_some((inbound, sips));
         let cid = self.next_ctx;
         self.next_ctx += 1;
         let ctx = ProxyCtx {
@@ -566,12 +574,7 @@ impl Engine {
         let Some(ctx) = self.ctxs.get(&cid) else {
             return;
         };
-        let built = self.build_forward(
-            &ctx.request,
-            &target,
-            &branch_id,
-            ctx.record_route.as_deref(),
-        );
+        let built = self.build_forward(&ctx.request, &target, &branch_id, ctx.record_route);
         let invite = ctx.invite;
         let sent = match built {
             Ok((msg, dest)) => self
@@ -635,7 +638,7 @@ impl Engine {
         base: &Message,
         target: &Target,
         branch: &str,
-        record_route: Option<&str>,
+        record_route: Option<(Transport, bool)>,
     ) -> Result<(Message, Destination), &'static str> {
         let mut ed = Editor::new(base);
         let mut ruri = target.uri.clone();
@@ -677,10 +680,6 @@ impl Engine {
         };
         ed.set_header(HeaderName::MaxForwards, &mf.to_string())
             .map_err(|_| "Max-Forwards")?;
-        // Item 4: Record-Route.
-        if let Some(rr) = record_route {
-            ed.add_record_route(rr).map_err(|_| "bad Record-Route")?;
-        }
         // Item 7: the next hop.
         let (dest, transport) = if strict {
             self.destination_of(&ruri)?
@@ -695,11 +694,17 @@ impl Engine {
         } else {
             self.destination_of(&ruri)?
         };
+        let v6 = dest.remote.is_ipv6();
+        // Item 4: Record-Route, naming the listener the next hop can reach.
+        if let Some((inbound, sips)) = record_route {
+            ed.add_record_route(&self.record_route(inbound, sips, v6))
+                .map_err(|_| "bad Record-Route")?;
+        }
         // Item 8: our Via.
         let via = format!(
             "SIP/2.0/{} {};branch={branch}",
             transport.via_token(),
-            self.sent_by(transport)
+            self.sent_by(transport, v6)
         );
         ed.push_via(&via).map_err(|_| "bad Via")?;
         let msg = Message::parse(ed.finish()).map_err(|_| "unparsable forwarded request")?;
@@ -1242,9 +1247,10 @@ fn strip_top_via(msg: &Message) -> Option<Message> {
 /// address (always with `rport`), `rport` filled in with the source port. `None`: unchanged.
 pub(crate) fn fix_top_via(msg: &Message, source: &Source) -> Option<Message> {
     let v = msg.top_via()?.ok()?;
-    let ip = source.remote.ip();
+    // A v4-mapped source (dual-stack socket) is the IPv4 address it maps.
+    let ip = source.remote.ip().to_canonical();
     let want_rport = v.rport.is_some();
-    let want_received = want_rport || v.host.ip() != Some(ip);
+    let want_received = want_rport || v.host.ip().map(|h| h.to_canonical()) != Some(ip);
     if !want_received {
         return None;
     }
@@ -1276,15 +1282,47 @@ pub(crate) fn fix_top_via(msg: &Message, source: &Source) -> Option<Message> {
     Message::parse(ed.finish()).ok()
 }
 
-/// `udp:12` → (UDP, flow 12): the flow token the registrar stores.
-pub(crate) fn parse_flow_token(s: &str) -> Option<(Transport, FlowId)> {
-    let (t, id) = s.split_once(':')?;
-    Some((Transport::parse(t)?, FlowId(id.parse().ok()?)))
+/// Whether `u` names the address `a`: its host is that IP and its port (the transport's default
+/// when absent) that port.
+pub(crate) fn names_address(u: &sip_message::SipUri<'_>, a: SocketAddr) -> bool {
+    let port = u
+        .port
+        .unwrap_or(crate::resolve::uri_transport(u).default_port());
+    u.host
+        .ip()
+        .is_some_and(|ip| ip.to_canonical() == a.ip().to_canonical())
+        && port == a.port()
 }
 
-/// The flow token of a source: the transport of the top Via and the flow id.
-pub(crate) fn flow_token(t: Transport, source: &Source) -> String {
-    format!("{}:{}", t.param(), source.flow.0)
+/// The flow token the registrar stores: `udp:12` (UDP, flow 12), with `:nat` or `:direct` when
+/// NAT was (or was not) detected at registration. Tokens written before NAT detection existed
+/// have neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FlowToken {
+    pub transport: Transport,
+    pub flow: FlowId,
+    pub nat: Option<bool>,
+}
+
+pub(crate) fn parse_flow_token(s: &str) -> Option<FlowToken> {
+    let (t, rest) = s.split_once(':')?;
+    let (id, nat) = match rest.split_once(':') {
+        Some((id, "nat")) => (id, Some(true)),
+        Some((id, "direct")) => (id, Some(false)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    Some(FlowToken {
+        transport: Transport::parse(t)?,
+        flow: FlowId(id.parse().ok()?),
+        nat,
+    })
+}
+
+/// The flow token of a source: its transport, the flow id and the NAT verdict.
+pub(crate) fn flow_token(t: Transport, source: &Source, nat: bool) -> String {
+    let verdict = if nat { "nat" } else { "direct" };
+    format!("{}:{}:{verdict}", t.param(), source.flow.0)
 }
 
 /// 16.7 item 6: a 6xx if any; otherwise the lowest class, and within it the responses that
@@ -1359,8 +1397,35 @@ mod tests {
 
     #[test]
     fn flow_tokens() {
-        assert_eq!(parse_flow_token("tcp:7"), Some((Transport::Tcp, FlowId(7))));
+        let t = |transport, flow, nat| {
+            Some(FlowToken {
+                transport,
+                flow: FlowId(flow),
+                nat,
+            })
+        };
+        assert_eq!(parse_flow_token("tcp:7"), t(Transport::Tcp, 7, None));
+        assert_eq!(
+            parse_flow_token("udp:9:nat"),
+            t(Transport::Udp, 9, Some(true))
+        );
+        assert_eq!(
+            parse_flow_token("udp:9:direct"),
+            t(Transport::Udp, 9, Some(false))
+        );
+        assert_eq!(parse_flow_token("udp:9:maybe"), None);
         assert_eq!(parse_flow_token("x:7"), None);
         assert_eq!(parse_flow_token("udp:"), None);
+        let src = Source {
+            remote: "192.0.2.1:5060".parse().unwrap(),
+            flow: FlowId(3),
+            reliable: false,
+        };
+        for nat in [true, false] {
+            assert_eq!(
+                parse_flow_token(&flow_token(Transport::Udp, &src, nat)),
+                t(Transport::Udp, 3, Some(nat))
+            );
+        }
     }
 }

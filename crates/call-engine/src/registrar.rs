@@ -7,13 +7,15 @@
 
 use std::time::{Duration, Instant};
 
-use sip_message::headers::{Contact, Path, Require, Supported};
-use sip_message::{HeaderName, Message, Uri};
+use std::net::IpAddr;
+
+use sip_message::headers::{Contact, Path, Require, Supported, Via};
+use sip_message::{HeaderName, Message, SipUri, Uri};
 use sip_transaction::{ServerTxId, Source};
 use store::{Binding, BindingKey, BindingUpdate, StoreError};
 
 use crate::engine::{Engine, Event};
-use crate::proxy::flow_token;
+use crate::proxy::{flow_token, names_address};
 use crate::settings::Transport;
 use crate::util::{self, canonical_aor, contact_with_expires, http_date, name_addr_text};
 
@@ -160,11 +162,18 @@ impl Engine {
                 Ok(b) => b,
                 Err(e) => return self.reg_store_error(now, id, req, source, aor, "lookup", e),
             };
-            let transport = req
-                .top_via()
-                .and_then(|v| v.ok())
-                .and_then(|v| Transport::parse(v.transport))
-                .unwrap_or(Transport::Udp);
+            let top_via = req.top_via().and_then(|v| v.ok());
+            // The transport the REGISTER came on: over UDP whatever its Via says (a Via
+            // naming TLS on a datagram, RFC 4475 bext01); a stream names its kind in the Via.
+            let transport = if source.reliable {
+                top_via
+                    .as_ref()
+                    .and_then(|v| Transport::parse(v.transport))
+                    .filter(|t| t.reliable())
+                    .unwrap_or(Transport::Tcp)
+            } else {
+                Transport::Udp
+            };
             let user_agent = req
                 .header(HeaderName::UserAgent)
                 .map(|v| String::from_utf8_lossy(v).into_owned());
@@ -202,7 +211,11 @@ impl Engine {
                 b.q = c.q_permille();
                 b.path = paths.clone();
                 b.received = Some(source.remote.to_string());
-                b.flow = Some(flow_token(transport, &source));
+                let nat = match &na.uri {
+                    Uri::Sip(u) => nat_detected(top_via.as_ref(), u, &source),
+                    _ => false,
+                };
+                b.flow = Some(flow_token(transport, &source, nat));
                 b.instance_id = na
                     .param("+sip.instance")
                     .map(|v| v.trim_start_matches('<').trim_end_matches('>').to_owned());
@@ -341,5 +354,145 @@ impl Engine {
             "Server Internal Error",
             &[("Retry-After", "5".to_owned())],
         );
+    }
+}
+
+/// Whether a REGISTER from `source` came through NAT, for `registrar.contact_routing = auto`:
+/// - its source differs from the top Via's sent-by (the IP address, and over UDP the port): the
+///   UA does not know the address it is seen at;
+/// - or its Contact names the same host and port as the sent-by (the UA registers itself) and
+///   the source is elsewhere (over TCP always so: a connection's source port is not the port
+///   the UA listens on, and the connection is the way back);
+/// - or its Contact is a private address (RFC 1918, RFC 6598, RFC 4193, link-local) and the
+///   source is not that address.
+///
+/// A REGISTER from where its Via says, with a Contact for another public host or port, is a
+/// third-party registration (RFC 3261 10.2): not NAT.
+pub(crate) fn nat_detected(via: Option<&Via<'_>>, contact: &SipUri<'_>, source: &Source) -> bool {
+    let src = source.remote;
+    let src_ip = src.ip().to_canonical();
+    if let Some(v) = via {
+        let via_port = v.port.unwrap_or(
+            Transport::parse(v.transport)
+                .unwrap_or(Transport::Udp)
+                .default_port(),
+        );
+        if let Some(ip) = v.host.ip() {
+            if ip.to_canonical() != src_ip || (!source.reliable && via_port != src.port()) {
+                return true;
+            }
+        }
+        let contact_port = contact
+            .port
+            .unwrap_or(crate::resolve::uri_transport(contact).default_port());
+        if contact.host.equivalent(&v.host)
+            && contact_port == via_port
+            && !names_address(contact, src)
+        {
+            return true;
+        }
+    }
+    contact
+        .host
+        .ip()
+        .is_some_and(|ip| is_private(ip.to_canonical()) && ip.to_canonical() != src_ip)
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_private() || a.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments()[0];
+            (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sip_message::TypedHeader;
+    use sip_transaction::FlowId;
+
+    fn verdict(via: &str, contact: &str, src: &str, reliable: bool) -> bool {
+        let v = Via::parse_value(via).unwrap();
+        let Ok(Uri::Sip(u)) = Uri::parse(contact) else {
+            panic!("{contact}")
+        };
+        let source = Source {
+            remote: src.parse().unwrap(),
+            flow: FlowId(1),
+            reliable,
+        };
+        nat_detected(Some(&v), &u, &source)
+    }
+
+    #[test]
+    fn nat_detection() {
+        // Behind NAT: private Via and Contact, a public source.
+        assert!(verdict(
+            "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1",
+            "sip:a@10.0.0.2:5060",
+            "198.51.100.50:40000",
+            false
+        ));
+        // A port-rewriting NAT with the right IP in Via: the port tells.
+        assert!(verdict(
+            "SIP/2.0/UDP 198.51.100.60:5060;branch=z9hG4bK1",
+            "sip:a@198.51.100.60:5060",
+            "198.51.100.60:1024",
+            false
+        ));
+        // Not behind NAT: everything is where it says.
+        assert!(!verdict(
+            "SIP/2.0/UDP 198.51.100.70:5060;branch=z9hG4bK1",
+            "sip:a@198.51.100.70",
+            "198.51.100.70:5060",
+            false
+        ));
+        // Third party: the registering agent is where its Via says; the Contact is another
+        // public host or another port of the same host.
+        assert!(!verdict(
+            "SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK1",
+            "sip:erin@127.0.0.1:5070",
+            "127.0.0.1:5090",
+            false
+        ));
+        assert!(!verdict(
+            "SIP/2.0/TCP 192.0.2.9:5090;branch=z9hG4bK1",
+            "sip:erin@192.0.2.30:5070",
+            "192.0.2.9:41000",
+            true
+        ));
+        // A UA registering itself over TCP: reached over its connection.
+        assert!(verdict(
+            "SIP/2.0/TCP 192.0.2.9:5070;branch=z9hG4bK1",
+            "sip:a@192.0.2.9:5070;transport=tcp",
+            "192.0.2.9:41000",
+            true
+        ));
+        // A private Contact behind a NAT that fixed the Via (an ALG).
+        assert!(verdict(
+            "SIP/2.0/UDP 203.0.113.5:40000;branch=z9hG4bK1",
+            "sip:a@10.0.0.5:5060",
+            "203.0.113.5:40000",
+            false
+        ));
+        // IPv6: the same rules, with brackets.
+        assert!(!verdict(
+            "SIP/2.0/UDP [::1]:5090;branch=z9hG4bK1",
+            "sip:erin@[::1]:5070",
+            "[::1]:5090",
+            false
+        ));
+        assert!(verdict(
+            "SIP/2.0/UDP [fd00::2]:5060;branch=z9hG4bK1",
+            "sip:a@[fd00::2]:5060",
+            "[2001:db8::5]:40000",
+            false
+        ));
     }
 }

@@ -139,6 +139,22 @@ pub struct RegistrarSettings {
     pub max_bindings: Option<usize>,
     /// How often lapsed bindings are purged from the store.
     pub purge_interval: Duration,
+    /// Where requests for a registered contact go.
+    pub contact_routing: ContactRouting,
+}
+
+/// Where requests for a registered contact are sent (a binding with a Path always goes by its
+/// Path, RFC 3327).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContactRouting {
+    /// To the REGISTER's source address and flow when NAT was detected at registration (see
+    /// the crate documentation), else to the Contact URI.
+    #[default]
+    Auto,
+    /// Always to the Contact URI (RFC 3261 10: third-party registration).
+    Contact,
+    /// Always to the REGISTER's source address and flow.
+    Source,
 }
 
 impl Default for RegistrarSettings {
@@ -151,6 +167,7 @@ impl Default for RegistrarSettings {
             default_expires: 3600,
             max_bindings: Some(16),
             purge_interval: Duration::from_secs(60),
+            contact_routing: ContactRouting::Auto,
         }
     }
 }
@@ -169,9 +186,6 @@ pub struct ProxySettings {
     pub proxy_require_supported: Vec<String>,
     /// Detect loops (16.3 item 4) and answer them 482.
     pub loop_detection: bool,
-    /// Send requests for a registered contact to the address and flow its REGISTER came from
-    /// (NAT traversal, RFC 3581 spirit) rather than to the host in the Contact URI.
-    pub use_received: bool,
 }
 
 impl Default for ProxySettings {
@@ -183,7 +197,6 @@ impl Default for ProxySettings {
             fork_mode: ForkMode::Parallel,
             proxy_require_supported: Vec::new(),
             loop_detection: true,
-            use_received: true,
         }
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use call_engine::{Event, ForkMode, StaticResolver, UserDirectory};
+use call_engine::{ContactRouting, Event, ForkMode, StaticResolver, UserDirectory};
 use common::*;
 use sip_message::{HeaderName, Message};
 
@@ -507,6 +507,60 @@ fn loose_route_to_us_is_removed_and_next_route_followed() {
     assert_eq!(h.response_to(CALLER).status(), Some(200));
 }
 
+/// Where an INVITE for `user` goes when `contact_routing` is `mode`, after `user` registered
+/// from `from` (whose Via names `via`) the Contact `contact`.
+fn invite_goes_to(mode: ContactRouting, via: &str, from: &str, contact: &str) -> String {
+    let mut cfg = config();
+    cfg.registrar.contact_routing = mode;
+    let mut h = H::with(cfg, |e| e);
+    let text = register_text("erin", via, &[contact], "tp1", 1, "", 1);
+    h.send(&text, from);
+    assert_eq!(h.response_to(from).status(), Some(200));
+    h.send(
+        &invite_text("sip:erin@example.com", CALLER, "call-tp", "z9hG4bKtp", ""),
+        CALLER,
+    );
+    let sent = h.take();
+    let invites: Vec<_> = sent
+        .iter()
+        .filter(|(_, m)| m.method_str() == Some("INVITE"))
+        .collect();
+    assert_eq!(invites.len(), 1, "{:?}", sent);
+    invites[0].0.remote.to_string()
+}
+
+#[test]
+fn contact_routing_modes_and_nat_detection() {
+    use ContactRouting::*;
+    // Third-party registration (RFC 3261 10.2): 192.0.2.9 registers a phone at 192.0.2.30.
+    let third = (
+        "192.0.2.9:5090",
+        "192.0.2.9:5090",
+        "<sip:erin@192.0.2.30:5070>",
+    );
+    // Behind NAT: private Via and Contact, a public source.
+    let natted = (
+        "10.0.0.2:5060",
+        "203.0.113.5:40000",
+        "<sip:erin@10.0.0.2:5060>",
+    );
+    for (mode, case, want) in [
+        (Auto, third, "192.0.2.30:5070"),
+        (Contact, third, "192.0.2.30:5070"),
+        (Source, third, "192.0.2.9:5090"),
+        (Auto, natted, "203.0.113.5:40000"),
+        (Contact, natted, "10.0.0.2:5060"),
+        (Source, natted, "203.0.113.5:40000"),
+    ] {
+        let (via, from, contact) = case;
+        assert_eq!(
+            invite_goes_to(mode, via, from, contact),
+            want,
+            "{mode:?} {case:?}"
+        );
+    }
+}
+
 #[test]
 fn path_and_nat_decide_where_a_contact_is_reached() {
     let r = StaticResolver::new().with("edge.example.net", addr("192.0.2.70:5060"));
@@ -822,4 +876,101 @@ fn our_domain_with_another_port_is_forwarded() {
         "{:?}",
         r.status()
     );
+}
+
+#[test]
+fn a_full_transaction_table_answers_503_with_retry_after() {
+    let mut cfg = config();
+    // One proxied request takes two transactions (server and client).
+    cfg.transaction.max_transactions = 2;
+    let mut h = H::with(cfg, |e| e);
+    h.send(
+        &request_text(
+            "MESSAGE",
+            "sip:x@192.0.2.40:5060",
+            CALLER,
+            "ov1",
+            "z9hG4bKov1",
+            1,
+            "",
+        ),
+        CALLER,
+    );
+    let fwd = h.request_to("192.0.2.40:5060", "MESSAGE");
+    assert_eq!(h.engine.transactions().transaction_count(), 2);
+    h.send(
+        &request_text(
+            "MESSAGE",
+            "sip:x@192.0.2.40:5060",
+            "192.0.2.21:5060",
+            "ov2",
+            "z9hG4bKov2",
+            1,
+            "",
+        ),
+        "192.0.2.21:5060",
+    );
+    let r = h.response_to("192.0.2.21:5060");
+    assert_eq!(r.status(), Some(503));
+    assert_eq!(header(&r, "Retry-After").as_deref(), Some("5"));
+    assert_eq!(h.engine.stats().overloaded, 1);
+    assert_eq!(
+        h.events_matching(|e| matches!(e, Event::Overloaded { replied: true, .. })),
+        1
+    );
+    // The first request is unaffected.
+    h.send_msg(reply(&fwd, 200, "OK", "m1", &[]), "192.0.2.40:5060");
+    assert_eq!(h.response_to(CALLER).status(), Some(200));
+}
+
+#[test]
+fn ipv6_next_hops_get_an_ipv6_via_and_record_route() {
+    let mut cfg = config();
+    cfg.identity.listeners = vec![
+        call_engine::Listener::new(call_engine::Transport::Udp, addr(SBC)),
+        call_engine::Listener::new(call_engine::Transport::Udp, addr("[2001:db8::1]:5060")),
+    ];
+    let mut h = H::with(cfg, |e| e);
+    let caller = "[2001:db8::10]:5062";
+    h.send(
+        &invite_text("sip:bob@[2001:db8::20]:5070", caller, "v6", "z9hG4bKv6", ""),
+        caller,
+    );
+    let inv = h.request_to("[2001:db8::20]:5070", "INVITE");
+    let vias: Vec<String> = headers(&inv, HeaderName::Via);
+    assert!(
+        vias[0].starts_with("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK"),
+        "{vias:?}"
+    );
+    // The caller's Via: sent-by equals the source, so nothing added.
+    assert_eq!(vias[1], "SIP/2.0/UDP [2001:db8::10]:5062;branch=z9hG4bKv6");
+    assert_eq!(
+        headers(&inv, HeaderName::RecordRoute),
+        ["<sip:[2001:db8::1]:5060;lr>"]
+    );
+    // An IPv4 next hop of the same proxy gets the IPv4 listener.
+    h.send(
+        &invite_text("sip:carol@192.0.2.40:5060", CALLER, "v4", "z9hG4bKv4", ""),
+        CALLER,
+    );
+    let inv4 = h.request_to("192.0.2.40:5060", "INVITE");
+    assert!(headers(&inv4, HeaderName::Via)[0].starts_with("SIP/2.0/UDP 198.51.100.1:5060;"));
+    // The answer goes back to the IPv6 caller, our Via removed.
+    h.send_msg(reply(&inv, 200, "OK", "b6", &[]), "[2001:db8::20]:5070");
+    let r = h.response_to(caller);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(headers(&r, HeaderName::Via).len(), 1);
+    // A Route naming our IPv6 Record-Route is recognised as us (16.4) in the ACK/BYE.
+    let bye = request_text(
+        "BYE",
+        "sip:bob@[2001:db8::20]:5070",
+        caller,
+        "v6",
+        "z9hG4bKv6bye",
+        2,
+        "Route: <sip:[2001:db8::1]:5060;lr>\r\n",
+    );
+    h.send(&bye, caller);
+    let fwd = h.request_to("[2001:db8::20]:5070", "BYE");
+    assert!(headers(&fwd, HeaderName::Route).is_empty());
 }

@@ -368,3 +368,64 @@ fn register_for_another_domain_is_proxied() {
     assert_eq!(fwd.vias().count(), 2);
     assert!(h.store.bindings(AOR).unwrap().is_empty());
 }
+
+/// A reload changes the registrar (domains, expiry limits) for the next REGISTER, and a request
+/// being proxied meanwhile completes.
+#[test]
+fn reconfigure_applies_to_the_next_request_and_keeps_what_is_in_progress() {
+    let mut h = H::new();
+    // In progress: a MESSAGE forwarded, not answered yet.
+    h.send(
+        &request_text(
+            "MESSAGE",
+            "sip:x@192.0.2.40:5060",
+            CALLER,
+            "rc1",
+            "z9hG4bKrc1",
+            1,
+            "",
+        ),
+        CALLER,
+    );
+    let fwd = h.request_to("192.0.2.40:5060", "MESSAGE");
+    let other = |user: &str, n: u64, expires: &str| {
+        register_text(
+            user,
+            ALICE1,
+            &["<sip:a@192.0.2.10>"],
+            &format!("rc-{n}"),
+            1,
+            expires,
+            n,
+        )
+        .replace("@example.com", "@other.example")
+        .replace("sip:example.com", "sip:other.example")
+    };
+    // Not our domain yet: not registered here (the proxy tries to forward it).
+    h.send(&other("dave", 100, ""), ALICE1);
+    assert_ne!(h.response_to(ALICE1).status(), Some(200));
+    assert!(h
+        .store
+        .bindings("sip:dave@other.example")
+        .unwrap()
+        .is_empty());
+
+    let mut cfg = h.engine.config().clone();
+    cfg.registrar.domains.push("other.example".into());
+    cfg.registrar.min_expires = 1800;
+    cfg.identity.listeners.clear(); // ignored: listeners need a restart
+    h.engine.reconfigure(cfg);
+    assert!(!h.engine.config().identity.listeners.is_empty());
+
+    h.send(&other("dave", 101, "Expires: 600\r\n"), ALICE1);
+    let r = h.response_to(ALICE1);
+    assert_eq!(r.status(), Some(423));
+    assert_eq!(header(&r, "Min-Expires").as_deref(), Some("1800"));
+    h.send(&other("dave", 102, "Expires: 1800\r\n"), ALICE1);
+    assert_eq!(h.response_to(ALICE1).status(), Some(200));
+    assert_eq!(h.store.bindings("sip:dave@other.example").unwrap().len(), 1);
+
+    // The request from before the reload completes.
+    h.send_msg(reply(&fwd, 200, "OK", "m1", &[]), "192.0.2.40:5060");
+    assert_eq!(h.response_to(CALLER).status(), Some(200));
+}

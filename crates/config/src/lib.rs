@@ -30,9 +30,9 @@ pub use error::{ConfigError, ConfigErrors};
 pub use ipnet::IpNet;
 pub use reload::ReloadDiff;
 pub use types::{
-    default_listeners, default_zones, local_networks, Config, GeneralConfig, ListenConfig,
-    LogLevel, Protocol, ProxyConfig, RegistrarConfig, TransactionConfig, TransportConfig,
-    ZoneConfig, DEFAULT_DATA_DIR, DEFAULT_ZONE, SIP_PORT,
+    default_listeners, default_zones, local_networks, Config, ContactRouting, GeneralConfig,
+    ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig, TransactionConfig,
+    TransportConfig, ZoneConfig, DEFAULT_DATA_DIR, DEFAULT_ZONE, SIP_PORT,
 };
 
 /// The environment variable that, when set and not empty, replaces `general.data_dir`

@@ -99,6 +99,8 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         &n.trying_after_ms,
     );
 
+    // The transport's sockets, connection tasks and limits take their settings when they
+    // start; none of them changes in a running process.
     let TransportConfig {
         tcp_idle_timeout_s,
         max_connections_per_source,
@@ -111,32 +113,32 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
     } = transport;
     let n = &new.transport;
     d.field(
-        RELOAD,
+        RESTART,
         "transport.tcp_idle_timeout_s",
         tcp_idle_timeout_s,
         &n.tcp_idle_timeout_s,
     );
     d.field(
-        RELOAD,
+        RESTART,
         "transport.max_connections_per_source",
         max_connections_per_source,
         &n.max_connections_per_source,
     );
     d.field(
-        RELOAD,
+        RESTART,
         "transport.max_connections",
         max_connections,
         &n.max_connections,
     );
-    d.field(RELOAD, "transport.udp_mtu", udp_mtu, &n.udp_mtu);
+    d.field(RESTART, "transport.udp_mtu", udp_mtu, &n.udp_mtu);
     d.field(
-        RELOAD,
+        RESTART,
         "transport.crlf_keepalive_interval_s",
         crlf_keepalive_interval_s,
         &n.crlf_keepalive_interval_s,
     );
     d.field(
-        RELOAD,
+        RESTART,
         "transport.crlf_keepalive_timeout_s",
         crlf_keepalive_timeout_s,
         &n.crlf_keepalive_timeout_s,
@@ -160,12 +162,19 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         min_expires,
         max_expires,
         default_expires,
+        contact_routing,
     } = registrar;
     let n = &new.registrar;
     d.field(RELOAD, "registrar.enabled", enabled, &n.enabled);
     d.field(RELOAD, "registrar.domains", domains, &n.domains);
     d.field(RELOAD, "registrar.min_expires", min_expires, &n.min_expires);
     d.field(RELOAD, "registrar.max_expires", max_expires, &n.max_expires);
+    d.field(
+        RELOAD,
+        "registrar.contact_routing",
+        contact_routing,
+        &n.contact_routing,
+    );
     d.field(
         RELOAD,
         "registrar.default_expires",
@@ -225,8 +234,7 @@ pub(crate) fn merge(old: &Config, new: &Config) -> Config {
     merged.general.data_dir = old.general.data_dir.clone();
     merged.general.node_name = old.general.node_name.clone();
     merged.listen = old.listen.clone();
-    merged.transport.socket_recv_buffer_bytes = old.transport.socket_recv_buffer_bytes;
-    merged.transport.socket_send_buffer_bytes = old.transport.socket_send_buffer_bytes;
+    merged.transport = old.transport.clone();
     merged.zone = old
         .zone
         .iter()

@@ -226,7 +226,7 @@ impl Default for TransactionConfig {
             t1_ms: 500,
             t2_ms: 4000,
             t4_ms: 5000,
-            max_transactions: 100_000,
+            max_transactions: 640_000,
             trying_after_ms: 200,
         }
     }
@@ -323,6 +323,36 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// The registration interval when the REGISTER names none.
     pub default_expires: u32,
+    /// Where requests for a registered contact go: its Contact URI, or the address (and
+    /// connection) its REGISTER came from.
+    pub contact_routing: ContactRouting,
+}
+
+/// `registrar.contact_routing`: where requests for a registered contact are sent.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactRouting {
+    /// To the REGISTER's source address and flow when NAT was detected (the source differs
+    /// from what the UA wrote about itself), else to the Contact URI.
+    #[default]
+    Auto,
+    /// Always to the Contact URI (third-party registration, RFC 3261 10.2).
+    Contact,
+    /// Always to the REGISTER's source address and flow.
+    Source,
+}
+
+impl ContactRouting {
+    /// The name as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactRouting::Auto => "auto",
+            ContactRouting::Contact => "contact",
+            ContactRouting::Source => "source",
+        }
+    }
 }
 
 impl Default for RegistrarConfig {
@@ -333,6 +363,7 @@ impl Default for RegistrarConfig {
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
+            contact_routing: ContactRouting::Auto,
         }
     }
 }

@@ -38,7 +38,7 @@ fn default_values() {
     assert_eq!(c.transaction.t1(), Duration::from_millis(500));
     assert_eq!(c.transaction.t2(), Duration::from_secs(4));
     assert_eq!(c.transaction.t4(), Duration::from_secs(5));
-    assert_eq!(c.transaction.max_transactions, 100_000);
+    assert_eq!(c.transaction.max_transactions, 640_000);
     assert_eq!(c.transaction.trying_after(), Duration::from_millis(200));
 
     assert_eq!(c.transport.udp_mtu, 1300);

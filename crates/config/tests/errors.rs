@@ -353,3 +353,25 @@ fn error_fields_are_structured() {
         "dir/sbc.toml:3: proxy.max_forks: must be from 1 to 64, got 0"
     );
 }
+
+#[test]
+fn contact_routing_values() {
+    check(
+        "[registrar]\ncontact_routing = \"nat\"\n",
+        &["t.toml:2: registrar.contact_routing: unknown variant `nat`, expected one of `auto`, `contact`, `source`"],
+    );
+    for (v, want) in [
+        ("auto", config::ContactRouting::Auto),
+        ("contact", config::ContactRouting::Contact),
+        ("source", config::ContactRouting::Source),
+    ] {
+        let c = Config::from_str_with(
+            &format!("[registrar]\ncontact_routing = \"{v}\"\n"),
+            "t.toml",
+            &Overrides::none(),
+        )
+        .unwrap();
+        assert_eq!(c.registrar.contact_routing, want);
+        assert_eq!(want.as_str(), v);
+    }
+}

@@ -51,7 +51,7 @@ fn proxy_example() {
     assert_eq!(c.listen[1].transport, Protocol::Tcp);
     assert_eq!(c.listen[1].address, "192.168.10.1:5060".parse().unwrap());
     assert_eq!(c.transaction.t1_ms, 250);
-    assert_eq!(c.transaction.max_transactions, 100_000, "default kept");
+    assert_eq!(c.transaction.max_transactions, 640_000, "default kept");
     assert_eq!(c.registrar.domains, ["corp.example", "192.168.10.1"]);
     assert_eq!(c.proxy.invite_timeout_s, 120);
     assert_eq!(c.general.server_header.as_deref(), Some("sipwarden"));

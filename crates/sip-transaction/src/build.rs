@@ -40,6 +40,17 @@ pub fn response_for(
     reason: &str,
     to_tag: Option<&str>,
 ) -> Option<Message> {
+    response_with(req, status, reason, to_tag, &[])
+}
+
+/// [`response_for`] with `extra` header fields (name, value) after CSeq.
+pub(crate) fn response_with(
+    req: &Message,
+    status: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Option<Message> {
     if !req.is_request() || !(100..=699).contains(&status) {
         return None;
     }
@@ -71,6 +82,9 @@ pub fn response_for(
         if let Some(v) = req.header(HeaderName::Timestamp) {
             header(&mut out, "Timestamp", v);
         }
+    }
+    for (n, v) in extra {
+        header(&mut out, n, v.as_bytes());
     }
     finish(out)
 }

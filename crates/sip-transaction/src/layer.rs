@@ -31,6 +31,7 @@ struct ClientTx {
     ack: Option<Bytes>,
     /// INVITE: the CANCEL made by [`TransactionLayer::cancel`].
     cancel: Option<u64>,
+    timers: Timers,
 }
 
 /// How a server transaction is found again (17.2.3).
@@ -71,6 +72,33 @@ struct ServerTx {
     response_to_tag: Box<str>,
     interval: Duration,
     gens: [u32; SLOTS],
+    timers: Timers,
+}
+
+/// The timer values of one transaction, taken from the configuration when it starts: a
+/// [`TransactionLayer::set_config`] (a reload) changes the timers of new transactions only.
+#[derive(Debug, Clone, Copy)]
+struct Timers {
+    t1: Duration,
+    t2: Duration,
+    t4: Duration,
+    timer_d: Duration,
+}
+
+impl Timers {
+    fn of(cfg: &Config) -> Timers {
+        Timers {
+            t1: cfg.t1,
+            t2: cfg.t2,
+            t4: cfg.t4,
+            timer_d: cfg.timer_d,
+        }
+    }
+
+    /// 64*T1: timers B, F, H, J, L, M.
+    fn t64(&self) -> Duration {
+        self.t1 * 64
+    }
 }
 
 /// What a lookup is for (17.2.3 and 9.2).
@@ -173,6 +201,16 @@ impl TransactionLayer {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Replaces the configuration (a reload). Transactions that exist keep the timers they
+    /// started with; new ones use the new timers, TU guards, `trying_delay`,
+    /// `max_transactions` and `overload_retry_after`. The seed is kept: branches and tags stay
+    /// unique.
+    pub fn set_config(&mut self, cfg: Config) {
+        let seed = self.cfg.seed;
+        self.cfg = cfg;
+        self.cfg.seed = seed;
     }
 
     pub fn stats(&self) -> Stats {
@@ -393,6 +431,7 @@ impl TransactionLayer {
                 gens: [0; SLOTS],
                 ack: None,
                 cancel: None,
+                timers: Timers::of(&self.cfg),
             },
         );
         self.start_client(now, id);
@@ -444,6 +483,7 @@ impl TransactionLayer {
                 gens: [0; SLOTS],
                 ack: None,
                 cancel: None,
+                timers: Timers::of(&self.cfg),
             },
         );
         if let Some(inv) = self.clients.get_mut(&invite.0) {
@@ -461,8 +501,8 @@ impl TransactionLayer {
     /// the original request." Timer B is reused for that wait (its slot is free in
     /// Proceeding).
     fn arm_cancelled_invite(&mut self, now: Instant, invite: u64) {
-        let t64 = self.cfg.t64();
         if let Some(inv) = self.clients.get_mut(&invite) {
+            let t64 = inv.timers.t64();
             if inv.state == TxState::Proceeding {
                 let tx = TxId::Client(ClientTxId(invite));
                 self.sink.arm(&mut inv.gens, tx, Timer::B, now + t64);
@@ -487,10 +527,10 @@ impl TransactionLayer {
     /// Sends the request and arms the timers of the initial state: Calling (A, B; 17.1.1.2) or
     /// Trying (E, F; 17.1.2.2). A and E only on unreliable transports.
     fn start_client(&mut self, now: Instant, id: u64) {
-        let (t1, t64) = (self.cfg.t1, self.cfg.t64());
         let Some(tx) = self.clients.get_mut(&id) else {
             return;
         };
+        let (t1, t64) = (tx.timers.t1, tx.timers.t64());
         let txid = TxId::Client(ClientTxId(id));
         self.sink.transmit(tx.dest, tx.request.wire(), Some(txid));
         tx.interval = t1;
@@ -508,10 +548,10 @@ impl TransactionLayer {
     }
 
     fn client_timer(&mut self, now: Instant, id: u64, timer: Timer) {
-        let t2 = self.cfg.t2;
         let Some(tx) = self.clients.get_mut(&id) else {
             return;
         };
+        let t2 = tx.timers.t2;
         let txid = TxId::Client(ClientTxId(id));
         match (timer, tx.state) {
             // 17.1.1.2: retransmit, double the interval. No T2 cap for INVITE requests: the
@@ -597,10 +637,10 @@ impl TransactionLayer {
         msg: Message,
         source: Source,
     ) {
-        let (t64, timer_d) = (self.cfg.t64(), self.cfg.timer_d);
         let Some(tx) = self.clients.get_mut(&id) else {
             return;
         };
+        let (t64, timer_d) = (tx.timers.t64(), tx.timers.timer_d);
         let cid = ClientTxId(id);
         let txid = TxId::Client(cid);
         match (tx.state, status) {
@@ -688,10 +728,10 @@ impl TransactionLayer {
         msg: Message,
         source: Source,
     ) {
-        let t4 = self.cfg.t4;
         let Some(tx) = self.clients.get_mut(&id) else {
             return;
         };
+        let t4 = tx.timers.t4;
         let cid = ClientTxId(id);
         let txid = TxId::Client(cid);
         match (tx.state, status) {
@@ -863,12 +903,7 @@ impl TransactionLayer {
             return self.server_retransmission(id);
         }
         if self.full() {
-            self.sink.stats.dropped_overload += 1;
-            self.sink.emit(TuEvent::Dropped {
-                reason: DropReason::TooManyTransactions,
-                source: Some(source),
-            });
-            return;
+            return self.reject_overload(&msg, source);
         }
         let target = if method == Method::Cancel {
             self.find_server(&keys, Want::CancelTarget).map(ServerTxId)
@@ -928,6 +963,7 @@ impl TransactionLayer {
             response_to_tag: "".into(),
             interval: self.cfg.t1,
             gens: [0; SLOTS],
+            timers: Timers::of(&self.cfg),
         };
         self.sink.stats.server_transactions += 1;
         let sid = ServerTxId(id);
@@ -1021,10 +1057,10 @@ impl TransactionLayer {
 
     /// An ACK matched an INVITE server transaction.
     fn server_ack(&mut self, now: Instant, id: u64, msg: Message, source: Source) {
-        let t4 = self.cfg.t4;
         let Some(tx) = self.servers.get_mut(&id) else {
             return;
         };
+        let t4 = tx.timers.t4;
         let txid = TxId::Server(ServerTxId(id));
         match tx.state {
             // 17.2.1: Completed -> Confirmed, G and H stop, Timer I (T4, 0 reliable).
@@ -1061,11 +1097,11 @@ impl TransactionLayer {
         msg: Message,
     ) -> Result<(), ResponseError> {
         let status = msg.status().ok_or(ResponseError::NotAResponse)?;
-        let (t1, t64) = (self.cfg.t1, self.cfg.t64());
         let tx = self
             .servers
             .get_mut(&id.0)
             .ok_or(ResponseError::UnknownTransaction)?;
+        let (t1, t64) = (tx.timers.t1, tx.timers.t64());
         let txid = TxId::Server(id);
         let dest: Destination = tx.source.into();
         let reliable = tx.source.reliable;
@@ -1133,10 +1169,10 @@ impl TransactionLayer {
     }
 
     fn server_timer(&mut self, now: Instant, id: u64, timer: Timer) {
-        let t2 = self.cfg.t2;
         let Some(tx) = self.servers.get_mut(&id) else {
             return;
         };
+        let t2 = tx.timers.t2;
         let sid = ServerTxId(id);
         let txid = TxId::Server(sid);
         match (timer, tx.state) {
@@ -1212,6 +1248,35 @@ impl TransactionLayer {
         }
         self.sink.emit(TuEvent::Dropped {
             reason: DropReason::BadRequest { header, replied },
+            source: Some(source),
+        });
+    }
+
+    /// A new request (never an ACK: those return before) while the table is full: a stateless
+    /// `503 Service Unavailable` with Retry-After (RFC 3261 21.5.4), so that the client backs
+    /// off instead of retransmitting into the overload until its Timer B/F. No state is kept,
+    /// so a retransmission of the request gets another 503 (or a transaction, once there is
+    /// room). The 503 is no larger than the request, so answering does not amplify a flood.
+    fn reject_overload(&mut self, msg: &Message, source: Source) {
+        self.sink.stats.dropped_overload += 1;
+        let mut replied = false;
+        if let Some(after) = self.cfg.overload_retry_after {
+            let tag = self.new_tag();
+            let secs = after.as_secs().max(1).to_string();
+            if let Some(r) = build::response_with(
+                msg,
+                503,
+                "Service Unavailable",
+                Some(&tag),
+                &[("Retry-After", &secs)],
+            ) {
+                self.sink.transmit(source.into(), r.wire(), None);
+                self.sink.stats.overload_answered += 1;
+                replied = true;
+            }
+        }
+        self.sink.emit(TuEvent::Dropped {
+            reason: DropReason::TooManyTransactions { replied },
             source: Some(source),
         });
     }

@@ -61,7 +61,7 @@ mod timer;
 mod types;
 
 pub use build::{ack_for_non_2xx, cancel_for, response_for};
-pub use config::Config;
+pub use config::{Config, DEFAULT_MAX_TRANSACTIONS};
 pub use layer::TransactionLayer;
 pub use timer::Timer;
 pub use types::{

@@ -213,8 +213,10 @@ impl fmt::Display for BadHeader {
 /// Why an incoming message was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// A new request would exceed [`crate::Config::max_transactions`].
-    TooManyTransactions,
+    /// A new request would exceed [`crate::Config::max_transactions`]; `replied` tells whether
+    /// a stateless 503 with Retry-After was sent (not to ACK, not when
+    /// [`crate::Config::overload_retry_after`] is `None`).
+    TooManyTransactions { replied: bool },
     /// A request without the headers transactions are built on; `replied` tells whether a
     /// stateless 400 could be sent (not to ACK, not without a readable Via).
     BadRequest { header: BadHeader, replied: bool },
@@ -225,7 +227,11 @@ pub enum DropReason {
 impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DropReason::TooManyTransactions => f.write_str("transaction limit reached"),
+            DropReason::TooManyTransactions { replied } => write!(
+                f,
+                "transaction limit reached{}",
+                if *replied { " (503 sent)" } else { "" }
+            ),
             DropReason::BadRequest { header, replied } => {
                 write!(
                     f,
@@ -344,6 +350,9 @@ pub struct Stats {
     /// ACKs passed to the TU.
     pub acks_passed_up: u64,
     pub timeouts: u64,
+    /// New requests refused because the table was full (answered with 503 or not).
     pub dropped_overload: u64,
+    /// Of those, the ones answered with a stateless 503.
+    pub overload_answered: u64,
     pub dropped_malformed: u64,
 }

@@ -520,3 +520,54 @@ fn acks_for_2xx_are_the_tus_and_carry_no_transaction() {
         .any(|e| matches!(e, TuEvent::Ack { matched: None, .. })));
     assert_eq!(ack.header(HeaderName::CSeq), Some(&b"1 ACK"[..]));
 }
+
+/// A reload (`set_config`) changes the timers of new transactions only: one that started
+/// before keeps retransmitting and timing out on the old T1.
+#[test]
+fn set_config_applies_to_new_transactions_only() {
+    use std::time::{Duration, Instant};
+    let mut layer = TransactionLayer::new(Config::default());
+    let start = Instant::now();
+    let dest = Destination {
+        remote: "192.0.2.7:5060".parse().unwrap(),
+        flow: None,
+        reliable: false,
+    };
+    let b1 = layer.new_branch();
+    let old = layer
+        .send_request(
+            start,
+            RequestBuilder::new("OPTIONS", Some(&b1)).build(),
+            dest,
+        )
+        .unwrap();
+    layer.set_config(Config::with_t1(Duration::from_millis(100)));
+    assert_eq!(layer.config().t1, Duration::from_millis(100));
+    let b2 = layer.new_branch();
+    assert_ne!(b1, b2, "the seed and counter survive a reload");
+    let new = layer
+        .send_request(
+            start,
+            RequestBuilder::new("OPTIONS", Some(&b2)).build(),
+            dest,
+        )
+        .unwrap();
+    while layer.poll_output().is_some() {}
+    // Run to the end, noting when each transaction timed out (Timer F = 64*T1).
+    let mut ended = Vec::new();
+    while let Some(t) = layer.poll_timeout() {
+        layer.handle_timeout(t);
+        while let Some(o) = layer.poll_output() {
+            if let Output::Event(TuEvent::Timeout { tx, .. }) = o {
+                ended.push((tx, t - start));
+            }
+        }
+    }
+    assert_eq!(
+        ended,
+        [
+            (TxId::Client(new), Duration::from_millis(6400)),
+            (TxId::Client(old), Duration::from_millis(32000)),
+        ]
+    );
+}

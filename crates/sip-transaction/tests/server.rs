@@ -379,7 +379,7 @@ fn malformed_requests_get_a_stateless_400_or_are_dropped() {
 }
 
 #[test]
-fn transaction_limit_drops_new_requests() {
+fn transaction_limit_answers_new_requests_with_503() {
     let cfg = Config {
         max_transactions: 3,
         ..Config::default()
@@ -400,7 +400,7 @@ fn transaction_limit_drops_new_requests() {
             matches!(
                 e,
                 TuEvent::Dropped {
-                    reason: DropReason::TooManyTransactions,
+                    reason: DropReason::TooManyTransactions { replied: true },
                     ..
                 }
             )
@@ -408,9 +408,23 @@ fn transaction_limit_drops_new_requests() {
         .count();
     assert_eq!((created, dropped), (3, 2));
     assert_eq!(p.b.layer.stats().dropped_overload, 2);
+    assert_eq!(p.b.layer.stats().overload_answered, 2);
     assert_eq!(p.b.layer.transaction_count(), 3);
-    // Retransmissions of live transactions still match; nothing was answered for the dropped.
-    assert!(p.b.wire.is_empty());
+    // The refused ones got a stateless 503 with Retry-After (RFC 3261 21.5.4); the live ones
+    // nothing yet (the TU has not answered).
+    assert_eq!(
+        p.b.sent_lines(),
+        [
+            "SIP/2.0 503 Service Unavailable",
+            "SIP/2.0 503 Service Unavailable"
+        ]
+    );
+    let r = Message::parse(p.b.wire[0].bytes.clone()).unwrap();
+    assert_eq!(r.header_by_name("Retry-After"), Some(&b"5"[..]));
+    assert!(r.to().unwrap().unwrap().tag().is_some());
+    assert_eq!(r.top_via().unwrap().unwrap().branch, Some("z9hG4bKlim3"));
+    assert!(p.b.wire.iter().all(|s| s.tx.is_none()), "stateless");
+    p.b.wire.clear();
     // The client side fails fast too.
     let dest = p.dest_ba();
     let now = p.now;
@@ -450,4 +464,33 @@ fn heap_stays_bounded_under_a_flood_of_short_transactions() {
     assert_eq!(p.b.layer.transaction_count(), 0);
     assert_eq!(p.b.layer.index_entries(), 0);
     assert!(peak <= 1024 + 8, "heap peaked at {peak}");
+}
+
+#[test]
+fn transaction_limit_without_retry_after_drops_silently() {
+    let cfg = Config {
+        max_transactions: 1,
+        overload_retry_after: None,
+        ..Config::default()
+    };
+    let mut p = pair_b(cfg, LinkConfig::perfect(), false);
+    for i in 0..3 {
+        p.inject_ab(&options(&format!("z9hG4bKsil{i}")).build());
+    }
+    p.drive_for(ms(10));
+    let replied: Vec<bool> =
+        p.b.take_events()
+            .iter()
+            .filter_map(|e| match e {
+                TuEvent::Dropped {
+                    reason: DropReason::TooManyTransactions { replied },
+                    ..
+                } => Some(*replied),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(replied, [false, false]);
+    assert!(p.b.wire.is_empty());
+    assert_eq!(p.b.layer.stats().dropped_overload, 2);
+    assert_eq!(p.b.layer.stats().overload_answered, 0);
 }

@@ -20,9 +20,10 @@
 //! What leaves, through [`TransportHandle::send`] (never blocks; every queue is bounded and a
 //! full queue is an error and a counted drop):
 //! - a **response** goes on the TCP connection its request came on when `dest.flow` names one
-//!   that is still open; otherwise by its top Via (RFC 3261 18.2.2, RFC 3581 4, see
-//!   [`via::response_target`]): UDP to `received`:`rport`, TCP to `received`:sent-by port over
-//!   an existing connection to that address or a new one;
+//!   that is still open; otherwise over the transport its request came on (`dest.reliable`),
+//!   whatever the Via's transport token says, to the address of its top Via (RFC 3261 18.2.2,
+//!   RFC 3581 4, see [`via::response_target`]): UDP to `received`:`rport` (the source), TCP to
+//!   `received`:sent-by port over an existing connection to that address or a new one;
 //! - a **request** goes over UDP from the socket `dest.flow` names (or the first of the right
 //!   address family), or over TCP on `dest.flow`, an existing connection to `dest.remote`, or a
 //!   new connection (connect timeout). A UDP request larger than
@@ -52,7 +53,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use sip_message::{Limits, Message};
-pub use sip_transaction::{Destination, FlowId, Source};
+pub use sip_transaction::{Destination, FlowId, Source, TxId};
 use tokio::sync::{mpsc, watch};
 
 pub use config::TransportConfig;
@@ -127,6 +128,11 @@ pub struct Outgoing {
     /// connection is gone instead of using or opening another (RFC 5626 flows to clients
     /// behind NAT, which a new connection cannot reach). Default false.
     pub strict_flow: bool,
+    /// The transaction that sent it. A failure found after `send` returned (a connect that
+    /// fails or times out, a write that fails, a datagram the kernel refuses) is reported for
+    /// it on the channel of [`TransportHandle::take_send_failures`], so that the transaction
+    /// layer can treat it as a transport error (RFC 3261 8.1.3.1, 17.1.4). Default None.
+    pub tx: Option<TxId>,
 }
 
 impl Outgoing {
@@ -137,9 +143,54 @@ impl Outgoing {
             local: None,
             route_by_via: true,
             strict_flow: false,
+            tx: None,
         }
     }
+
+    /// The transaction to blame for a later failure (see [`Outgoing::tx`]).
+    pub fn with_tx(mut self, tx: Option<TxId>) -> Outgoing {
+        self.tx = tx;
+        self
+    }
 }
+
+/// Why a message that [`TransportHandle::send`] had accepted did not leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The outbound TCP connect was refused or failed.
+    ConnectFailed,
+    /// The outbound TCP connect did not complete within the connect timeout.
+    ConnectTimeout,
+    /// Writing to the connection failed or timed out, or the connection ended before the
+    /// message was written.
+    WriteFailed,
+    /// The kernel refused the datagram (no route, unreachable network, ...).
+    UdpSendFailed,
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureKind::ConnectFailed => "connect failed",
+            FailureKind::ConnectTimeout => "connect timed out",
+            FailureKind::WriteFailed => "write failed",
+            FailureKind::UdpSendFailed => "datagram not sent",
+        })
+    }
+}
+
+/// A message of transaction `tx` that was queued but could not be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendFailure {
+    pub tx: TxId,
+    pub remote: SocketAddr,
+    pub flow: FlowId,
+    pub protocol: Protocol,
+    pub kind: FailureKind,
+}
+
+/// A queued message and the transaction to blame if it cannot leave.
+pub(crate) type Queued = (Bytes, Option<TxId>);
 
 /// What [`TransportHandle::send`] did: the message is queued on this flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +276,8 @@ pub(crate) struct Inner {
     pub tcp_listen: Vec<SocketAddr>,
     pub conns: Mutex<tcp::ConnTable>,
     incoming: mpsc::Sender<Incoming>,
+    failures: mpsc::Sender<SendFailure>,
+    failures_rx: Mutex<Option<mpsc::Receiver<SendFailure>>>,
     pub shutdown: watch::Sender<bool>,
     pub rt: tokio::runtime::Handle,
 }
@@ -236,6 +289,31 @@ impl Inner {
 
     pub fn conns(&self) -> MutexGuard<'_, tcp::ConnTable> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reports a message that did not leave, when a transaction sent it. A full channel (the
+    /// engine is far behind) loses the report: the transaction then ends by its timer.
+    pub fn report_failure(
+        &self,
+        tx: Option<TxId>,
+        remote: SocketAddr,
+        flow: FlowId,
+        protocol: Protocol,
+        kind: FailureKind,
+    ) {
+        let Some(tx) = tx else { return };
+        let f = SendFailure {
+            tx,
+            remote,
+            flow,
+            protocol,
+            kind,
+        };
+        if self.failures.try_send(f).is_ok() {
+            inc(&self.stats.failures_reported);
+        } else {
+            inc(&self.stats.failures_unreported);
+        }
     }
 
     /// The common receive path for a datagram or a stream frame that is not a keepalive.
@@ -309,12 +387,13 @@ impl Inner {
         remote: SocketAddr,
         flow: Option<FlowId>,
         local: Option<SocketAddr>,
+        tx: Option<TxId>,
     ) -> Result<Sent, SendError> {
         if bytes.len() > MAX_UDP_PAYLOAD {
             return Err(SendError::TooLarge);
         }
         let i = udp::pick(&self.udp, flow, local, remote).ok_or(SendError::NoSocket)?;
-        udp::queue(self, i, bytes, remote)?;
+        udp::queue(self, i, bytes, remote, tx)?;
         Ok(Sent {
             protocol: Protocol::Udp,
             flow: self.udp[i].flow,
@@ -336,6 +415,7 @@ impl Transport {
     ) -> io::Result<(TransportHandle, mpsc::Receiver<Incoming>)> {
         let rt = tokio::runtime::Handle::current();
         let (in_tx, in_rx) = mpsc::channel(cfg.incoming_queue.max(1));
+        let (fail_tx, fail_rx) = mpsc::channel(cfg.incoming_queue.max(1));
         let (shutdown, _) = watch::channel(false);
         let mut next = 1u64;
         let mut udp_socks = Vec::new();
@@ -349,8 +429,8 @@ impl Transport {
                 local,
                 tx,
             });
+            udp_tasks.push((sock, FlowId(next), rx));
             next += 1;
-            udp_tasks.push((sock, rx));
         }
         let mut listeners = Vec::new();
         let mut tcp_listen = Vec::new();
@@ -371,12 +451,14 @@ impl Transport {
             tcp_listen,
             conns: Mutex::new(tcp::ConnTable::default()),
             incoming: in_tx,
+            failures: fail_tx,
+            failures_rx: Mutex::new(Some(fail_rx)),
             shutdown,
             rt,
         });
-        for (i, (sock, rx)) in udp_tasks.into_iter().enumerate() {
+        for (i, (sock, flow, rx)) in udp_tasks.into_iter().enumerate() {
             tokio::spawn(udp::recv_loop(inner.clone(), i, sock.clone()));
-            tokio::spawn(udp::send_loop(inner.clone(), sock, rx));
+            tokio::spawn(udp::send_loop(inner.clone(), sock, flow, rx));
         }
         for l in listeners {
             tokio::spawn(tcp::accept_loop(inner.clone(), l));
@@ -422,13 +504,14 @@ impl TransportHandle {
             local,
             route_by_via,
             strict_flow,
+            tx,
         } = out;
         if is_response(&bytes) {
             // Reliable: the connection the request came on, while it is open (18.2.2).
             // (If it closes between the check and the send, the Via decides below.)
             if let Some(f) = dest.flow {
                 if inner.conns().by_flow.contains_key(&f) {
-                    match tcp::send(inner, bytes.clone(), dest.remote, Some(f), true) {
+                    match tcp::send(inner, bytes.clone(), dest.remote, Some(f), true, tx) {
                         Err(SendError::FlowClosed) => {}
                         r => return r,
                     }
@@ -437,20 +520,25 @@ impl TransportHandle {
             if route_by_via {
                 let msg = Message::parse_with(bytes.clone(), &inner.relaxed)
                     .map_err(|_| SendError::Malformed)?;
-                let t = via::response_target(&msg).map_err(SendError::Route)?;
+                let over = if dest.reliable {
+                    Protocol::Tcp
+                } else {
+                    Protocol::Udp
+                };
+                let t = via::response_target(&msg, over).map_err(SendError::Route)?;
                 return match t.protocol {
-                    Protocol::Udp => inner.send_udp(bytes, t.addr, dest.flow, local),
-                    Protocol::Tcp => tcp::send(inner, bytes, t.addr, None, false),
+                    Protocol::Udp => inner.send_udp(bytes, t.addr, dest.flow, local, tx),
+                    Protocol::Tcp => tcp::send(inner, bytes, t.addr, None, false, tx),
                 };
             }
             return if dest.reliable {
-                tcp::send(inner, bytes, dest.remote, dest.flow, false)
+                tcp::send(inner, bytes, dest.remote, dest.flow, false, tx)
             } else {
-                inner.send_udp(bytes, dest.remote, dest.flow, local)
+                inner.send_udp(bytes, dest.remote, dest.flow, local, tx)
             };
         }
         if dest.reliable {
-            return tcp::send(inner, bytes, dest.remote, dest.flow, strict_flow);
+            return tcp::send(inner, bytes, dest.remote, dest.flow, strict_flow, tx);
         }
         if bytes.len() > inner.cfg.udp_mtu && inner.cfg.large_requests_over_tcp {
             let msg = Message::parse_with(bytes.clone(), &inner.relaxed)
@@ -458,7 +546,7 @@ impl TransportHandle {
             let rewritten = via::set_top_via_transport(&msg, "TCP")
                 .map_err(|_| SendError::Malformed)?
                 .unwrap_or_else(|| msg.wire());
-            let sent = tcp::send(inner, rewritten, dest.remote, None, false)?;
+            let sent = tcp::send(inner, rewritten, dest.remote, None, false, tx)?;
             inc(&inner.stats.switched_to_tcp);
             tracing::debug!(remote = %dest.remote, size = bytes.len(), "large request switched to TCP");
             return Ok(Sent {
@@ -466,7 +554,18 @@ impl TransportHandle {
                 ..sent
             });
         }
-        inner.send_udp(bytes, dest.remote, dest.flow, local)
+        inner.send_udp(bytes, dest.remote, dest.flow, local, tx)
+    }
+
+    /// The receiving end of the channel of [`SendFailure`]s: messages that were queued by
+    /// [`send`](Self::send) for a transaction ([`Outgoing::tx`]) but could not leave. Only the
+    /// first call gets it; without a taker, failures are only counted.
+    pub fn take_send_failures(&self) -> Option<mpsc::Receiver<SendFailure>> {
+        self.inner
+            .failures_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The bound UDP addresses, in configuration order.

@@ -79,6 +79,8 @@ pub(crate) struct Stats {
     pub connections_idle_closed: AtomicU64,
     pub connect_failures: AtomicU64,
     pub open_connections: AtomicU64,
+    pub failures_reported: AtomicU64,
+    pub failures_unreported: AtomicU64,
     drops: [AtomicU64; REASONS.len()],
     parse_errors: Mutex<HashMap<ErrorKind, u64>>,
     framing_errors: Mutex<HashMap<FramingErrorKind, u64>>,
@@ -141,6 +143,8 @@ impl Stats {
             connections_idle_closed: g(&self.connections_idle_closed),
             connect_failures: g(&self.connect_failures),
             open_connections: g(&self.open_connections),
+            failures_reported: g(&self.failures_reported),
+            failures_unreported: g(&self.failures_unreported),
             drops: REASONS
                 .iter()
                 .zip(&self.drops)
@@ -180,6 +184,11 @@ pub struct StatsSnapshot {
     pub connections_idle_closed: u64,
     pub connect_failures: u64,
     pub open_connections: u64,
+    /// Send failures of transactions reported on the failure channel.
+    pub failures_reported: u64,
+    /// Send failures of transactions not reported: the failure channel was full or nobody
+    /// took it.
+    pub failures_unreported: u64,
     /// Non-zero drop counters.
     pub drops: Vec<(DropReason, u64)>,
     /// Messages that failed to parse, by kind (Via errors of requests included).

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sip_message::{Frame, StreamFramer};
-use sip_transaction::FlowId;
+use sip_transaction::{FlowId, TxId};
 use socket2::{Domain, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -19,10 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::stats::inc;
-use crate::{DropReason, Inner, Meta, Protocol, SendError, Sent};
+use crate::{DropReason, FailureKind, Inner, Meta, Protocol, Queued, SendError, Sent};
 
 pub(crate) struct Conn {
-    pub tx: mpsc::Sender<Bytes>,
+    pub tx: mpsc::Sender<Queued>,
     pub remote: SocketAddr,
     /// None while an outbound connect is pending.
     pub local: Option<SocketAddr>,
@@ -56,8 +56,8 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-fn enqueue(inner: &Inner, c: &Conn, b: Bytes) -> Result<(), SendError> {
-    match c.tx.try_send(b) {
+fn enqueue(inner: &Inner, c: &Conn, b: Bytes, tx: Option<TxId>) -> Result<(), SendError> {
+    match c.tx.try_send((b, tx)) {
         Ok(()) => Ok(()),
         Err(mpsc::error::TrySendError::Full(_)) => {
             inner.stats.drop(DropReason::TcpSendQueueFull);
@@ -76,6 +76,7 @@ pub(crate) fn send(
     remote: SocketAddr,
     flow: Option<FlowId>,
     strict: bool,
+    tx: Option<TxId>,
 ) -> Result<Sent, SendError> {
     let sent = |flow, remote, new_connection| Sent {
         protocol: Protocol::Tcp,
@@ -87,7 +88,7 @@ pub(crate) fn send(
     let mut t = inner.conns();
     if let Some(f) = flow {
         if let Some(c) = t.by_flow.get(&f) {
-            enqueue(inner, c, b)?;
+            enqueue(inner, c, b, tx)?;
             return Ok(sent(f, c.remote, false));
         }
         if strict {
@@ -96,7 +97,7 @@ pub(crate) fn send(
     }
     if let Some(&f) = t.by_remote.get(&remote) {
         if let Some(c) = t.by_flow.get(&f) {
-            enqueue(inner, c, b)?;
+            enqueue(inner, c, b, tx)?;
             return Ok(sent(f, remote, false));
         }
     }
@@ -104,12 +105,12 @@ pub(crate) fn send(
         return Err(SendError::TooManyConnections);
     }
     let f = inner.new_flow();
-    let (tx, rx) = mpsc::channel(inner.cfg.tcp_send_queue.max(1));
-    let _ = tx.try_send(b);
+    let (qtx, rx) = mpsc::channel(inner.cfg.tcp_send_queue.max(1));
+    let _ = qtx.try_send((b, tx));
     t.by_flow.insert(
         f,
         Conn {
-            tx,
+            tx: qtx,
             remote,
             local: None,
             inbound: false,
@@ -130,7 +131,7 @@ async fn connect_and_run(
     inner: Arc<Inner>,
     flow: FlowId,
     remote: SocketAddr,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Queued>,
 ) {
     let r = tokio::time::timeout(inner.cfg.tcp_connect_timeout, TcpStream::connect(remote)).await;
     let why = match r {
@@ -143,18 +144,34 @@ async fn connect_and_run(
             run_conn(inner, flow, stream, remote, rx, false).await;
             return;
         }
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "timeout".to_owned(),
+        Ok(Err(e)) => (e.to_string(), FailureKind::ConnectFailed),
+        Err(_) => ("timeout".to_owned(), FailureKind::ConnectTimeout),
     };
     inc(&inner.stats.connect_failures);
+    // Out of the table first, so that no new message is queued behind the failed connect
+    // (a retransmission then opens a new connection, and fails on its own).
+    release(&inner, flow, remote, false);
+    let n = fail_queued(&inner, &mut rx, flow, remote, why.1);
+    inner.stats.drop_n(DropReason::ConnectFailed, n);
+    tracing::debug!(%remote, ?flow, error = %why.0, dropped = n, "TCP connect failed");
+}
+
+/// Closes a connection's queue and reports every message still in it as failed. Returns how
+/// many there were.
+fn fail_queued(
+    inner: &Inner,
+    rx: &mut mpsc::Receiver<Queued>,
+    flow: FlowId,
+    remote: SocketAddr,
+    kind: FailureKind,
+) -> u64 {
     rx.close();
     let mut n = 0;
-    while rx.try_recv().is_ok() {
+    while let Ok((_, tx)) = rx.try_recv() {
         n += 1;
+        inner.report_failure(tx, remote, flow, Protocol::Tcp, kind);
     }
-    inner.stats.drop_n(DropReason::ConnectFailed, n);
-    tracing::debug!(%remote, ?flow, error = %why, dropped = n, "TCP connect failed");
-    release(&inner, flow, remote, false);
+    n
 }
 
 pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
@@ -194,11 +211,11 @@ fn on_accept(inner: &Arc<Inner>, stream: TcpStream, remote: SocketAddr) {
     *t.per_ip.entry(ip).or_default() += 1;
     t.total += 1;
     let flow = inner.new_flow();
-    let (tx, rx) = mpsc::channel(inner.cfg.tcp_send_queue.max(1));
+    let (qtx, rx) = mpsc::channel(inner.cfg.tcp_send_queue.max(1));
     t.by_flow.insert(
         flow,
         Conn {
-            tx,
+            tx: qtx,
             remote,
             local: stream.local_addr().ok(),
             inbound: true,
@@ -257,7 +274,7 @@ async fn run_conn(
     flow: FlowId,
     stream: TcpStream,
     remote: SocketAddr,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Queued>,
     inbound: bool,
 ) {
     let _ = stream.set_nodelay(true);
@@ -317,9 +334,10 @@ async fn run_conn(
                 }
             }
             m = rx.recv() => {
-                let Some(b) = m else { break 'conn Close::Local };
+                let Some((b, tx)) = m else { break 'conn Close::Local };
                 if !write(&mut wr, &b, wlimit).await {
                     inner.stats.drop(DropReason::WriteFailed);
+                    inner.report_failure(tx, remote, flow, Protocol::Tcp, FailureKind::WriteFailed);
                     break 'conn Close::WriteFailed;
                 }
                 inc(&inner.stats.tcp_sent);
@@ -333,4 +351,8 @@ async fn run_conn(
     tracing::debug!(%remote, ?flow, reason = ?why, "TCP connection closed");
     let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
     release(&inner, flow, remote, inbound);
+    // What was queued behind the end of the connection never leaves: its transactions learn
+    // it now instead of at their timeout.
+    let n = fail_queued(&inner, &mut rx, flow, remote, FailureKind::WriteFailed);
+    inner.stats.drop_n(DropReason::WriteFailed, n);
 }

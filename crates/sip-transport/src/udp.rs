@@ -7,18 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sip_transaction::FlowId;
+use sip_transaction::{FlowId, TxId};
 use socket2::{Domain, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::stats::inc;
-use crate::{DropReason, Inner, Meta, Protocol, SendError, TransportConfig};
+use crate::{DropReason, FailureKind, Inner, Meta, Protocol, SendError, TransportConfig};
+
+/// A datagram to send, its destination and the transaction to blame if it cannot leave.
+pub(crate) type Datagram = (Bytes, SocketAddr, Option<TxId>);
 
 pub(crate) struct UdpSock {
     pub flow: FlowId,
     pub local: SocketAddr,
-    pub tx: mpsc::Sender<(Bytes, SocketAddr)>,
+    pub tx: mpsc::Sender<Datagram>,
 }
 
 /// Each datagram is received into one reusable buffer and copied into a `Bytes` of its own
@@ -62,8 +65,17 @@ pub(crate) fn pick(
 }
 
 /// Queues a datagram on socket `i`.
-pub(crate) fn queue(inner: &Inner, i: usize, b: Bytes, to: SocketAddr) -> Result<(), SendError> {
-    match inner.udp[i].tx.try_send((b, to)) {
+pub(crate) fn queue(
+    inner: &Inner,
+    i: usize,
+    b: Bytes,
+    to: SocketAddr,
+    tx: Option<TxId>,
+) -> Result<(), SendError> {
+    let Some(sock) = inner.udp.get(i) else {
+        return Err(SendError::NoSocket);
+    };
+    match sock.tx.try_send((b, to, tx)) {
         Ok(()) => Ok(()),
         Err(mpsc::error::TrySendError::Full(_)) => {
             inner.stats.drop(DropReason::UdpSendQueueFull);
@@ -76,7 +88,8 @@ pub(crate) fn queue(inner: &Inner, i: usize, b: Bytes, to: SocketAddr) -> Result
 pub(crate) async fn send_loop(
     inner: Arc<Inner>,
     sock: Arc<UdpSocket>,
-    mut rx: mpsc::Receiver<(Bytes, SocketAddr)>,
+    flow: FlowId,
+    mut rx: mpsc::Receiver<Datagram>,
 ) {
     let mut shutdown = inner.shutdown.subscribe();
     loop {
@@ -84,12 +97,13 @@ pub(crate) async fn send_loop(
             _ = crate::stopped(&mut shutdown) => break,
             m = rx.recv() => m,
         };
-        let Some((b, to)) = item else { break };
+        let Some((b, to, tx)) = item else { break };
         match sock.send_to(&b, to).await {
             Ok(_) => inc(&inner.stats.udp_sent),
             Err(e) => {
                 inner.stats.drop(DropReason::UdpSendFailed);
                 tracing::debug!(%to, error = %e, "UDP send failed");
+                inner.report_failure(tx, to, flow, Protocol::Udp, FailureKind::UdpSendFailed);
             }
         }
     }
@@ -124,7 +138,7 @@ fn on_datagram(inner: &Inner, idx: usize, pkt: Bytes, src: SocketAddr) {
         match stun::respond(&pkt, src) {
             stun::Response::Success(b) | stun::Response::Error { bytes: b, .. } => {
                 inc(&inner.stats.stun_answered);
-                let _ = queue(inner, idx, Bytes::from(b), src);
+                let _ = queue(inner, idx, Bytes::from(b), src, None);
             }
             stun::Response::Discard(stun::Discard::Indication) => inc(&inner.stats.keepalives),
             stun::Response::Discard(why) => {
@@ -138,7 +152,7 @@ fn on_datagram(inner: &Inner, idx: usize, pkt: Bytes, src: SocketAddr) {
         inc(&inner.stats.keepalives);
         if inner.cfg.udp_keepalive_pong && &pkt[..] == b"\r\n\r\n" {
             inc(&inner.stats.pongs);
-            let _ = queue(inner, idx, Bytes::from_static(b"\r\n"), src);
+            let _ = queue(inner, idx, Bytes::from_static(b"\r\n"), src, None);
         }
         return;
     }
@@ -149,6 +163,6 @@ fn on_datagram(inner: &Inner, idx: usize, pkt: Bytes, src: SocketAddr) {
         protocol: Protocol::Udp,
     };
     if let Some(reply) = inner.on_sip(pkt, meta) {
-        let _ = queue(inner, idx, reply, src);
+        let _ = queue(inner, idx, reply, src, None);
     }
 }

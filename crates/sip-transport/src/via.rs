@@ -217,8 +217,6 @@ pub enum RouteError {
     /// The sent-by is a host name and there is no `received`: RFC 3263 section 5 resolution is
     /// needed, which the transport does not do.
     NeedsResolution,
-    /// A transport other than UDP and TCP.
-    UnsupportedTransport,
 }
 
 impl fmt::Display for RouteError {
@@ -226,7 +224,6 @@ impl fmt::Display for RouteError {
         match self {
             RouteError::Via(e) => e.fmt(f),
             RouteError::NeedsResolution => f.write_str("Via sent-by needs DNS resolution"),
-            RouteError::UnsupportedTransport => f.write_str("Via transport not supported"),
         }
     }
 }
@@ -236,24 +233,22 @@ impl std::error::Error for RouteError {}
 /// The default SIP port (RFC 3261 18.2.2, 19.1.2) for UDP and TCP.
 pub const DEFAULT_PORT: u16 = 5060;
 
-/// Where a response goes (RFC 3261 18.2.2 with RFC 3581 4), once the connection the request came
-/// on (reliable transports) is known to be gone:
-/// - unreliable: the `received` address (else the sent-by IP) and the `rport` port (else the
-///   sent-by port, else 5060);
-/// - reliable: the `received` address (else the sent-by IP) and the sent-by port (else 5060);
+/// Where a response goes (RFC 3261 18.2.2 with RFC 3581 4) over `protocol`, the transport its
+/// request arrived on, once the connection the request came on (reliable transports) is known
+/// to be gone:
+/// - UDP: the `received` address (else the sent-by IP) and the `rport` port (else the sent-by
+///   port, else 5060);
+/// - TCP: the `received` address (else the sent-by IP) and the sent-by port (else 5060);
 ///   `rport` names the client's ephemeral port of the closed connection and is not used.
+///
+/// The transport token of the Via does not choose the protocol: a response goes back the way
+/// its request came (18.2.2 "using the same transport"). A request that arrived over UDP with
+/// a Via naming TLS or SCTP is answered over UDP, at the address it came from.
 ///
 /// `maddr` is deliberately not honoured: on an Internet-facing edge it would let any client
 /// direct responses at a third party.
-pub fn response_target(msg: &Message) -> Result<ViaTarget, RouteError> {
+pub fn response_target(msg: &Message, protocol: Protocol) -> Result<ViaTarget, RouteError> {
     let via = top_via(msg).map_err(RouteError::Via)?;
-    let protocol = if via.transport_is("UDP") {
-        Protocol::Udp
-    } else if via.transport_is("TCP") {
-        Protocol::Tcp
-    } else {
-        return Err(RouteError::UnsupportedTransport);
-    };
     let ip = match (via.received, via.host) {
         (Some(ip), _) => ip,
         (None, Host::V4(a)) => IpAddr::V4(a),
@@ -456,7 +451,16 @@ mod tests {
     }
 
     fn target(via: &str) -> Result<(Protocol, String), RouteError> {
-        response_target(&resp(via)).map(|t| (t.protocol, t.addr.to_string()))
+        let over = if via.contains("/TCP") {
+            Protocol::Tcp
+        } else {
+            Protocol::Udp
+        };
+        target_over(via, over)
+    }
+
+    fn target_over(via: &str, over: Protocol) -> Result<(Protocol, String), RouteError> {
+        response_target(&resp(via), over).map(|t| (t.protocol, t.addr.to_string()))
     }
 
     #[test]
@@ -486,9 +490,31 @@ mod tests {
             target("SIP/2.0/UDP h.example;branch=z9hG4bK1"),
             Err(RouteError::NeedsResolution)
         );
+    }
+
+    #[test]
+    fn the_arrival_transport_decides_not_the_via() {
+        use Protocol::*;
+        // RFC 4475 bext01: a Via naming TLS on a request that came over UDP.
         assert_eq!(
-            target("SIP/2.0/SCTP 192.0.2.1;branch=z9hG4bK1"),
-            Err(RouteError::UnsupportedTransport)
+            target_over(
+                "SIP/2.0/TLS 127.0.0.1:5061;received=192.0.2.9;rport=4000;branch=z9hG4bK1",
+                Udp
+            ),
+            Ok((Udp, "192.0.2.9:4000".into()))
+        );
+        assert_eq!(
+            target_over("SIP/2.0/SCTP 192.0.2.1;branch=z9hG4bK1", Udp),
+            Ok((Udp, "192.0.2.1:5060".into()))
+        );
+        // A request switched from UDP to TCP by its sender, answered after the connection
+        // closed: TCP to received and the sent-by port.
+        assert_eq!(
+            target_over(
+                "SIP/2.0/UDP h:5072;received=192.0.2.1;rport=4000;branch=z9hG4bK1",
+                Tcp
+            ),
+            Ok((Tcp, "192.0.2.1:5072".into()))
         );
     }
 }

@@ -321,6 +321,72 @@ async fn outbound_connection_is_opened_and_reused() {
     assert_eq!(info.local, Some(s.peer_addr().unwrap()));
 }
 
+/// A transaction id as the transaction layer hands them out.
+fn some_tx() -> sip_transport::TxId {
+    use sip_transaction::{testkit::RequestBuilder, Config, TransactionLayer};
+    let mut layer = TransactionLayer::new(Config::default());
+    let branch = layer.new_branch();
+    let id = layer
+        .send_request(
+            std::time::Instant::now(),
+            RequestBuilder::new("OPTIONS", Some(&branch)).build(),
+            Destination {
+                remote: "127.0.0.1:9".parse().unwrap(),
+                flow: None,
+                reliable: true,
+            },
+        )
+        .unwrap();
+    sip_transport::TxId::Client(id)
+}
+
+#[tokio::test]
+async fn failed_connect_is_reported_for_the_transaction() {
+    let (h, _rx) = start(loopback_config()).await;
+    let mut failures = h.take_send_failures().expect("first take");
+    assert!(h.take_send_failures().is_none());
+    let gone = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let remote = gone.local_addr().unwrap();
+    drop(gone);
+    let tx = some_tx();
+    // A large request asked to go over UDP is switched to TCP: send() succeeds, the connect
+    // fails afterwards (RFC 4475 mpart01 through a proxy).
+    let big = "x".repeat(2000);
+    let sent = h
+        .send(
+            Outgoing::new(
+                Bytes::from(request("MESSAGE", &via_tcp("127.0.0.1", "f2"), &big)),
+                Destination {
+                    remote,
+                    flow: None,
+                    reliable: false,
+                },
+            )
+            .with_tx(Some(tx)),
+        )
+        .unwrap();
+    assert!(sent.switched_to_tcp && sent.new_connection);
+    let f = within(failures.recv()).await.expect("a failure report");
+    assert_eq!(f.tx, tx);
+    assert_eq!(f.remote, remote);
+    assert_eq!(f.flow, sent.flow);
+    assert_eq!(f.protocol, Protocol::Tcp);
+    assert_eq!(f.kind, sip_transport::FailureKind::ConnectFailed);
+    // A message without a transaction is counted, not reported.
+    h.send(Outgoing::new(
+        Bytes::from(request("OPTIONS", &via_tcp("127.0.0.1", "f3"), "")),
+        Destination {
+            remote,
+            flow: None,
+            reliable: true,
+        },
+    ))
+    .unwrap();
+    let s = wait_stats(&h, |s| s.connect_failures == 2).await;
+    assert_eq!(s.failures_reported, 1);
+    assert!(failures.try_recv().is_err());
+}
+
 #[tokio::test]
 async fn failed_connect_is_counted() {
     let mut cfg = loopback_config();

@@ -179,6 +179,43 @@ async fn responses_are_routed_by_via() {
 }
 
 #[tokio::test]
+async fn a_udp_request_whose_via_names_tls_is_answered_over_udp() {
+    let (h, mut rx) = start(loopback_config()).await;
+    let server = h.udp_addrs()[0];
+    let c = client().await;
+    let me = c.local_addr().unwrap();
+    // RFC 4475 bext01: the Via says TLS (which this transport does not speak) and no rport.
+    let req = request(
+        "OPTIONS",
+        "SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKtls1",
+        "",
+    );
+    c.send_to(req.as_bytes(), server).await.unwrap();
+    let inc = next(&mut rx).await;
+    let resp = sip_transaction::response_for(&inc.msg, 420, "Bad Extension", Some("t")).unwrap();
+    let mut force = loopback_config();
+    force.force_rport = true;
+    let sent = h
+        .send(Outgoing::new(resp.wire(), inc.source().into()))
+        .unwrap();
+    // Without rport: the received address and the sent-by port, over UDP.
+    assert_eq!(sent.protocol, Protocol::Udp);
+    assert_eq!(sent.remote, addr("127.0.0.1:5061"));
+
+    // With rport (what sipwarden asks of its transport, force_rport): back to the source.
+    let (h2, mut rx2) = start(force).await;
+    c.send_to(req.as_bytes(), h2.udp_addrs()[0]).await.unwrap();
+    let inc = next(&mut rx2).await;
+    let resp = sip_transaction::response_for(&inc.msg, 420, "Bad Extension", Some("t")).unwrap();
+    let sent = h2
+        .send(Outgoing::new(resp.wire(), inc.source().into()))
+        .unwrap();
+    assert_eq!((sent.protocol, sent.remote), (Protocol::Udp, me));
+    let (got, _) = recv_msg(&c).await;
+    assert_eq!(got.status(), Some(420));
+}
+
+#[tokio::test]
 async fn requests_go_out_from_the_flow_socket() {
     let mut cfg = loopback_config();
     cfg.udp.push(addr("127.0.0.1:0"));

@@ -20,9 +20,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use call_engine::{Engine, Event, Output};
+use call_engine::{Engine, EngineConfig, Event, Output};
 use config::{Config, ZoneConfig};
-use sip_transport::{Incoming, Outgoing, Transport, TransportHandle};
+use sip_transport::{Incoming, Outgoing, SendFailure, Transport, TransportHandle};
 use store::RedbStore;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -38,7 +38,10 @@ const SEND_FLUSH: Duration = Duration::from_millis(50);
 
 /// What a reload changes in the running engine task.
 enum Control {
-    Zones(Vec<ZoneConfig>),
+    Reload {
+        zones: Vec<ZoneConfig>,
+        engine: Box<EngineConfig>,
+    },
 }
 
 pub struct Dataplane {
@@ -46,20 +49,34 @@ pub struct Dataplane {
     control: mpsc::Sender<Control>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<String>>,
+    /// What the engine's settings are built from besides the file (kept for reloads).
+    bound: Bound,
+    local_ips: Vec<IpAddr>,
+    seed: u64,
 }
 
 /// Whether a reloadable field (as named by `config::ReloadDiff`) is applied to the running
-/// process. The others (timers, registrar, proxy, transport limits, `server_header`) are
-/// taken at start only: the engine and the transport cannot change them while they run yet.
+/// process: the log level, the zones' networks, the `Server` header, and every setting of the
+/// engine (transaction timers and limits for new transactions, registrar, proxy). Nothing is
+/// dropped: transactions in progress keep their timers, calls in progress continue.
 pub fn applies_live(field: &str) -> bool {
-    field == "general.log_level" || (field.starts_with("zone.") && field.ends_with(".networks"))
+    field == "general.log_level"
+        || field == "general.server_header"
+        || (field.starts_with("zone.") && field.ends_with(".networks"))
+        || field.starts_with("transaction.")
+        || field.starts_with("registrar.")
+        || field.starts_with("proxy.")
 }
 
 /// `running` with the settings that [`applies_live`] taken from `reloaded`.
 pub fn live_part(running: &Config, reloaded: &Config) -> Config {
     let mut c = running.clone();
     c.general.log_level = reloaded.general.log_level;
+    c.general.server_header = reloaded.general.server_header.clone();
     c.zone = reloaded.zone.clone();
+    c.transaction = reloaded.transaction.clone();
+    c.registrar = reloaded.registrar.clone();
+    c.proxy = reloaded.proxy.clone();
     c
 }
 
@@ -84,7 +101,8 @@ impl Dataplane {
             }
         }
         let local_ips = local_addresses(&bound);
-        let cfg = settings::engine(config, &bound, &local_ips, settings::random_seed());
+        let seed = settings::random_seed();
+        let cfg = settings::engine(config, &bound, &local_ips, seed);
         debug!(
             "engine identity: {:?}; registrar domains: {:?}",
             cfg.identity.listeners, cfg.registrar.domains
@@ -97,25 +115,35 @@ impl Dataplane {
             transport: transport.clone(),
             zones: config.zone.clone(),
             last_wall_sync: Instant::now(),
+            overload_log: RateLimited::new(OVERLOAD_LOG_EVERY),
         };
-        let task = tokio::spawn(task.run(incoming, control_rx, stop_rx));
+        let failures = transport
+            .take_send_failures()
+            .ok_or_else(|| "the transport's failure channel is taken".to_owned())?;
+        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx));
         Ok(Dataplane {
             transport,
             control,
             stop,
             task: Some(task),
+            bound,
+            local_ips,
+            seed,
         })
     }
 
-    /// Applies a reloaded configuration's live settings (see [`applies_live`]).
-    pub fn reconfigure(&self, config: &Config) {
-        if self
-            .control
-            .try_send(Control::Zones(config.zone.clone()))
-            .is_err()
-        {
-            warn!("the engine task is busy or gone; the new zone networks are not applied");
+    /// Applies a reloaded configuration's live settings (see [`applies_live`]). Returns false
+    /// when the engine task could not take them (its control queue is full or it is gone).
+    pub fn reconfigure(&self, config: &Config) -> bool {
+        let engine = settings::engine(config, &self.bound, &self.local_ips, self.seed);
+        let sent = self.control.try_send(Control::Reload {
+            zones: config.zone.clone(),
+            engine: Box::new(engine),
+        });
+        if sent.is_err() {
+            warn!("the engine task is busy or gone; the reloaded settings are not applied");
         }
+        sent.is_ok()
     }
 
     /// Resolves, with the reason, if the engine task ends by itself (it should not).
@@ -225,6 +253,41 @@ struct EngineTask {
     transport: TransportHandle,
     zones: Vec<ZoneConfig>,
     last_wall_sync: Instant,
+    overload_log: RateLimited,
+}
+
+/// How often, at most, the refusals of a full transaction table are logged.
+const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A warning that comes in floods: logged at once, then at most once per `every`, with the
+/// number of occurrences since the last line.
+struct RateLimited {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn new(every: Duration) -> Self {
+        RateLimited {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Counts one occurrence; returns how many to report (this one included) when a line is
+    /// due at `now`.
+    fn hit(&mut self, now: Instant) -> Option<u64> {
+        self.suppressed += 1;
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < self.every => None,
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
 }
 
 impl EngineTask {
@@ -232,6 +295,7 @@ impl EngineTask {
     async fn run(
         mut self,
         mut incoming: mpsc::Receiver<Incoming>,
+        mut failures: mpsc::Receiver<SendFailure>,
         mut control: mpsc::Receiver<Control>,
         mut stop: watch::Receiver<bool>,
     ) -> String {
@@ -247,11 +311,20 @@ impl EngineTask {
                 biased;
                 _ = stop.wait_for(|s| *s) => return "stopped".to_owned(),
                 Some(c) = control.recv() => match c {
-                    Control::Zones(z) => {
-                        self.zones = z;
+                    Control::Reload { zones, engine } => {
+                        self.zones = zones;
+                        self.engine.reconfigure(*engine);
+                        debug!("engine reconfigured: {:?}", self.engine.config().registrar);
                         continue;
                     }
                 },
+                Some(f) = failures.recv() => {
+                    // A send that failed after it was queued (a TCP connect refused or timed
+                    // out, a write error): a transport error for its transaction (RFC 3261
+                    // 8.1.3.1, 17.1.4), which the proxy turns into a 503 branch (16.9).
+                    debug!(remote = %f.remote, tx = %f.tx, "{} {}: reported to the transaction", f.protocol, f.kind);
+                    self.engine.handle_transport_error(Instant::now(), f.tx);
+                }
                 msg = incoming.recv() => match msg {
                     Some(m) => self.on_incoming(m),
                     None => return "the transport stopped delivering messages".to_owned(),
@@ -289,11 +362,21 @@ impl EngineTask {
         while let Some(out) = self.engine.poll_output() {
             match out {
                 Output::Transmit { dest, bytes, tx } => {
-                    if let Err(e) = self.transport.send(Outgoing::new(bytes, dest)) {
+                    if let Err(e) = self.transport.send(Outgoing::new(bytes, dest).with_tx(tx)) {
                         debug!(remote = %dest.remote, "send failed: {e}");
                         if let Some(tx) = tx {
                             self.engine.handle_transport_error(Instant::now(), tx);
                         }
+                    }
+                }
+                Output::Event(Event::Overloaded { source, replied }) => {
+                    if let Some(n) = self.overload_log.hit(Instant::now()) {
+                        warn!(
+                            source = %source.remote,
+                            "overload: the transaction table is full (transaction.max_transactions); \
+                             {n} new request(s) refused{} since the last such line",
+                            if replied { " with 503" } else { "" }
+                        );
                     }
                 }
                 Output::Event(ev) => log_event(ev),
@@ -340,11 +423,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_log_level_and_zone_networks_apply_live() {
-        assert!(applies_live("general.log_level"));
-        assert!(applies_live("zone.lan.networks"));
-        assert!(!applies_live("transaction.t1_ms"));
-        assert!(!applies_live("registrar.domains"));
+    fn overload_lines_are_rate_limited() {
+        let t0 = Instant::now();
+        let mut r = RateLimited::new(Duration::from_secs(10));
+        assert_eq!(r.hit(t0), Some(1));
+        for i in 1..100 {
+            assert_eq!(r.hit(t0 + Duration::from_millis(i * 50)), None);
+        }
+        assert_eq!(r.hit(t0 + Duration::from_secs(10)), Some(100));
+        assert_eq!(r.hit(t0 + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn every_reloadable_field_applies_live() {
+        // Every field the configuration calls reloadable is applied by the running process
+        // (docs/CONFIG.md's reload column): change each section and check the diff.
+        let old = Config::default();
+        let mut new = old.clone();
+        new.general.log_level = config::LogLevel::Debug;
+        new.general.server_header = Some("x".into());
+        new.transaction.t1_ms = 250;
+        new.transaction.t2_ms = 5000;
+        new.transaction.t4_ms = 4000;
+        new.transaction.max_transactions = 7;
+        new.transaction.trying_after_ms = 100;
+        new.registrar.enabled = false;
+        new.registrar.domains = vec!["x.example".into()];
+        new.registrar.min_expires = 30;
+        new.registrar.max_expires = 600;
+        new.registrar.default_expires = 300;
+        new.registrar.contact_routing = config::ContactRouting::Contact;
+        new.proxy.record_route = false;
+        new.proxy.max_forks = 2;
+        new.proxy.invite_timeout_s = 10;
+        new.zone[0].networks.truncate(1);
+        let d = Config::diff_reloadable(&old, &new);
+        assert_eq!(d.reloadable.len(), 17, "{:?}", d.reloadable);
+        for f in &d.reloadable {
+            assert!(applies_live(f), "{f} is reloadable but not applied");
+        }
         assert!(!applies_live("zone.dmz"));
+        assert!(!applies_live("transport.udp_mtu"));
+        assert!(!applies_live("listen"));
+        let live = live_part(&old, &old.with_reloadable_from(&new));
+        assert!(Config::diff_reloadable(&live, &new).reloadable.is_empty());
     }
 }

@@ -126,8 +126,9 @@ fn on_hangup(s: &mut Service, dataplane: &Dataplane) {
                 }
             }
             s.log.set_level(running.general.log_level);
-            dataplane.reconfigure(&running);
-            s.config = running;
+            if dataplane.reconfigure(&running) {
+                s.config = running;
+            }
         }
     }
 }

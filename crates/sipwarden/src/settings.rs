@@ -5,7 +5,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use call_engine::{
-    EngineConfig, Listener, LocalIdentity, ProxySettings, RegistrarSettings, Transport,
+    ContactRouting, EngineConfig, Listener, LocalIdentity, ProxySettings, RegistrarSettings,
+    Transport,
 };
 use config::{Config, Protocol};
 use sip_transport::TransportConfig;
@@ -30,6 +31,11 @@ pub fn transport(config: &Config) -> TransportConfig {
         tcp_idle_timeout: t.tcp_idle_timeout(),
         max_connections: t.max_connections as usize,
         max_connections_per_ip: t.max_connections_per_source as usize,
+        // Responses over UDP go back to the source address and port of their request (RFC
+        // 3581 symmetric response routing, for every client): a client behind NAT, or one
+        // whose Via names a port or transport it is not reachable at (RFC 4475 bext01), is
+        // answered where it sent from.
+        force_rport: true,
         ..TransportConfig::default()
     }
 }
@@ -95,6 +101,11 @@ pub fn engine(config: &Config, bound: &Bound, local_ips: &[IpAddr], seed: u64) -
         min_expires: r.min_expires,
         max_expires: r.max_expires,
         default_expires: r.default_expires,
+        contact_routing: match r.contact_routing {
+            config::ContactRouting::Auto => ContactRouting::Auto,
+            config::ContactRouting::Contact => ContactRouting::Contact,
+            config::ContactRouting::Source => ContactRouting::Source,
+        },
         ..RegistrarSettings::default()
     };
 
