@@ -15,9 +15,19 @@
  *
  * Pacing: the packets of all streams form one schedule, packet j being due at
  * start + j / total_rate, stream j mod N; so the N streams are evenly staggered and each one
- * sends at total_rate / N. Due packets are sent with sendmmsg in batches of --batch; between
- * rounds the process sleeps in ppoll on both sockets until the next due time, and receives
- * with recvmmsg whatever arrived.
+ * sends at total_rate / N. Due packets are sent with sendmmsg in batches of --batch, and what
+ * arrived is read with recvmmsg in the same round.
+ *
+ * Latency (--rx-stamp): "kernel" (the default) takes the arrival time from the kernel's
+ * receive timestamp of each datagram (SO_TIMESTAMPNS), so the sink need not be awake when a
+ * packet arrives: the process sleeps on the clock only (clock_nanosleep, rounds at least
+ * --tick-us apart, default 100 us) and reads in batches, which keeps its own CPU use low and
+ * its scheduling delays out of the figures. That timestamp is CLOCK_REALTIME, so the send
+ * time in the payload is CLOCK_REALTIME too (a step of the clock during a run would show as
+ * an outlier; slewing is negligible over microseconds). "user" stamps with CLOCK_MONOTONIC
+ * at both ends, the receive time being read when recvmmsg returns, and sleeps in ppoll on
+ * both sockets so that it wakes for every arrival (more precise pacing, more CPU, and the
+ * sink's own wake-up delay included in the figures).
  *
  * Phases: --warmup seconds (packets flagged, not counted: latching, caches), --seconds of
  * measurement, then --drain-ms of receiving only. The CPU time of --cpu-pid (utime + stime of
@@ -61,6 +71,15 @@ struct stream {
     uint16_t last_seq;
 };
 
+static int kstamp = 1; /* latency from the kernel's receive timestamps (see the top comment) */
+static int64_t tick_ns = 100000;
+
+static int64_t realtime_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
 static int64_t now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -83,6 +102,8 @@ static int udp_socket(int port) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
                             .sin_addr.s_addr = htonl(0x7f000001)};
     if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    int one = 1;
+    if (kstamp && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0) die("SO_TIMESTAMPNS");
     return fd;
 }
 
@@ -125,6 +146,26 @@ static void udp_drops(int a_port, int b_port, uint64_t *sink, uint64_t *other) {
         uint64_t d = strtoull(last + 1, NULL, 10);
         if ((int)port == a_port || (int)port == b_port) *sink += d;
         else *other += d;
+    }
+    fclose(f);
+}
+
+/* Busy and total ticks of one CPU from /proc/stat (busy: everything but idle and iowait). */
+static void cpu_line(int cpu, uint64_t *busy, uint64_t *total) {
+    *busy = *total = 0;
+    if (cpu < 0) return;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return;
+    char line[512], want[32];
+    snprintf(want, sizeof want, "cpu%d ", cpu);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, want, strlen(want))) continue;
+        unsigned long long v[10] = {0};
+        sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]);
+        for (int i = 0; i < 8; i++) *total += v[i];
+        *busy = *total - v[3] - v[4];
+        break;
     }
     fclose(f);
 }
@@ -188,13 +229,13 @@ static void usage(void) {
     fprintf(stderr,
             "usage: rtpload --map FILE --a-port P --b-port P --pps TOTAL --seconds S [--warmup S]\n"
             "               [--drain-ms MS] [--dirs both|ab] [--batch N] [--cpu-pid PID]\n"
-            "               [--srtp-key BASE64]\n");
+            "               [--srtp-key BASE64] [--rx-stamp kernel|user] [--tick-us US]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     const char *map = NULL, *srtp_key = NULL;
-    int a_port = 0, b_port = 0, batch = 64, cpu_pid = 0, both = 1;
+    int a_port = 0, b_port = 0, batch = 64, cpu_pid = 0, both = 1, relay_cpu = -1;
     double pps = 0, seconds = 0, warmup = 1, drain_ms = 500;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -211,11 +252,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--batch")) batch = atoi(v);
         else if (!strcmp(o, "--cpu-pid")) cpu_pid = atoi(v);
         else if (!strcmp(o, "--srtp-key")) srtp_key = v;
+        else if (!strcmp(o, "--rx-stamp")) kstamp = strcmp(v, "user") != 0;
+        else if (!strcmp(o, "--tick-us")) tick_ns = (int64_t)(atof(v) * 1000);
+        else if (!strcmp(o, "--relay-cpu")) relay_cpu = atoi(v);
         else usage();
     }
     if (!map || a_port <= 0 || b_port <= 0 || pps <= 0 || seconds <= 0 || batch < 1 ||
         batch > MAXBATCH || warmup < 0 || seconds > 3600 || warmup > 600 || drain_ms < 0 ||
-        drain_ms > 60000)
+        drain_ms > 60000 || tick_ns < 0 || tick_ns > 20000000)
         usage();
 
     /* The sessions: relay ports (host order). */
@@ -266,6 +310,7 @@ int main(int argc, char **argv) {
     static uint8_t sbuf[2][MAXBATCH][MAXPKT], rbuf[MAXBATCH][MAXPKT];
     static struct mmsghdr smsg[2][MAXBATCH], rmsg[MAXBATCH];
     static struct iovec siov[2][MAXBATCH], riov[MAXBATCH];
+    static char rctl[MAXBATCH][CMSG_SPACE(sizeof(struct timespec))];
     static struct sockaddr_in sdst[2][MAXBATCH];
     int scount[2] = {0, 0};
     static int slot_sid[2][MAXBATCH];
@@ -288,18 +333,19 @@ int main(int argc, char **argv) {
     g_sent_measured = &sent_measured;
     uint64_t recv_measured = 0, recv_warm = 0, recv_foreign = 0, recv_after_100ms = 0;
     int64_t max_lag = 0, lag_over_5ms = 0;
-    uint64_t cpu0 = 0, cpu1 = 0, sink_drops0 = 0, relay_drops0 = 0;
+    uint64_t cpu0 = 0, cpu1 = 0, sink_drops0 = 0, relay_drops0 = 0, core_busy0 = 0, core_total0 = 0;
     double self0 = 0, self1 = 0;
     int measuring = 0;
     uint64_t max_us = 0;
 
     for (;;) {
-        int64_t now = now_ns();
+        int64_t now = now_ns(), round_start = now;
         if (!measuring && now >= t_measure) {
             measuring = 1;
             cpu0 = proc_cpu_ticks(cpu_pid);
             self0 = cpu_seconds_self();
             udp_drops(a_port, b_port, &sink_drops0, &relay_drops0);
+            cpu_line(relay_cpu, &core_busy0, &core_total0);
         }
         if (now >= t_end) break;
 
@@ -332,7 +378,7 @@ int main(int argc, char **argv) {
             p[10] = (uint8_t)(ssrc >> 8);
             p[11] = (uint8_t)ssrc;
             uint32_t magic = MAGIC, sid = (uint32_t)s, flags = (uint32_t)warm;
-            int64_t stamp = now_ns();
+            int64_t stamp = kstamp ? realtime_ns() : now_ns();
             memcpy(p + HDR, &magic, 4);
             memcpy(p + HDR + 4, &sid, 4);
             memcpy(p + HDR + 8, &stamp, 8);
@@ -370,10 +416,27 @@ int main(int argc, char **argv) {
         /* Receive whatever is there, bounded per round. */
         for (int sd = 0; sd < 2; sd++) {
             for (int rounds = 0; rounds < 64; rounds++) {
+                for (int q = 0; q < MAXBATCH; q++) {
+                    rmsg[q].msg_hdr.msg_control = kstamp ? rctl[q] : NULL;
+                    rmsg[q].msg_hdr.msg_controllen = kstamp ? sizeof rctl[q] : 0;
+                }
                 int r = recvmmsg(fd[sd], rmsg, MAXBATCH, MSG_DONTWAIT, NULL);
                 if (r <= 0) break;
-                int64_t t = now_ns();
+                int64_t tmono = now_ns();
                 for (int q = 0; q < r; q++) {
+                    int64_t t = tmono;
+                    if (kstamp) {
+                        t = 0;
+                        for (struct cmsghdr *c = CMSG_FIRSTHDR(&rmsg[q].msg_hdr); c;
+                             c = CMSG_NXTHDR(&rmsg[q].msg_hdr, c)) {
+                            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                                struct timespec ts;
+                                memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                                t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+                            }
+                        }
+                        if (t == 0) t = realtime_ns(); /* no timestamp: the sink's own clock */
+                    }
                     const uint8_t *p = rbuf[q];
                     unsigned len = rmsg[q].msg_len;
                     uint32_t magic, sid, flags;
@@ -394,7 +457,7 @@ int main(int argc, char **argv) {
                     else { x->last_seq = seq; x->have_last = 1; }
                     x->recv++;
                     recv_measured++;
-                    if (t > t_end_send + 100000000LL) recv_after_100ms++;
+                    if (tmono > t_end_send + 100000000LL) recv_after_100ms++;
                     int64_t d = t - stamp;
                     uint64_t us = d > 0 ? (uint64_t)(d / 1000) : 0;
                     if (us > max_us) max_us = us;
@@ -409,7 +472,14 @@ int main(int argc, char **argv) {
         int64_t next = now < t_end_send ? t_start + (int64_t)((double)j * ns_per_pkt) : t_end;
         if (!measuring && next > t_measure) next = t_measure;
         if (next > t_end) next = t_end;
-        if (next > now) {
+        if (kstamp) {
+            /* Arrivals carry their own timestamps: sleep on the clock only, at least one tick
+             * per round, and take what arrived in batches. */
+            if (next < round_start + tick_ns) next = round_start + tick_ns;
+            if (next > t_end) next = t_end;
+            struct timespec to = {.tv_sec = next / 1000000000, .tv_nsec = next % 1000000000};
+            if (next > now) clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &to, NULL);
+        } else if (next > now) {
             struct pollfd pfd[2] = {{.fd = fd[0], .events = POLLIN}, {.fd = fd[1], .events = POLLIN}};
             int64_t w = next - now;
             struct timespec to = {.tv_sec = w / 1000000000, .tv_nsec = w % 1000000000};
@@ -418,7 +488,8 @@ int main(int argc, char **argv) {
     }
     cpu1 = proc_cpu_ticks(cpu_pid);
     self1 = cpu_seconds_self();
-    uint64_t sink_drops1 = 0, relay_drops1 = 0;
+    uint64_t sink_drops1 = 0, relay_drops1 = 0, core_busy1 = 0, core_total1 = 0;
+    cpu_line(relay_cpu, &core_busy1, &core_total1);
     udp_drops(a_port, b_port, &sink_drops1, &relay_drops1);
 
     uint64_t lost = 0, streams_with_loss = 0, late = 0;
@@ -446,15 +517,26 @@ int main(int argc, char **argv) {
             if (acc >= want) { pv[k] = (uint64_t)i; break; }
         }
     }
+    /* Packets the schedule had due in the measured window; fewer sent means the generator fell
+     * behind (CPU shared with the relay): the rate was not really offered. */
+    double q_lo = (double)(t_measure - t_start) / ns_per_pkt, q_hi = (double)(t_end_send - t_start) / ns_per_pkt;
+    uint64_t scheduled = (uint64_t)(q_hi - q_lo + 0.5);
     long hz = sysconf(_SC_CLK_TCK);
+    /* The relay's core: how busy it was, and how much of it went to other processes. */
+    double core_total = (double)(core_total1 - core_total0);
+    double core_busy_pct = core_total > 0 ? 100.0 * (double)(core_busy1 - core_busy0) / core_total : -1;
+    double core_others_pct =
+        core_total > 0 ? 100.0 * ((double)(core_busy1 - core_busy0) - (double)(cpu1 - cpu0)) / core_total : -1;
+    uint64_t late200 = hist[HIST_US];
     double relay_cpu_s = cpu_pid > 0 ? (double)(cpu1 - cpu0) / (double)hz : 0;
     double window_s = seconds + drain_ms / 1000.0;
-    printf("result streams=%d sessions=%d offered_pps=%.0f sent=%llu recv=%llu lost=%llu loss_pct=%.4f "
+    printf("result streams=%d sessions=%d offered_pps=%.0f scheduled=%llu sent=%llu recv=%llu lost=%llu loss_pct=%.4f "
            "send_errors=%llu late=%llu streams_with_loss=%llu worst_stream_loss_pct=%.3f foreign=%llu "
            "warm_sent=%llu warm_recv=%llu p50_us=%llu p99_us=%llu p999_us=%llu max_us=%llu "
            "relay_cpu_s=%.3f relay_cpu_ns_per_pkt=%.0f relay_cpu_pct=%.1f gen_cpu_pct=%.1f "
-           "max_lag_us=%lld lag_over_5ms=%lld recv_100ms_after_end=%llu sink_drops=%llu relay_drops=%llu\n",
-           nstreams, nsess, pps, (unsigned long long)sent_measured, (unsigned long long)recv_measured,
+           "max_lag_us=%lld lag_over_5ms=%lld recv_100ms_after_end=%llu sink_drops=%llu relay_drops=%llu "
+           "late200=%llu lost_or_late_pct=%.4f relay_core_busy_pct=%.1f relay_core_others_pct=%.1f\n",
+           nstreams, nsess, pps, (unsigned long long)scheduled, (unsigned long long)sent_measured, (unsigned long long)recv_measured,
            (unsigned long long)lost, sent_measured ? 100.0 * (double)lost / (double)sent_measured : 0.0,
            (unsigned long long)g_send_errors, (unsigned long long)late, (unsigned long long)streams_with_loss,
            100.0 * worst_stream_loss, (unsigned long long)recv_foreign, (unsigned long long)sent_warm,
@@ -463,6 +545,9 @@ int main(int argc, char **argv) {
            recv_measured ? relay_cpu_s * 1e9 / (double)recv_measured : 0.0, 100.0 * relay_cpu_s / window_s,
            100.0 * (self1 - self0) / window_s, (long long)(max_lag / 1000), (long long)lag_over_5ms,
            (unsigned long long)recv_after_100ms,
-           (unsigned long long)(sink_drops1 - sink_drops0), (unsigned long long)(relay_drops1 - relay_drops0));
+           (unsigned long long)(sink_drops1 - sink_drops0), (unsigned long long)(relay_drops1 - relay_drops0),
+           (unsigned long long)late200,
+           sent_measured ? 100.0 * (double)(lost + late200) / (double)sent_measured : 0.0, core_busy_pct,
+           core_others_pct);
     return 0;
 }
