@@ -147,6 +147,9 @@ class ContractRelay:
             for k in ids:
                 words = self._line(10.0).split()
                 if len(words) != 4 or words[0] != "ok" or words[1] != str(k):
+                    if srtp_key:
+                        raise RelayError("%s refused `create ... srtp=KEY` (no SRTP support yet?): %r"
+                                         % (self.name, " ".join(words)))
                     raise RelayError("%s: create %d answered %r" % (self.name, k, " ".join(words)))
                 ports.append((int(words[2]), int(words[3])))
         return ports
@@ -361,10 +364,10 @@ def describe(r):
     if "error" in r:
         return "%-9s %5d streams %7d pps: ERROR %s" % (r["relay"], r["streams"], r["pps"], r["error"])
     return (
-        "%-9s %5d streams %7d pps: sent %.1f%% of schedule, loss %.3f%% (%d of %d; sink drops %d, relay-socket drops %d), "
+        "%-9s %5d streams %7d pps: sent %.1f%% of schedule, loss %.3f%% (%d of %d; %d later than 200 ms; sink drops %d, relay-socket drops %d), "
         "p50 %d us, p99 %d us, relay CPU %.0f ns/pkt (%.0f%% of a core), rtpload %.0f%%, pacer lag max %.1f ms"
         % (
-            r["relay"], r["streams"], r["pps"], 100 * offered(r), r["loss_pct"], r["lost"], r["sent"], r["sink_drops"],
+            r["relay"], r["streams"], r["pps"], 100 * offered(r), r["loss_pct"], r["lost"], r["sent"], r["late200"], r["sink_drops"],
             r["relay_drops"], r["p50_us"], r["p99_us"], r["relay_cpu_ns_per_pkt"], r["relay_cpu_pct"],
             r["gen_cpu_pct"], r["max_lag_us"] / 1000,
         )

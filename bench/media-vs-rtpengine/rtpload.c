@@ -347,7 +347,8 @@ int main(int argc, char **argv) {
             udp_drops(a_port, b_port, &sink_drops0, &relay_drops0);
             cpu_line(relay_cpu, &core_busy0, &core_total0);
         }
-        if (now >= t_end) break;
+        /* The round at or after t_end still reads: what arrived during the last sleep. */
+        int last_round = now >= t_end;
 
         /* Send everything due, but at most 4096 packets per round so that receiving is not
          * starved when the pacer is behind. */
@@ -467,9 +468,14 @@ int main(int argc, char **argv) {
             }
         }
 
-        /* Sleep until the next due packet (or the end), waking for arrivals. */
+        if (last_round) break;
+
+        /* Sleep until the next due packet (or the end), waking for arrivals; during the drain
+         * (kernel timestamps) in ticks, so that what arrives is read as it comes. */
         now = now_ns();
         int64_t next = now < t_end_send ? t_start + (int64_t)((double)j * ns_per_pkt) : t_end;
+        if (next > t_end_send && now < t_end_send) next = t_end_send;
+        if (now >= t_end_send && next > now + 1000000) next = now + 1000000;
         if (!measuring && next > t_measure) next = t_measure;
         if (next > t_end) next = t_end;
         if (kstamp) {
