@@ -176,6 +176,7 @@ static double cpu_seconds_self(void) {
     return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec + r.ru_stime.tv_usec / 1e6;
 }
 
+#ifdef WITH_SRTP
 static int b64val(int c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
@@ -201,6 +202,7 @@ static int b64decode(const char *s, uint8_t *out, int max) {
     }
     return n;
 }
+#endif
 
 static struct stream *g_st;
 static uint64_t g_send_errors, *g_sent_measured;
