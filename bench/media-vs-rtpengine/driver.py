@@ -501,6 +501,19 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
             fmt(r["relay_cpu_pct"] if r["relay"] != "direct" else None), others(r), r["gen_cpu_pct"], r["hwm_mib"],
             r["setup_s"]))
     w("")
+    w("Summary: latency added over the direct run (generator to sink without relay) at the same size.")
+    w("")
+    w("| streams | relay | relay CPU per packet (ns) | latency p50 / p99 (µs) | added p50 / p99 (µs) |")
+    w("|---:|---|---:|---:|---:|")
+    direct = {r["streams"]: r for r in results if r["test"] == "ladder" and r["relay"] == "direct" and "error" not in r}
+    for r in sorted((r for r in results if r["test"] == "ladder"), key=lambda r: (r["streams"], r["relay"])):
+        if "error" in r or r["relay"] == "direct":
+            continue
+        base = direct.get(r["streams"])
+        added = "%d / %d" % (r["p50_us"] - base["p50_us"], r["p99_us"] - base["p99_us"]) if base else "-"
+        w("| %d | %s | %.0f | %d / %d | %s |" % (
+            r["streams"], r["relay"], r["relay_cpu_ns_per_pkt"], r["p50_us"], r["p99_us"], added))
+    w("")
     w("### Saturation: %d streams, total rate raised until loss >= %.1f %%" % (SAT_STREAMS, LOSS_LIMIT_PCT))
     w("")
     w("| offered pkt/s | relay | sent, % of schedule | loss % | lost or > 200 ms, % | sink / relay socket drops "
