@@ -63,7 +63,7 @@ enum Cipher {
         salt: [u8; 14],
     },
     Gcm {
-        aead: Box<Aes128Gcm>,
+        aead: Aes128Gcm,
         salt: [u8; 12],
     },
 }
@@ -99,7 +99,7 @@ impl Cipher {
 
     fn gcm(key: &[u8; 16], salt: &[u8; 12]) -> Self {
         Self::Gcm {
-            aead: Box::new(Aes128Gcm::new(key.into())),
+            aead: Aes128Gcm::new(key.into()),
             salt: *salt,
         }
     }
@@ -317,10 +317,7 @@ impl SrtpContext {
     }
 
     fn spend(&mut self) -> Result<(), SrtpError> {
-        self.remaining = self
-            .remaining
-            .checked_sub(1)
-            .ok_or(SrtpError::KeyExpired)?;
+        self.remaining = self.remaining.checked_sub(1).ok_or(SrtpError::KeyExpired)?;
         Ok(())
     }
 
@@ -360,9 +357,9 @@ impl SrtpContext {
 
         let (head, rest) = buf.split_at_mut(hdr);
         let (payload, trailer) = rest.split_at_mut(len - hdr);
-        let tag_out = trailer.get_mut(..tag_len).ok_or(SrtpError::BufferTooSmall {
-            needed: out_len,
-        })?;
+        let tag_out = trailer
+            .get_mut(..tag_len)
+            .ok_or(SrtpError::BufferTooSmall { needed: out_len })?;
         match &self.rtp {
             Cipher::Cm { aes, mac, salt } => {
                 cm_xor(aes, &cm_iv(salt, ssrc, index), payload);
@@ -606,9 +603,7 @@ impl SrtpContext {
         }
 
         self.spend()?;
-        let mut w = state
-            .rx
-            .unwrap_or_else(|| ReplayWindow::starting_at(index));
+        let mut w = state.rx.unwrap_or_else(|| ReplayWindow::starting_at(index));
         w.accept(index);
         state.rx = Some(w);
         self.rtcp_streams.put(slot, ssrc, state);

@@ -175,9 +175,8 @@ pub fn plan_offer(
         None
     };
 
-    let answerer_srtp = r.demands_srtp()
-        || r == ZoneSrtpMode::Passthrough
-        || s == ZoneSrtpMode::Rekey;
+    let answerer_srtp =
+        r.demands_srtp() || r == ZoneSrtpMode::Passthrough || s == ZoneSrtpMode::Rekey;
     let (forward_offer, offered) = if answerer_srtp {
         let lines = sdes::offer(&answerer_zone.suites).map_err(PolicyError::Sdes)?;
         (CryptoLines::Replace(lines.clone()), lines)
@@ -216,7 +215,10 @@ impl OfferPlan {
         }
         // Towards the answerer: our offered line it accepted, and its key.
         let answerer_keys = if self.answerer_side == Side::Srtp {
-            Some(sdes::accept_answer(&self.offered, answer).map_err(PolicyError::AnswerRefusedSrtp)?)
+            Some(
+                sdes::accept_answer(&self.offered, answer)
+                    .map_err(PolicyError::AnswerRefusedSrtp)?,
+            )
         } else {
             None
         };

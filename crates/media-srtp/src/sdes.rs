@@ -129,7 +129,11 @@ impl SdesCrypto {
                 got,
                 expected,
             })?;
-        Ok(Self { tag: c.tag, key, lifetime })
+        Ok(Self {
+            tag: c.tag,
+            key,
+            lifetime,
+        })
     }
 
     /// A new line with a fresh key from the OS CSPRNG.
@@ -170,8 +174,8 @@ impl fmt::Display for SdesCrypto {
         let written = B64
             .encode_slice(raw.get(..n).unwrap_or_default(), &mut text)
             .map_err(|_| fmt::Error)?;
-        let b64 = std::str::from_utf8(text.get(..written).unwrap_or_default())
-            .map_err(|_| fmt::Error)?;
+        let b64 =
+            std::str::from_utf8(text.get(..written).unwrap_or_default()).map_err(|_| fmt::Error)?;
         write!(f, "{} {} inline:{}", self.tag, self.profile(), b64)?;
         if let Some(l) = self.lifetime {
             if l.is_power_of_two() {
@@ -373,8 +377,7 @@ mod tests {
         let gcm_reply = SdesCrypto::generate(2, SrtpProfile::AeadAes128Gcm)
             .unwrap()
             .to_string();
-        let (mine, theirs) =
-            with_cryptos(&[&gcm_reply], |c| accept_answer(&ours, c)).unwrap();
+        let (mine, theirs) = with_cryptos(&[&gcm_reply], |c| accept_answer(&ours, c)).unwrap();
         assert_eq!(mine, ours[1]);
         assert_eq!(theirs.tag, 2);
         let wrong = SdesCrypto::generate(2, SrtpProfile::AesCm128HmacSha1_32)

@@ -135,10 +135,7 @@ mod oracle {
                 };
                 let mut session = std::ptr::null_mut();
                 assert_eq!(srtp_create(&mut session, &policy), 0, "srtp_create");
-                Self {
-                    session,
-                    _key: key,
-                }
+                Self { session, _key: key }
             }
         }
 
@@ -197,7 +194,10 @@ mod oracle {
     fn rtp_packet(r: &mut Bytes, seq: u16, ssrc: u32) -> Vec<u8> {
         let cc = usize::from(r.next() % 3);
         let ext = r.next() % 2 == 1;
-        let mut p = vec![0x80 | (cc as u8) | if ext { 0x10 } else { 0 }, r.next() & 0x7f];
+        let mut p = vec![
+            0x80 | (cc as u8) | if ext { 0x10 } else { 0 },
+            r.next() & 0x7f,
+        ];
         p.extend_from_slice(&seq.to_be_bytes());
         p.extend_from_slice(&u32::from(seq).wrapping_mul(160).to_be_bytes());
         p.extend_from_slice(&ssrc.to_be_bytes());
@@ -255,8 +255,13 @@ mod oracle {
         let warmup = rtcp_packet(&mut r, ssrc);
         let first = ours(&mut our_tx, true, true, &warmup);
         assert_eq!(
-            first[first.len() - 4 - if profile == SrtpProfile::AeadAes128Gcm { 0 } else { 10 }..]
-                [..4],
+            first[first.len()
+                - 4
+                - if profile == SrtpProfile::AeadAes128Gcm {
+                    0
+                } else {
+                    10
+                }..][..4],
             [0x80, 0, 0, 0]
         );
         for _ in 0..200 {

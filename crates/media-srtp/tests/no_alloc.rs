@@ -105,7 +105,11 @@ fn protect_and_unprotect_do_not_allocate() {
             assert!(relay.rtp(&mut buf, n).is_ok());
         }
         let after = allocations();
-        assert_eq!(after - before, 0, "{profile}: allocations in the packet loop");
+        assert_eq!(
+            after - before,
+            0,
+            "{profile}: allocations in the packet loop"
+        );
     }
     // The counter is live: a real allocation is seen.
     let before = allocations();

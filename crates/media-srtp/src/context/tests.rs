@@ -147,7 +147,10 @@ fn round_trip(profile: SrtpProfile) {
         let m = rx.unprotect_rtp(&mut buf, n).unwrap();
         assert_eq!(buf[..m], p[..]);
     }
-    let w = rx.rtp_streams.get(rx.rtp_streams.find(0xcafe).unwrap()).unwrap();
+    let w = rx
+        .rtp_streams
+        .get(rx.rtp_streams.find(0xcafe).unwrap())
+        .unwrap();
     assert_eq!(w.highest(), (1 << 16) | 9);
 }
 
@@ -185,10 +188,7 @@ fn replay_and_tamper_are_refused() {
         // The sender refuses to encrypt the same index twice.
         let mut buf = vec![0u8; 128];
         buf[..p.len()].copy_from_slice(&p);
-        assert_eq!(
-            tx.protect_rtp(&mut buf, p.len()),
-            Err(SrtpError::Replayed)
-        );
+        assert_eq!(tx.protect_rtp(&mut buf, p.len()), Err(SrtpError::Replayed));
     }
 }
 

@@ -52,7 +52,9 @@ fn policy(m: ZoneSrtpMode) -> ZoneSrtpPolicy {
 
 #[test]
 fn side_table() {
-    let srtp_offer = vec![Endpoint::new(SrtpProfile::AesCm128HmacSha1_80).line.to_string()];
+    let srtp_offer = vec![Endpoint::new(SrtpProfile::AesCm128HmacSha1_80)
+        .line
+        .to_string()];
     let cases = [
         (Plain, Plain, true, Side::Srtp, Side::Plain),
         (Plain, Plain, false, Side::Plain, Side::Plain),
@@ -64,7 +66,13 @@ fn side_table() {
         (Terminate, Passthrough, true, Side::Srtp, Side::Srtp),
         (Rekey, Plain, true, Side::Srtp, Side::Srtp),
         (Passthrough, Plain, true, Side::Untouched, Side::Untouched),
-        (Passthrough, Passthrough, false, Side::Untouched, Side::Untouched),
+        (
+            Passthrough,
+            Passthrough,
+            false,
+            Side::Untouched,
+            Side::Untouched,
+        ),
         (Passthrough, Terminate, true, Side::Srtp, Side::Srtp),
     ];
     for (s, r, offered, want_s, want_r) in cases {
@@ -86,7 +94,9 @@ fn terminate_refuses_a_plain_offer() {
         PolicyError::SrtpRequired(SdesError::NoAcceptableCrypto { offered: 0 })
     );
     // An offer whose only line uses an MKI is as good as none.
-    let mki = vec!["1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|1:1".to_string()];
+    let mki = vec![
+        "1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|1:1".to_string(),
+    ];
     assert!(matches!(
         with_cryptos(&mki, |c| plan_offer(c, &policy(Terminate), &policy(Plain))),
         Err(PolicyError::SrtpRequired(_))
@@ -99,7 +109,10 @@ fn terminate_refuses_a_plain_offer() {
 fn terminate_wan_to_plain_lan_end_to_end() {
     let wan = Endpoint::new(SrtpProfile::AesCm128HmacSha1_80);
     let offer = vec![wan.line.to_string()];
-    let plan = with_cryptos(&offer, |c| plan_offer(c, &policy(Terminate), &policy(Plain))).unwrap();
+    let plan = with_cryptos(&offer, |c| {
+        plan_offer(c, &policy(Terminate), &policy(Plain))
+    })
+    .unwrap();
     assert_eq!(plan.forward_offer, CryptoLines::Remove);
     let mut done = plan.on_answer(&[]).unwrap();
     let ours = lines(&done.answer_lines);
@@ -170,7 +183,10 @@ fn rekey_uses_different_keys_on_each_side() {
     .unwrap();
     let offered = lines(&plan.forward_offer);
     for l in &offered {
-        assert_ne!(l.key, a.line.key, "the answerer never sees the offerer's key");
+        assert_ne!(
+            l.key, a.line.key,
+            "the answerer never sees the offerer's key"
+        );
     }
     let b = SdesCrypto::generate(offered[0].tag, offered[0].profile()).unwrap();
     let mut done = with_cryptos(&[b.to_string()], |c| plan.on_answer(c)).unwrap();
@@ -215,8 +231,12 @@ fn passthrough_touches_nothing() {
 #[test]
 fn zone_suites_limit_the_choice() {
     let offer = vec![
-        SdesCrypto::generate(1, SrtpProfile::AesCm128HmacSha1_32).unwrap().to_string(),
-        SdesCrypto::generate(2, SrtpProfile::AeadAes128Gcm).unwrap().to_string(),
+        SdesCrypto::generate(1, SrtpProfile::AesCm128HmacSha1_32)
+            .unwrap()
+            .to_string(),
+        SdesCrypto::generate(2, SrtpProfile::AeadAes128Gcm)
+            .unwrap()
+            .to_string(),
     ];
     let wan = ZoneSrtpPolicy {
         mode: Terminate,
@@ -225,5 +245,8 @@ fn zone_suites_limit_the_choice() {
     let plan = with_cryptos(&offer, |c| plan_offer(c, &wan, &policy(Plain))).unwrap();
     let done = plan.on_answer(&[]).unwrap();
     let ours = lines(&done.answer_lines);
-    assert_eq!((ours[0].tag, ours[0].profile()), (2, SrtpProfile::AeadAes128Gcm));
+    assert_eq!(
+        (ours[0].tag, ours[0].profile()),
+        (2, SrtpProfile::AeadAes128Gcm)
+    );
 }
