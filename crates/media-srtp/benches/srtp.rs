@@ -11,6 +11,10 @@ use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use media_srtp::{MasterKey, SrtpContext, SrtpProfile};
 
+#[cfg(libsrtp2)]
+#[path = "../tests/support/libsrtp.rs"]
+mod libsrtp;
+
 const G711: usize = 172;
 
 fn packet(buf: &mut [u8; 256], seq: u16) {
@@ -127,9 +131,54 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
     g.finish();
 }
 
+/// The same loops through libsrtp 2 (system library), for comparison.
+#[cfg(libsrtp2)]
+fn bench_libsrtp(c: &mut Criterion<ThreadCpu>) {
+    use libsrtp::{srtp_protect, srtp_unprotect, Lib};
+    let mut g = c.benchmark_group("libsrtp_g711");
+    g.throughput(Throughput::Elements(1));
+    for p in SrtpProfile::ALL {
+        let mut key_salt = vec![3u8; 16];
+        key_salt.extend(std::iter::repeat_n(4u8, p.salt_len()));
+        let mut tx = Lib::new(p, &key_salt, true);
+        let mut seq = 0u16;
+        let mut buf = [0u8; 256];
+        g.bench_function(format!("protect/{p}"), |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                packet(&mut buf, seq);
+                black_box(
+                    tx.in_place(srtp_protect, black_box(&mut buf), G711)
+                        .unwrap(),
+                )
+            })
+        });
+        let mut sender = Lib::new(p, &key_salt, true);
+        let mut rx = Lib::new(p, &key_salt, false);
+        let mut seq = 0u16;
+        g.bench_function(format!("unprotect/{p}"), |b| {
+            b.iter_batched_ref(
+                || {
+                    seq = seq.wrapping_add(1);
+                    let mut buf = [0u8; 256];
+                    packet(&mut buf, seq);
+                    let n = sender.in_place(srtp_protect, &mut buf, G711).unwrap();
+                    (buf, n)
+                },
+                |(buf, n)| black_box(rx.in_place(srtp_unprotect, buf, *n).unwrap()),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+#[cfg(not(libsrtp2))]
+fn bench_libsrtp(_: &mut Criterion<ThreadCpu>) {}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().with_measurement(ThreadCpu);
-    targets = bench
+    targets = bench, bench_libsrtp
 }
 criterion_main!(benches);
