@@ -41,7 +41,38 @@ pub enum ZoneSrtpMode {
     Passthrough,
 }
 
+/// A configuration value that is not a mode name.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown SRTP mode {0:?} (plain, terminate, rekey, passthrough)")]
+pub struct UnknownMode(pub String);
+
+impl std::str::FromStr for ZoneSrtpMode {
+    type Err = UnknownMode;
+
+    /// The configuration spelling: `plain`, `terminate`, `rekey`,
+    /// `passthrough`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "plain" => Ok(Self::Plain),
+            "terminate" => Ok(Self::Terminate),
+            "rekey" => Ok(Self::Rekey),
+            "passthrough" => Ok(Self::Passthrough),
+            other => Err(UnknownMode(other.to_owned())),
+        }
+    }
+}
+
 impl ZoneSrtpMode {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Terminate => "terminate",
+            Self::Rekey => "rekey",
+            Self::Passthrough => "passthrough",
+        }
+    }
+
     fn demands_srtp(self) -> bool {
         matches!(self, Self::Terminate | Self::Rekey)
     }

@@ -250,3 +250,14 @@ fn zone_suites_limit_the_choice() {
         (2, SrtpProfile::AeadAes128Gcm)
     );
 }
+
+#[test]
+fn modes_parse_from_config_spelling() {
+    for m in [Plain, Terminate, Rekey, Passthrough] {
+        assert_eq!(m.as_str().parse::<ZoneSrtpMode>(), Ok(m));
+    }
+    assert_eq!(
+        "Terminate".parse::<ZoneSrtpMode>(),
+        Err(UnknownMode("Terminate".into()))
+    );
+}
