@@ -106,6 +106,24 @@ impl ZoneSrtpPolicy {
     }
 }
 
+/// Which rule decided a side, for logs and the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Neither zone demands SRTP and one passes it through.
+    Passthrough,
+    /// This side's zone is `terminate` or `rekey`.
+    ZoneDemandsSrtp,
+    /// The other zone is `rekey`.
+    OtherZoneRekeys,
+    /// This zone is `passthrough`, but the other zone terminates SRTP, so
+    /// end-to-end keys are impossible and plain would be a downgrade.
+    PassthroughFacingTermination,
+    /// This `plain` zone's offer asked for SRTP.
+    OfferedSrtp,
+    /// Nothing asks for SRTP on this side.
+    Plain,
+}
+
 /// What one side's media is, as decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -150,6 +168,10 @@ pub struct OfferPlan {
     pub offerer_side: Side,
     /// The answerer's side.
     pub answerer_side: Side,
+    /// Why the offerer's side is what it is.
+    pub offerer_reason: Reason,
+    /// Why the answerer's side is what it is.
+    pub answerer_reason: Reason,
     /// `a=crypto` lines of the offer forwarded to the answerer's zone.
     pub forward_offer: CryptoLines,
     /// Offerer's accepted line and our answer line to it.
@@ -165,6 +187,10 @@ pub struct CryptoPlan {
     pub offerer_side: Side,
     /// The answerer's side.
     pub answerer_side: Side,
+    /// Why the offerer's side is what it is.
+    pub offerer_reason: Reason,
+    /// Why the answerer's side is what it is.
+    pub answerer_reason: Reason,
     /// `a=crypto` lines of the answer returned to the offerer.
     pub answer_lines: CryptoLines,
     /// Applied to packets from the offerer towards the answerer.
@@ -186,6 +212,8 @@ pub fn plan_offer(
         return Ok(OfferPlan {
             offerer_side: Side::Untouched,
             answerer_side: Side::Untouched,
+            offerer_reason: Reason::Passthrough,
+            answerer_reason: Reason::Passthrough,
             forward_offer: CryptoLines::Untouched,
             offerer_keys: None,
             offered: Vec::new(),
@@ -193,10 +221,8 @@ pub fn plan_offer(
     }
 
     let offered_answer = sdes::answer(offer, &offerer_zone.suites);
-    let offerer_srtp = s.demands_srtp()
-        || s == ZoneSrtpMode::Passthrough
-        || r == ZoneSrtpMode::Rekey
-        || offered_answer.is_ok();
+    let offerer_reason = side_reason(s, r, offered_answer.is_ok());
+    let offerer_srtp = offerer_reason != Reason::Plain;
     let offerer_keys = if offerer_srtp {
         Some(offered_answer.map_err(|e| match e {
             SdesError::Random(_) => PolicyError::Sdes(e),
@@ -206,8 +232,10 @@ pub fn plan_offer(
         None
     };
 
-    let answerer_srtp =
-        r.demands_srtp() || r == ZoneSrtpMode::Passthrough || s == ZoneSrtpMode::Rekey;
+    // We never relay an offer "from" the answerer, so its own offer cannot
+    // ask for SRTP.
+    let answerer_reason = side_reason(r, s, false);
+    let answerer_srtp = answerer_reason != Reason::Plain;
     let (forward_offer, offered) = if answerer_srtp {
         let lines = sdes::offer(&answerer_zone.suites).map_err(PolicyError::Sdes)?;
         (CryptoLines::Replace(lines.clone()), lines)
@@ -217,10 +245,29 @@ pub fn plan_offer(
     Ok(OfferPlan {
         offerer_side: side(offerer_srtp),
         answerer_side: side(answerer_srtp),
+        offerer_reason,
+        answerer_reason,
         forward_offer,
         offerer_keys,
         offered,
     })
+}
+
+/// The rule for one side, given its zone's mode, the other zone's, and
+/// whether this side offered a usable line. Only called when the plan is
+/// not a passthrough, so a `passthrough` zone here faces a demanding one.
+fn side_reason(own: ZoneSrtpMode, other: ZoneSrtpMode, offered: bool) -> Reason {
+    if own.demands_srtp() {
+        Reason::ZoneDemandsSrtp
+    } else if other == ZoneSrtpMode::Rekey {
+        Reason::OtherZoneRekeys
+    } else if own == ZoneSrtpMode::Passthrough {
+        Reason::PassthroughFacingTermination
+    } else if offered {
+        Reason::OfferedSrtp
+    } else {
+        Reason::Plain
+    }
 }
 
 fn side(srtp: bool) -> Side {
@@ -239,6 +286,8 @@ impl OfferPlan {
             return Ok(CryptoPlan {
                 offerer_side: Side::Untouched,
                 answerer_side: Side::Untouched,
+                offerer_reason: Reason::Passthrough,
+                answerer_reason: Reason::Passthrough,
                 answer_lines: CryptoLines::Untouched,
                 offerer_to_answerer: SrtpTransform::Passthrough,
                 answerer_to_offerer: SrtpTransform::Passthrough,
@@ -284,6 +333,8 @@ impl OfferPlan {
         Ok(CryptoPlan {
             offerer_side: self.offerer_side,
             answerer_side: self.answerer_side,
+            offerer_reason: self.offerer_reason,
+            answerer_reason: self.answerer_reason,
             answer_lines,
             offerer_to_answerer: o2a,
             answerer_to_offerer: a2o,

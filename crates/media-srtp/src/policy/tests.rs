@@ -83,7 +83,39 @@ fn side_table() {
             (want_s, want_r),
             "{s:?} -> {r:?}, offered SRTP: {offered}"
         );
+        // The reason agrees with the side it explains.
+        for (side, reason) in [
+            (plan.offerer_side, plan.offerer_reason),
+            (plan.answerer_side, plan.answerer_reason),
+        ] {
+            let expected = match reason {
+                Reason::Passthrough => Side::Untouched,
+                Reason::Plain => Side::Plain,
+                _ => Side::Srtp,
+            };
+            assert_eq!(side, expected, "{s:?} -> {r:?}: {reason:?}");
+        }
     }
+}
+
+#[test]
+fn reasons_name_the_rule() {
+    let offer = vec![Endpoint::new(SrtpProfile::AesCm128HmacSha1_80)
+        .line
+        .to_string()];
+    let plan = with_cryptos(&offer, |c| {
+        plan_offer(c, &policy(Passthrough), &policy(Terminate))
+    })
+    .unwrap();
+    assert_eq!(plan.offerer_reason, Reason::PassthroughFacingTermination);
+    assert_eq!(plan.answerer_reason, Reason::ZoneDemandsSrtp);
+    let plan = with_cryptos(&offer, |c| plan_offer(c, &policy(Plain), &policy(Rekey))).unwrap();
+    assert_eq!(plan.offerer_reason, Reason::OtherZoneRekeys);
+    let plan = with_cryptos(&offer, |c| plan_offer(c, &policy(Plain), &policy(Plain))).unwrap();
+    assert_eq!(
+        (plan.offerer_reason, plan.answerer_reason),
+        (Reason::OfferedSrtp, Reason::Plain)
+    );
 }
 
 #[test]
