@@ -7,6 +7,8 @@ use std::process::Command;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(libsrtp2)");
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=PKG_CONFIG_PATH");
+    println!("cargo::rerun-if-env-changed=PKG_CONFIG_LIBDIR");
     let found = Command::new("pkg-config")
         .args(["--exists", "libsrtp2"])
         .status()

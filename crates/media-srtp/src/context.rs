@@ -374,6 +374,8 @@ impl SrtpContext {
                 let nonce = gcm_rtp_nonce(salt, ssrc, index);
                 let tag = aead
                     .encrypt_in_place_detached(Nonce::from_slice(&nonce), head, payload)
+                    // aes-gcm refuses only plaintexts over 64 GiB, which no
+                    // UDP packet is; the mapping is for completeness.
                     .map_err(|_| SrtpError::TooShort)?;
                 tag_out.copy_from_slice(&tag);
             }
@@ -504,6 +506,8 @@ impl SrtpContext {
                 let nonce = gcm_rtcp_nonce(salt, ssrc, index32);
                 let tag = aead
                     .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, payload)
+                    // aes-gcm refuses only plaintexts over 64 GiB, which no
+                    // UDP packet is; the mapping is for completeness.
                     .map_err(|_| SrtpError::TooShort)?;
                 let (tag_out, idx_out) = trailer.split_at_mut(tag_len);
                 tag_out.copy_from_slice(&tag);
