@@ -592,7 +592,7 @@ delete element inet sipwarden_media peer6 { fd00::99 . 5004 . fd00::1 . 40002 }
         };
         // The kept peer element is refreshed along with the new open one.
         assert_eq!(
-            step(&mut d, &mut p, &[armed.clone()], t0),
+            step(&mut d, &mut p, std::slice::from_ref(&armed), t0),
             "delete element inet sipwarden_media peer4 { 203.0.113.5 . 4000 . 198.51.100.1 . 30000 }
 add element inet sipwarden_media open4 { 198.51.100.1 . 30000 timeout 600s }
 add element inet sipwarden_media peer4 { 203.0.113.5 . 4000 . 198.51.100.1 . 30000 timeout 600s }

@@ -1,0 +1,358 @@
+//! The firewall against the real kernel, in two network namespaces this test
+//! creates: `fwt<pid>s` runs the relay and the firewall (zone wan on
+//! 10.77.0.1, zone lan on fd77::1), `fwt<pid>p` holds the peers (A at
+//! 10.77.0.2, B at fd77::2) and the strangers (10.77.0.3, fd77::3), linked
+//! by a veth pair. Runs only as root; prints SKIPPED otherwise. The
+//! namespaces are deleted by name when the test ends, also on failure.
+
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use media_firewall::{Firewall, FirewallConfig};
+use media_relay::{LatchMode, LatchPolicy, MediaRelay, RelayConfig, Side, ZoneConfig};
+use serde_json::Value;
+
+const TABLE: &str = "sipwarden_media";
+
+/// Deletes the namespaces it names when dropped.
+struct Namespaces(Vec<String>);
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `f` on a thread inside namespace `ns`. Threads and processes it
+/// starts stay in `ns`; sockets it creates belong to `ns` wherever used.
+fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = File::open(path).unwrap();
+        // SAFETY: setns on a valid namespace fd; it only changes this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+fn udp(ns: &str, ip: &str) -> UdpSocket {
+    let ip: IpAddr = ip.parse().unwrap();
+    in_ns(ns, move || {
+        let s = UdpSocket::bind((ip, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s
+    })
+}
+
+fn sdp(addr: SocketAddr) -> Vec<u8> {
+    let fam = if addr.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=- 1 1 IN {fam} {ip}\r\ns=-\r\nc=IN {fam} {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\na=rtcp-mux\r\n",
+        ip = addr.ip(),
+        port = addr.port()
+    )
+    .into_bytes()
+}
+
+fn rtp(seq: u16) -> [u8; 172] {
+    let mut p = [0u8; 172];
+    p[0] = 0x80;
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p[8..12].copy_from_slice(&0x1234u32.to_be_bytes());
+    p
+}
+
+fn nft_json(args: &str) -> Value {
+    let mut a = vec!["nft", "-j"];
+    a.extend(args.split(' '));
+    serde_json::from_str(&run(&a)).unwrap()
+}
+
+/// The elements of a set, as "a . b . c" strings, sorted.
+fn elements(set: &str) -> Vec<String> {
+    let v = nft_json(&format!("list set inet {TABLE} {set}"));
+    let mut out = Vec::new();
+    for obj in v["nftables"].as_array().unwrap() {
+        for e in obj["set"]["elem"].as_array().into_iter().flatten() {
+            let val = &e["elem"]["val"];
+            let parts: Vec<String> = val["concat"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| match p {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.push(parts.join(" . "));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Packets counted by the input chain's rule whose JSON contains `needle`.
+fn counter(needle: &str) -> u64 {
+    let v = nft_json(&format!("list chain inet {TABLE} input"));
+    let rules: Vec<&Value> = v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r.to_string().contains(needle))
+        .collect();
+    assert_eq!(rules.len(), 1, "one rule with {needle}");
+    rules[0]["expr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e.get("counter"))
+        .unwrap()["packets"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Media ports bound in this thread's namespace, as "addr . port" open-set
+/// elements, split by family.
+fn bound_elements() -> (Vec<String>, Vec<String>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for (table, out, addr) in [
+        ("/proc/thread-self/net/udp", &mut v4, "10.77.0.1"),
+        ("/proc/thread-self/net/udp6", &mut v6, "fd77::1"),
+    ] {
+        for line in std::fs::read_to_string(table).unwrap().lines().skip(1) {
+            let local = line.split_whitespace().nth(1).unwrap();
+            let port = u16::from_str_radix(local.rsplit_once(':').unwrap().1, 16).unwrap();
+            if (31000..=31199).contains(&port) {
+                out.push(format!("{addr} . {port}"));
+            }
+        }
+    }
+    v4.sort();
+    v6.sort();
+    (v4, v6)
+}
+
+/// Polls `cond` every 5 ms for up to `limit`; returns the time it took.
+fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+fn recv_count(s: &UdpSocket, from: SocketAddr) -> usize {
+    let mut n = 0;
+    let mut buf = [0u8; 2048];
+    while let Ok((_, src)) = s.recv_from(&mut buf) {
+        assert_eq!(src, from);
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn kernel_admits_only_allocated_ports_and_latched_peers() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED kernel_admits_only_allocated_ports_and_latched_peers: needs root (network namespaces, nftables)");
+        return;
+    }
+    for tool in ["ip", "nft"] {
+        if Command::new(tool).arg("-V").output().is_err() {
+            println!(
+                "SKIPPED kernel_admits_only_allocated_ports_and_latched_peers: no {tool} binary"
+            );
+            return;
+        }
+    }
+    let pid = std::process::id();
+    let (srv, peers) = (format!("fwt{pid}s"), format!("fwt{pid}p"));
+    let _cleanup = Namespaces(vec![srv.clone(), peers.clone()]);
+    for ns in [&srv, &peers] {
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        run(&["ip", "netns", "add", ns]);
+    }
+    run(&[
+        "ip", "-n", &srv, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns",
+        &peers,
+    ]);
+    for (ns, addrs) in [
+        (&srv, vec!["10.77.0.1/24", "fd77::1/64"]),
+        (
+            &peers,
+            vec!["10.77.0.2/24", "10.77.0.3/24", "fd77::2/64", "fd77::3/64"],
+        ),
+    ] {
+        for a in addrs {
+            let mut args = vec!["ip", "-n", ns, "addr", "add", a, "dev", "veth0"];
+            if a.contains(':') {
+                args.push("nodad");
+            }
+            run(&args);
+        }
+        run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        run(&["ip", "-n", ns, "link", "set", "veth0", "up"]);
+    }
+
+    let a = udp(&peers, "10.77.0.2");
+    let a_other_port = udp(&peers, "10.77.0.2");
+    let stranger4 = udp(&peers, "10.77.0.3");
+    let b = udp(&peers, "fd77::2");
+    let stranger6 = udp(&peers, "fd77::3");
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+
+    in_ns(&srv, move || {
+        let zone = |name: &str, bind: &str, min: u16| ZoneConfig {
+            name: name.into(),
+            bind: bind.parse().unwrap(),
+            advertise: None,
+            port_min: min,
+            port_max: min + 99,
+            latch: LatchPolicy {
+                mode: LatchMode::SdpAddress,
+                relatch_after_silence: None,
+            },
+        };
+        let cfg = RelayConfig {
+            zones: vec![
+                zone("wan", "10.77.0.1", 31000),
+                zone("lan", "fd77::1", 31100),
+            ],
+            workers: 1,
+            ..RelayConfig::default()
+        };
+        let fw = Firewall::start(FirewallConfig::for_relay(&cfg)).unwrap();
+        let (relay, _events) = MediaRelay::start_with_hook(&cfg, Some(fw.hook())).unwrap();
+
+        // Before a call: the table with both drop rules, no element.
+        let listing = run(&["nft", "list", "table", "inet", TABLE]);
+        assert!(
+            listing.contains("ip daddr 10.77.0.1 udp dport 31000-31099 counter packets 0 bytes 0 drop comment \"sipwarden zone wan\""),
+            "{listing}"
+        );
+        assert!(
+            listing.contains("ip6 daddr fd77::1 udp dport 31100-31199 counter packets 0 bytes 0 drop comment \"sipwarden zone lan\""),
+            "{listing}"
+        );
+        for set in ["open4", "open6", "peer4", "peer6"] {
+            assert_eq!(elements(set), Vec::<String>::new(), "{set} before a call");
+        }
+
+        // Offer and answer: exactly the bound ports are open.
+        let id = relay.create_session("wan", "lan").unwrap();
+        let t = Instant::now();
+        relay.offer(id, Side::A, &sdp(a_addr)).unwrap();
+        assert!(fw.sync(Duration::from_secs(1)));
+        println!("allocation -> elements in the kernel: {:?}", t.elapsed());
+        relay.answer(id, Side::B, &sdp(b_addr)).unwrap();
+        assert!(fw.sync(Duration::from_secs(1)));
+        let p = relay.ports(id).unwrap()[0];
+        let (want4, want6) = bound_elements();
+        assert!(want4.contains(&format!("10.77.0.1 . {}", p.a)), "{want4:?}");
+        assert!(want6.contains(&format!("fd77::1 . {}", p.b)), "{want6:?}");
+        assert_eq!(elements("open4"), want4);
+        assert_eq!(elements("open6"), want6);
+        assert_eq!(elements("peer4"), Vec::<String>::new());
+
+        // Media both ways latches both legs: only the peers remain.
+        let (relay_a, relay_b): (SocketAddr, SocketAddr) = (
+            format!("10.77.0.1:{}", p.a).parse().unwrap(),
+            format!("[fd77::1]:{}", p.b).parse().unwrap(),
+        );
+        for seq in 0..3 {
+            a.send_to(&rtp(seq), relay_a).unwrap();
+            b.send_to(&rtp(seq), relay_b).unwrap();
+        }
+        assert_eq!(recv_count(&b, relay_b), 3);
+        assert_eq!(recv_count(&a, relay_a), 3);
+        assert!(fw.sync(Duration::from_secs(1)));
+        let peer4 = format!("10.77.0.2 . {} . 10.77.0.1 . {}", a_addr.port(), p.a);
+        let peer6 = format!("fd77::2 . {} . fd77::1 . {}", b_addr.port(), p.b);
+        assert_eq!(elements("peer4"), vec![peer4]);
+        assert_eq!(elements("peer6"), vec![peer6]);
+        let (mut rest4, mut rest6) = bound_elements();
+        rest4.retain(|e| *e != format!("10.77.0.1 . {}", p.a));
+        rest6.retain(|e| *e != format!("fd77::1 . {}", p.b));
+        assert_eq!(elements("open4"), rest4);
+        assert_eq!(elements("open6"), rest6);
+
+        // Strangers (another host, or the peer's host from another port)
+        // are dropped by the kernel: the drop rules count them and the
+        // relay never sees them. The latched peers pass.
+        let drop4 = counter("sipwarden zone wan");
+        let drop6 = counter("sipwarden zone lan");
+        let pass4 = counter("\"@peer4\"");
+        let pass6 = counter("\"@peer6\"");
+        let before = relay.stats(id).unwrap().streams[0];
+        for seq in 10..20 {
+            stranger4.send_to(&rtp(seq), relay_a).unwrap();
+            a_other_port.send_to(&rtp(seq), relay_a).unwrap();
+            stranger6.send_to(&rtp(seq), relay_b).unwrap();
+        }
+        for seq in 20..30 {
+            a.send_to(&rtp(seq), relay_a).unwrap();
+            b.send_to(&rtp(seq), relay_b).unwrap();
+        }
+        assert_eq!(recv_count(&b, relay_b), 10, "only A's packets reach B");
+        assert_eq!(recv_count(&a, relay_a), 10, "only B's packets reach A");
+        assert_eq!(counter("sipwarden zone wan") - drop4, 20);
+        assert_eq!(counter("sipwarden zone lan") - drop6, 10);
+        assert_eq!(counter("\"@peer4\"") - pass4, 10);
+        assert_eq!(counter("\"@peer6\"") - pass6, 10);
+        let after = relay.stats(id).unwrap().streams[0];
+        assert_eq!(after.a_to_b.rtp_in - before.a_to_b.rtp_in, 10);
+        assert_eq!(after.b_to_a.rtp_in - before.b_to_a.rtp_in, 10);
+        assert_eq!(after.a_to_b.drops.total() + after.b_to_a.drops.total(), 0);
+
+        // Release: every element is gone within a second, and the port is
+        // closed at the filter even for the former peer.
+        let t = Instant::now();
+        relay.release(id).unwrap();
+        let gone = within(Duration::from_secs(1), || {
+            ["open4", "open6", "peer4", "peer6"]
+                .iter()
+                .all(|s| elements(s).is_empty())
+        });
+        println!("release -> elements gone (as nft lists them): {gone:?}");
+        assert!(gone.is_some(), "elements still there 1 s after release");
+        let drop4 = counter("sipwarden zone wan");
+        a.send_to(&rtp(99), relay_a).unwrap();
+        assert_eq!(recv_count(&b, relay_b), 0);
+        assert_eq!(counter("sipwarden zone wan") - drop4, 1);
+        let _ = t;
+
+        let st = fw.stats();
+        println!("firewall stats: {st:?}");
+        assert_eq!(st.failures, 0, "{st:?}");
+        relay.shutdown();
+        fw.stop().unwrap();
+        let tables = run(&["nft", "list", "tables"]);
+        assert!(!tables.contains(TABLE), "{tables}");
+    });
+}
