@@ -111,6 +111,21 @@ fn elements(set: &str) -> Vec<String> {
     out
 }
 
+/// (timeout, expires) of each element of a set, in seconds.
+fn timeouts(set: &str) -> Vec<(u64, u64)> {
+    let v = nft_json(&format!("list set inet {TABLE} {set}"));
+    let mut out = Vec::new();
+    for obj in v["nftables"].as_array().unwrap() {
+        for e in obj["set"]["elem"].as_array().into_iter().flatten() {
+            out.push((
+                e["elem"]["timeout"].as_u64().unwrap(),
+                e["elem"]["expires"].as_u64().unwrap(),
+            ));
+        }
+    }
+    out
+}
+
 /// Packets counted by the input chain's rule whose JSON contains `needle`.
 fn counter(needle: &str) -> u64 {
     let v = nft_json(&format!("list chain inet {TABLE} input"));
@@ -176,26 +191,29 @@ fn recv_count(s: &UdpSocket, from: SocketAddr) -> usize {
     n
 }
 
-#[test]
-fn kernel_admits_only_allocated_ports_and_latched_peers() {
+/// Creates the two namespaces (`fwt<pid><tag>s`, `fwt<pid><tag>p`) and
+/// their link; `None` (after printing SKIPPED) when not root or a tool is
+/// missing. The guard deletes them.
+fn testbed(test: &str, tag: &str) -> Option<(Namespaces, String, String)> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("SKIPPED kernel_admits_only_allocated_ports_and_latched_peers: needs root (network namespaces, nftables)");
-        return;
+        println!("SKIPPED {test}: needs root (network namespaces, nftables)");
+        return None;
     }
     for tool in ["ip", "nft"] {
         if Command::new(tool).arg("-V").output().is_err() {
-            println!(
-                "SKIPPED kernel_admits_only_allocated_ports_and_latched_peers: no {tool} binary"
-            );
-            return;
+            println!("SKIPPED {test}: no {tool} binary");
+            return None;
         }
     }
     let pid = std::process::id();
-    let (srv, peers) = (format!("fwt{pid}s"), format!("fwt{pid}p"));
-    let _cleanup = Namespaces(vec![srv.clone(), peers.clone()]);
+    let (srv, peers) = (format!("fwt{pid}{tag}s"), format!("fwt{pid}{tag}p"));
+    let guard = Namespaces(vec![srv.clone(), peers.clone()]);
     for ns in [&srv, &peers] {
-        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", ns])
+            .stderr(std::process::Stdio::null())
+            .status();
         run(&["ip", "netns", "add", ns]);
     }
     run(&[
@@ -219,7 +237,38 @@ fn kernel_admits_only_allocated_ports_and_latched_peers() {
         run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         run(&["ip", "-n", ns, "link", "set", "veth0", "up"]);
     }
+    Some((guard, srv, peers))
+}
 
+fn relay_config() -> RelayConfig {
+    let zone = |name: &str, bind: &str, min: u16| ZoneConfig {
+        name: name.into(),
+        bind: bind.parse().unwrap(),
+        advertise: None,
+        port_min: min,
+        port_max: min + 99,
+        latch: LatchPolicy {
+            mode: LatchMode::SdpAddress,
+            relatch_after_silence: None,
+        },
+    };
+    RelayConfig {
+        zones: vec![
+            zone("wan", "10.77.0.1", 31000),
+            zone("lan", "fd77::1", 31100),
+        ],
+        workers: 1,
+        ..RelayConfig::default()
+    }
+}
+
+#[test]
+fn kernel_admits_only_allocated_ports_and_latched_peers() {
+    let Some((_cleanup, srv, peers)) =
+        testbed("kernel_admits_only_allocated_ports_and_latched_peers", "a")
+    else {
+        return;
+    };
     let a = udp(&peers, "10.77.0.2");
     let a_other_port = udp(&peers, "10.77.0.2");
     let stranger4 = udp(&peers, "10.77.0.3");
@@ -228,25 +277,7 @@ fn kernel_admits_only_allocated_ports_and_latched_peers() {
     let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
 
     in_ns(&srv, move || {
-        let zone = |name: &str, bind: &str, min: u16| ZoneConfig {
-            name: name.into(),
-            bind: bind.parse().unwrap(),
-            advertise: None,
-            port_min: min,
-            port_max: min + 99,
-            latch: LatchPolicy {
-                mode: LatchMode::SdpAddress,
-                relatch_after_silence: None,
-            },
-        };
-        let cfg = RelayConfig {
-            zones: vec![
-                zone("wan", "10.77.0.1", 31000),
-                zone("lan", "fd77::1", 31100),
-            ],
-            workers: 1,
-            ..RelayConfig::default()
-        };
+        let cfg = relay_config();
         let fw = Firewall::start(FirewallConfig::for_relay(&cfg)).unwrap();
         let (relay, _events) = MediaRelay::start_with_hook(&cfg, Some(fw.hook())).unwrap();
 
@@ -279,6 +310,9 @@ fn kernel_admits_only_allocated_ports_and_latched_peers() {
         assert_eq!(elements("open4"), want4);
         assert_eq!(elements("open6"), want6);
         assert_eq!(elements("peer4"), Vec::<String>::new());
+        for (timeout, _) in timeouts("open4").into_iter().chain(timeouts("open6")) {
+            assert_eq!(timeout, 15 * 60, "default element timeout");
+        }
 
         // Media both ways latches both legs: only the peers remain.
         let (relay_a, relay_b): (SocketAddr, SocketAddr) = (
@@ -354,5 +388,78 @@ fn kernel_admits_only_allocated_ports_and_latched_peers() {
         fw.stop().unwrap();
         let tables = run(&["nft", "list", "tables"]);
         assert!(!tables.contains(TABLE), "{tables}");
+    });
+}
+
+#[test]
+fn elements_are_refreshed_and_a_table_edited_by_hand_is_rebuilt() {
+    let Some((_cleanup, srv, peers)) = testbed(
+        "elements_are_refreshed_and_a_table_edited_by_hand_is_rebuilt",
+        "b",
+    ) else {
+        return;
+    };
+    let a = udp(&peers, "10.77.0.2");
+    let b = udp(&peers, "fd77::2");
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    in_ns(&srv, move || {
+        let cfg = relay_config();
+        let fw = Firewall::start(FirewallConfig {
+            element_timeout: Duration::from_secs(10),
+            ..FirewallConfig::for_relay(&cfg)
+        })
+        .unwrap();
+        let (relay, _events) = MediaRelay::start_with_hook(&cfg, Some(fw.hook())).unwrap();
+        let id = relay.create_session("wan", "lan").unwrap();
+        relay.offer(id, Side::A, &sdp(a_addr)).unwrap();
+        relay.answer(id, Side::B, &sdp(b_addr)).unwrap();
+        assert!(fw.sync(Duration::from_secs(1)));
+        let t0 = Instant::now();
+        let all = || {
+            let mut t = timeouts("open4");
+            t.extend(timeouts("open6"));
+            t
+        };
+        assert!(!all().is_empty());
+        assert!(all().iter().all(|&(t, e)| t == 10 && e >= 9), "{:?}", all());
+
+        // Past half the timeout the elements were added again: without the
+        // refresh they would expire in about 4 s.
+        std::thread::sleep(Duration::from_millis(5600).saturating_sub(t0.elapsed()));
+        assert!(all().iter().all(|&(_, e)| e >= 8), "{:?}", all());
+        assert!(fw.stats().batches >= 2, "{:?}", fw.stats());
+
+        // Someone removes elements by hand: the next delete fails, and the
+        // table is rebuilt from the relay's state.
+        run(&["nft", "flush", "set", "inet", TABLE, "open6"]);
+        relay.release(id).unwrap();
+        let settled = within(Duration::from_secs(2), || fw.stats().resyncs == 1);
+        assert!(settled.is_some(), "{:?}", fw.stats());
+        let st = fw.stats();
+        assert_eq!(st.failures, 1, "{st:?}");
+        assert!(
+            st.last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("No such file"),
+            "{st:?}"
+        );
+        for set in ["open4", "open6", "peer4", "peer6"] {
+            assert_eq!(elements(set), Vec::<String>::new(), "{set} after resync");
+        }
+        assert_eq!(counter("sipwarden zone wan"), 0, "drop rules are back");
+
+        // And the next call is handled normally.
+        let id = relay.create_session("wan", "lan").unwrap();
+        relay.offer(id, Side::A, &sdp(a_addr)).unwrap();
+        assert!(fw.sync(Duration::from_secs(1)));
+        let p = relay.ports(id).unwrap()[0];
+        assert!(elements("open4").contains(&format!("10.77.0.1 . {}", p.a)));
+        relay.release(id).unwrap();
+        assert!(fw.sync(Duration::from_secs(1)));
+        assert_eq!(elements("open4"), Vec::<String>::new());
+        assert_eq!(fw.stats().failures, 1);
+        relay.shutdown();
+        fw.stop().unwrap();
     });
 }
