@@ -366,7 +366,6 @@ fn kernel_admits_only_allocated_ports_and_latched_peers() {
 
         // Release: every element is gone within a second, and the port is
         // closed at the filter even for the former peer.
-        let t = Instant::now();
         relay.release(id).unwrap();
         let gone = within(Duration::from_secs(1), || {
             ["open4", "open6", "peer4", "peer6"]
@@ -379,7 +378,6 @@ fn kernel_admits_only_allocated_ports_and_latched_peers() {
         a.send_to(&rtp(99), relay_a).unwrap();
         assert_eq!(recv_count(&b, relay_b), 0);
         assert_eq!(counter("sipwarden zone wan") - drop4, 1);
-        let _ = t;
 
         let st = fw.stats();
         println!("firewall stats: {st:?}");
@@ -459,6 +457,34 @@ fn elements_are_refreshed_and_a_table_edited_by_hand_is_rebuilt() {
         assert!(fw.sync(Duration::from_secs(1)));
         assert_eq!(elements("open4"), Vec::<String>::new());
         assert_eq!(fw.stats().failures, 1);
+
+        // A burst of calls (all the wan pairs but a few): one script per
+        // nft run at most, so far fewer runs than calls.
+        let before = fw.stats().batches;
+        let t = Instant::now();
+        let ids: Vec<_> = (0..45)
+            .map(|_| {
+                let id = relay.create_session("wan", "lan").unwrap();
+                relay.offer(id, Side::A, &sdp(a_addr)).unwrap();
+                id
+            })
+            .collect();
+        assert!(fw.sync(Duration::from_secs(2)));
+        let up = t.elapsed();
+        assert_eq!(elements("open4").len(), 45);
+        assert_eq!(elements("open6").len(), 45);
+        let t = Instant::now();
+        for id in ids {
+            relay.release(id).unwrap();
+        }
+        assert!(fw.sync(Duration::from_secs(2)));
+        let down = t.elapsed();
+        assert_eq!(elements("open4"), Vec::<String>::new());
+        let runs = fw.stats().batches - before;
+        println!(
+            "45 calls: offers to elements in the kernel {up:?}, releases to elements gone {down:?}, {runs} nft runs"
+        );
+        assert!(runs < 45, "{runs} nft runs for 45 calls and 45 releases");
         relay.shutdown();
         fw.stop().unwrap();
     });
