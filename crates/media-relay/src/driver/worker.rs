@@ -469,6 +469,9 @@ impl Worker {
             .register(&mut socket, Token(slot), Interest::READABLE)
             .is_err()
         {
+            if slot < self.socks.len() {
+                self.free_socks.push(slot);
+            }
             if let Some(hook) = &self.hook {
                 if let Some(Some(s)) = self.sessions.get(si) {
                     hook.on_event(&HookEvent::Closed { id: s.id, local });
