@@ -127,6 +127,15 @@
 //! one `sendmmsg`. Buffers, batch structures and tables are allocated when a
 //! worker starts or a socket is added, never per packet.
 //!
+//! # Hook for the host firewall
+//!
+//! [`MediaRelay::start_with_hook`] takes a [`MediaHook`] that hears about
+//! every media socket: bound, latched (and re-latched), armed for a new
+//! latch by a new offer/answer, closed. The `media-firewall` crate turns
+//! these into nftables set elements so that the kernel drops what the relay
+//! would drop anyway, before it costs a wake-up. Without a hook the packet
+//! path does nothing more than test an `Option`.
+//!
 //! # SRTP
 //!
 //! The relay does not know SRTP: [`PacketTransform`] is an in-place
@@ -147,6 +156,7 @@
 pub mod bench;
 mod control;
 mod driver;
+mod hook;
 mod ports;
 pub mod rtp;
 mod session;
@@ -158,6 +168,7 @@ pub use control::{
     ZoneId,
 };
 pub use driver::{MediaRelay, MAX_DATAGRAM};
+pub use hook::{HookEvent, MediaHook};
 pub use ports::PortPool;
 pub use session::{
     is_private, LatchMode, LatchPolicy, MediaSession, PeerAddrs, PerSide, Side, SocketKind, Stream,

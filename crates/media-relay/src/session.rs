@@ -291,6 +291,21 @@ impl Stream {
         self.leg(side).rtcp.latched
     }
 
+    /// The latching rules of `side`'s leg.
+    pub fn latch_policy(&self, side: Side) -> LatchPolicy {
+        self.leg(side).policy
+    }
+
+    /// The latched source of `side`'s path that receives on `socket`, and
+    /// whether a new offer/answer has armed the path for one new latch.
+    pub fn latch_state(&self, side: Side, socket: SocketKind) -> (Option<SocketAddr>, bool) {
+        let p = match socket {
+            SocketKind::Rtp => &self.leg(side).rtp,
+            SocketKind::Rtcp => &self.leg(side).rtcp,
+        };
+        (p.latched, p.armed)
+    }
+
     /// True when RTCP shares the RTP ports on both legs.
     pub fn rtcp_mux(&self) -> bool {
         self.mux

@@ -22,6 +22,7 @@ use mio::{Poll, Waker};
 use crate::control::{
     Controller, RelayConfig, SdpKind, SessionId, StreamPorts, StreamUpdate, ZoneId,
 };
+use crate::hook::{HookEvent, MediaHook};
 use crate::session::{PerSide, Side, SocketKind};
 use crate::stats::{DirectionStats, SessionStats};
 use crate::transform::PacketTransform;
@@ -52,7 +53,9 @@ pub struct MediaRelay {
     control: Mutex<Control>,
     workers: Vec<WorkerHandle>,
     binds: Vec<IpAddr>,
+    zone_names: Vec<String>,
     media_timeout: Duration,
+    hook: Option<Arc<dyn MediaHook>>,
 }
 
 impl std::fmt::Debug for MediaRelay {
@@ -67,6 +70,15 @@ impl MediaRelay {
     /// Validates `cfg`, starts the workers and returns the relay with the
     /// receiving end of its event channel. No media socket is bound yet.
     pub fn start(cfg: &RelayConfig) -> Result<(Self, Receiver<MediaEvent>), MediaError> {
+        Self::start_with_hook(cfg, None)
+    }
+
+    /// As [`MediaRelay::start`], with a hook told about every media socket
+    /// (see [`HookEvent`]); `None` is exactly [`MediaRelay::start`].
+    pub fn start_with_hook(
+        cfg: &RelayConfig,
+        hook: Option<Arc<dyn MediaHook>>,
+    ) -> Result<(Self, Receiver<MediaEvent>), MediaError> {
         let ctl = Controller::new(cfg)?;
         let n = match cfg.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -78,7 +90,7 @@ impl MediaRelay {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = mpsc::sync_channel(cfg.command_capacity.max(1));
-            let w = Worker::new(poll, rx, events_tx.clone());
+            let w = Worker::new(poll, rx, events_tx.clone(), hook.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
                 .spawn(move || w.run())?;
@@ -98,7 +110,9 @@ impl MediaRelay {
                 }),
                 workers,
                 binds,
+                zone_names: cfg.zones.iter().map(|z| z.name.clone()).collect(),
                 media_timeout: cfg.media_timeout,
+                hook,
             },
             events_rx,
         ))
@@ -185,6 +199,14 @@ impl MediaRelay {
                     for side in [Side::A, Side::B] {
                         let key = (*zones.of(side), *rtp_ports.of(side));
                         if let Some(socket) = bound.remove(&key) {
+                            self.report_bound(
+                                id,
+                                key.0,
+                                media_index,
+                                side,
+                                SocketKind::Rtp,
+                                &socket,
+                            );
                             sockets.push(NewSocket {
                                 media_index,
                                 side,
@@ -201,6 +223,7 @@ impl MediaRelay {
                     port,
                 } => {
                     if let Some(socket) = bound.remove(&(zone, port)) {
+                        self.report_bound(id, zone, media_index, side, SocketKind::Rtcp, &socket);
                         sockets.push(NewSocket {
                             media_index,
                             side,
@@ -220,6 +243,33 @@ impl MediaRelay {
         };
         self.send(worker, cmd)?;
         Ok(outcome.sdp)
+    }
+
+    /// Tells the hook, if any, about a socket about to be handed to a
+    /// worker (so before any event the worker reports about it).
+    fn report_bound(
+        &self,
+        id: SessionId,
+        zone: ZoneId,
+        media_index: usize,
+        side: Side,
+        kind: SocketKind,
+        socket: &UdpSocket,
+    ) {
+        let Some(hook) = &self.hook else {
+            return;
+        };
+        let Ok(local) = socket.local_addr() else {
+            return;
+        };
+        hook.on_event(&HookEvent::Bound {
+            id,
+            zone: self.zone_names.get(zone).cloned().unwrap_or_default(),
+            media_index,
+            side,
+            kind,
+            local,
+        });
     }
 
     /// Sets the `a=crypto` values put into the SDP sent toward `toward` for

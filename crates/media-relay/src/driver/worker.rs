@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
@@ -17,6 +19,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::mmsg::{Batch, SendItem, BATCH};
 use crate::control::{SessionId, StreamUpdate};
+use crate::hook::{HookEvent, MediaHook};
 use crate::session::{MediaSession, Side, SocketKind, Verdict, MAX_STREAMS};
 use crate::stats::{DirectionStats, DropReason, SessionStats};
 use crate::transform::PacketTransform;
@@ -67,6 +70,8 @@ pub(crate) enum Command {
 struct SockEntry {
     socket: UdpSocket,
     fd: RawFd,
+    /// Bound address, for the hook.
+    local: SocketAddr,
     session: usize,
     media_index: usize,
     side: Side,
@@ -113,6 +118,7 @@ pub(crate) struct Worker {
     pending_scratch: Vec<usize>,
     /// Counters of sessions already released (so totals never go down).
     released: DirectionStats,
+    hook: Option<Arc<dyn MediaHook>>,
 }
 
 impl Worker {
@@ -120,6 +126,7 @@ impl Worker {
         poll: Poll,
         rx: Receiver<Command>,
         events_tx: SyncSender<MediaEvent>,
+        hook: Option<Arc<dyn MediaHook>>,
     ) -> Self {
         Self {
             poll,
@@ -135,6 +142,7 @@ impl Worker {
             pending: Vec::new(),
             pending_scratch: Vec::new(),
             released: DirectionStats::default(),
+            hook,
         }
     }
 
@@ -196,8 +204,9 @@ impl Worker {
             let Some(Some(entry)) = self.socks.get(slot) else {
                 return;
             };
-            let (fd, si, media, side, kind) = (
+            let (fd, local, si, media, side, kind) = (
                 entry.fd,
+                entry.local,
                 entry.session,
                 entry.media_index,
                 entry.side,
@@ -227,9 +236,16 @@ impl Worker {
                         .count_drop(media, side, kind, DropReason::BadLength, meta.len);
                     continue;
                 }
+                let before = match self.hook {
+                    Some(_) => sess.core.stream(media).map(|s| s.latch_state(side, kind)),
+                    None => None,
+                };
                 let v = sess
                     .core
                     .on_packet(now, media, side, kind, src, &mut buf[..], meta.len);
+                if let (Some(hook), Some(previous)) = (&self.hook, before) {
+                    report_latch(hook.as_ref(), sess, local, media, side, kind, previous);
+                }
                 if let Verdict::Forward {
                     side: out,
                     socket,
@@ -416,6 +432,7 @@ impl Worker {
                     if let Some(Some(s)) = self.sessions.get_mut(si) {
                         s.core.set_peer(now, media_index, side, peer);
                     }
+                    self.report_armed(si, media_index, side);
                 }
                 StreamUpdate::Close { media_index } => self.close_stream(si, media_index),
             }
@@ -442,6 +459,9 @@ impl Worker {
             return;
         };
         let mut socket = ns.socket;
+        let local = socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let slot = self.free_socks.pop().unwrap_or(self.socks.len());
         if self
             .poll
@@ -449,10 +469,19 @@ impl Worker {
             .register(&mut socket, Token(slot), Interest::READABLE)
             .is_err()
         {
+            if slot < self.socks.len() {
+                self.free_socks.push(slot);
+            }
+            if let Some(hook) = &self.hook {
+                if let Some(Some(s)) = self.sessions.get(si) {
+                    hook.on_event(&HookEvent::Closed { id: s.id, local });
+                }
+            }
             return;
         }
         let entry = SockEntry {
             fd: socket.as_raw_fd(),
+            local,
             socket,
             session: si,
             media_index,
@@ -490,9 +519,50 @@ impl Worker {
             // Dropping the socket closes the port now, not at some later
             // point: "no call, no open port".
             drop(socket);
+            if let Some(hook) = &self.hook {
+                let id = self
+                    .sessions
+                    .get(e.session)
+                    .and_then(Option::as_ref)
+                    .map(|s| s.id);
+                if let Some(id) = id {
+                    hook.on_event(&HookEvent::Closed { id, local: e.local });
+                }
+            }
             self.free_socks.push(slot);
             self.pending.retain(|&p| p != slot);
             self.pending_scratch.retain(|&p| p != slot);
+        }
+    }
+
+    /// After a new SDP from `side`: its latched sockets may latch anew.
+    fn report_armed(&self, si: usize, media_index: usize, side: Side) {
+        let Some(hook) = &self.hook else {
+            return;
+        };
+        let Some(Some(s)) = self.sessions.get(si) else {
+            return;
+        };
+        let Some(stream) = s.core.stream(media_index) else {
+            return;
+        };
+        for kind in [SocketKind::Rtp, SocketKind::Rtcp] {
+            if stream.latch_state(side, kind).0.is_none() {
+                continue;
+            }
+            let slot = s
+                .socks
+                .get(media_index)
+                .and_then(|t| t.get(side.index()))
+                .and_then(|t| t.get(kind_index(kind)))
+                .copied()
+                .flatten();
+            if let Some(Some(e)) = slot.and_then(|slot| self.socks.get(slot)) {
+                hook.on_event(&HookEvent::Armed {
+                    id: s.id,
+                    local: e.local,
+                });
+            }
         }
     }
 
@@ -545,5 +615,34 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Reports a latch that the packet just processed moved.
+fn report_latch(
+    hook: &dyn MediaHook,
+    sess: &WSession,
+    local: SocketAddr,
+    media: usize,
+    side: Side,
+    kind: SocketKind,
+    (previous, was_armed): (Option<SocketAddr>, bool),
+) {
+    let Some(stream) = sess.core.stream(media) else {
+        return;
+    };
+    // Latching the same peer again after a new offer/answer still ends the
+    // window in which another source could have latched: report it too.
+    match stream.latch_state(side, kind) {
+        (Some(peer), armed) if Some(peer) != previous || (was_armed && !armed) => {
+            hook.on_event(&HookEvent::Latched {
+                id: sess.id,
+                local,
+                peer,
+                previous,
+                exclusive: stream.latch_policy(side).relatch_after_silence.is_none(),
+            })
+        }
+        _ => {}
     }
 }
