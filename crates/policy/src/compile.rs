@@ -643,3 +643,114 @@ impl fmt::Display for Destination {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str, zones: Option<&[&str]>) -> Vec<String> {
+        let cfg: PolicyConfig = toml::from_str(text).unwrap();
+        match Policy::compile(&cfg, zones) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_compile() {
+        assert!(Policy::compile(&PolicyConfig::default(), Some(&[])).is_ok());
+        let p = Policy::permissive();
+        assert_eq!(p.allow_header("any"), STANDARD_METHODS.join(", "));
+    }
+
+    #[test]
+    fn validation_errors_name_the_field() {
+        let cases: &[(&str, &str)] = &[
+            ("trusted = [\"10.0.0.1/8\"]",
+             "policy.trusted[0]: `10.0.0.1/8` has host bits set; the network is `10.0.0.0/8`"),
+            ("trusted = [\"nonsense\"]",
+             "policy.trusted[0]: `nonsense` is not a network in CIDR notation (e.g. 192.0.2.0/24) nor an address"),
+            ("[[zone]]\nname = \"\"", "policy.zone[0].name: must not be empty"),
+            ("[[zone]]\nname = \"wan\"\n[[zone]]\nname = \"wan\"",
+             "policy.zone[1].name: zone `wan` has two entries; merge them"),
+            ("[[zone]]\nname = \"wan\"\nmethods.allow = [\"invite\"]",
+             "policy.zone[0].methods.allow[0]: method names are case-sensitive; did you mean `INVITE`?"),
+            ("[[zone]]\nname = \"wan\"\nmethods.allow = [\"IN VITE\"]",
+             "policy.zone[0].methods.allow[0]: `IN VITE` is not a SIP method name"),
+            ("[[zone]]\nname = \"wan\"\nmethods.allow = [\"BYE\", \"BYE\"]",
+             "policy.zone[0].methods.allow[1]: `BYE` is listed twice"),
+            ("[[zone]]\nname = \"wan\"\nmethods.allow = [\"BYE\"]\nmethods.refuse = [\"BYE\"]",
+             "policy.zone[0].methods.refuse[0]: `BYE` is also in methods.allow"),
+            ("[[zone]]\nname = \"wan\"\nmethods.local_only = [\"ACK\"]",
+             "policy.zone[0].methods.local_only[0]: ACK belongs to another request's transaction and cannot be answered on its own"),
+            ("[[zone]]\nname = \"wan\"\nauth.require = [{ methods = [\"CANCEL\"] }]",
+             "policy.zone[0].auth.require[0].methods[0]: CANCEL cannot be challenged (RFC 3261 section 22.1)"),
+            ("[[zone]]\nname = \"wan\"\nauth.require = [{ methods = [] }]",
+             "policy.zone[0].auth.require[0].methods: must name at least one method"),
+            ("[[zone]]\nname = \"wan\"\ncontent_types.allow = [\"*/sdp\"]",
+             "policy.zone[0].content_types.allow[0]: `*/sdp` is not a media type; write `type/subtype`, `type/*` or `*/*`"),
+            ("[[zone]]\nname = \"wan\"\nlimits.max_calls = 0",
+             "policy.zone[0].limits.max_calls: must be at least 1 (leave it out for no limit)"),
+            ("[[zone]]\nname = \"wan\"\nflood.rate = 5\nflood.burst = 0",
+             "policy.zone[0].flood.burst: must be 1 to 1000000, got 0"),
+            ("[[rule]]\nfrom = \"*@x\"\nfrom_regex = \"x\"\naction = \"drop\"",
+             "policy.rule[0].from_regex: give either `from` (a glob) or `from_regex`, not both"),
+            ("[[rule]]\nto = \"a b\"\naction = \"drop\"",
+             "policy.rule[0].to: ' ' is not allowed in a glob (addresses have no white space)"),
+            ("[[rule]]\nrequest_uri_regex = \"[z-a]\"\naction = \"drop\"",
+             "policy.rule[0].request_uri_regex: invalid regex: invalid character class range, the start must be <= the end"),
+            ("[[rule]]\naction = \"refuse\"\nstatus = 200",
+             "policy.rule[0].status: must be an error status from 400 to 699, got 200"),
+            ("[[rule]]\naction = \"drop\"\nstatus = 403",
+             "policy.rule[0].status: only for action = \"refuse\""),
+            ("[[rule]]\naction = \"refuse\"\nreason = \"a\\r\\nX-Injected: 1\"",
+             "policy.rule[0].reason: must not hold control characters (it becomes a reason phrase)"),
+            ("[[rule]]\nsource = [\"192.0.2.0/33\"]\naction = \"drop\"",
+             "policy.rule[0].source[0]: `192.0.2.0/33` is not a network in CIDR notation (e.g. 192.0.2.0/24) nor an address"),
+            ("[[rule]]\nmethods = [\"bye\"]\naction = \"drop\"",
+             "policy.rule[0].methods[0]: method names are case-sensitive; did you mean `BYE`?"),
+            ("[[user]]\nuser = \"a@\"", "policy.user[0].user: `a@` is not a user name; write `alice` or `alice@corp.example`"),
+            ("[[user]]\nuser = \"a\"\n[[user]]\nuser = \"a\"", "policy.user[1].user: user `a` has two entries; merge them"),
+            ("[[user]]\nuser = \"a\"\nwhitelist.callers = [\"\"]", "policy.user[0].whitelist.callers[0]: must not be empty"),
+            ("[[user]]\nuser = \"a\"\nmax_calls = 0",
+             "policy.user[0].max_calls: must be at least 1 (to refuse every call, use a whitelist with no callers)"),
+            ("[bruteforce]\nban_s = 1000\nmax_ban_s = 10",
+             "policy.bruteforce.ban_s: must not be greater than max_ban_s (10), got 1000"),
+            ("[bruteforce]\nmax_failures = 101", "policy.bruteforce.max_failures: must be 0 to 100, got 101"),
+            ("[bruteforce]\nwindow_s = 100\nforget_s = 50",
+             "policy.bruteforce.forget_s: must not be less than window_s (100), got 50"),
+            ("[overload]\nenter_percent = 50\nleave_percent = 50",
+             "policy.overload.leave_percent: must be less than enter_percent (50), got 50"),
+            ("[overload]\nretry_after_s = 0", "policy.overload.retry_after_s: must be 1 to 3600, got 0"),
+        ];
+        for (text, want) in cases {
+            let got = errors(text, None);
+            assert_eq!(got, vec![(*want).to_owned()], "for:\n{text}");
+        }
+    }
+
+    #[test]
+    fn zones_are_checked_against_the_configuration() {
+        let text = "[[zone]]\nname = \"wan\"\n[[rule]]\nzones = [\"dmz\"]\naction = \"drop\"";
+        assert_eq!(
+            errors(text, Some(&["lan", "wan"])),
+            vec!["policy.rule[0].zones[0]: unknown zone `dmz`; the zones are `lan`, `wan`"]
+        );
+        assert!(errors(text, None).is_empty());
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let text = "trusted = [\"x\"]\n[[rule]]\nfrom_regex = \"(\"\naction = \"drop\"\n\
+                    [overload]\nretry_after_s = 0";
+        let got = errors(text, None);
+        assert_eq!(got.len(), 3, "{got:#?}");
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(parse_network("192.0.2.1").unwrap().to_string(), "192.0.2.1/32");
+        assert_eq!(parse_network("::ffff:192.0.2.1").unwrap().to_string(), "192.0.2.1/32");
+        assert_eq!(parse_network("2001:db8::/32").unwrap().to_string(), "2001:db8::/32");
+    }
+}

@@ -687,3 +687,570 @@ pub fn reason_phrase(status: u16) -> &'static str {
         _ => "Global Failure",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::from_toml;
+
+    const POLICY: &str = r#"
+[policy]
+trusted = ["198.51.100.10"]
+
+[[policy.zone]]
+name = "wan"
+methods.allow = ["INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "PRACK", "UPDATE", "MESSAGE"]
+methods.local_only = ["OPTIONS"]
+methods.refuse = ["PUBLISH"]
+auth.require = [
+    { methods = ["REGISTER"], destination = "local" },
+    { methods = ["INVITE"], destination = "onward" },
+]
+content_types.allow = ["application/sdp", "multipart/*"]
+limits.max_calls = 10
+limits.max_calls_per_user = 2
+limits.max_media_streams = 2
+
+[[policy.rule]]
+from = "*@evil.example"
+action = "refuse"
+
+[[policy.rule]]
+source = ["203.0.113.0/24"]
+methods = ["INVITE"]
+action = "drop"
+
+[[policy.rule]]
+request_uri_regex = '^\+1900'
+action = "refuse"
+status = 603
+reason = "Premium Numbers Barred"
+
+[[policy.rule]]
+zones = ["wan"]
+from = "*@partner.example"
+action = "allow"
+
+[[policy.rule]]
+to = "ceo@corp.example"
+action = "refuse"
+status = 480
+
+[[policy.user]]
+user = "alice"
+whitelist.enabled = true
+whitelist.callers = ["*@partner.example", "boss@corp.example"]
+
+[[policy.user]]
+user = "bob@corp.example"
+max_calls = 1
+"#;
+
+    struct Msg<'a> {
+        method: &'a str,
+        ruri: &'a str,
+        from: &'a str,
+        to: &'a str,
+        to_tag: bool,
+        content_type: Option<&'a str>,
+        body: &'a str,
+    }
+
+    const INVITE: Msg<'static> = Msg {
+        method: "INVITE",
+        ruri: "sip:carol@trunk.example",
+        from: "sip:dave@corp.example",
+        to: "sip:carol@trunk.example",
+        to_tag: false,
+        content_type: None,
+        body: "",
+    };
+
+    fn build(m: &Msg<'_>) -> Message {
+        let mut s = format!(
+            "{} {} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+             Max-Forwards: 70\r\nFrom: <{}>;tag=f1\r\nTo: <{}>{}\r\nCall-ID: c1@x\r\n\
+             CSeq: 1 {}\r\n",
+            m.method,
+            m.ruri,
+            m.from,
+            m.to,
+            if m.to_tag { ";tag=t1" } else { "" },
+            m.method
+        );
+        if let Some(ct) = m.content_type {
+            s.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        s.push_str(&format!("Content-Length: {}\r\n\r\n{}", m.body.len(), m.body));
+        Message::parse(bytes::Bytes::from(s)).unwrap()
+    }
+
+    const SDP3: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                        m=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 96\r\nm=text 4004 RTP/AVP 98\r\n";
+    const SDP1: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+                        m=audio 4000 RTP/AVP 0\r\n";
+
+    struct Case<'a> {
+        name: &'a str,
+        zone: &'a str,
+        source: &'a str,
+        msg: Msg<'a>,
+        user: Option<&'a str>,
+        target: Target,
+        counts: FixedCounts,
+        verdict: Verdict,
+        decided_by: &'a str,
+    }
+
+    fn refuse(status: u16, reason: &str) -> Verdict {
+        Verdict::refuse(status, reason)
+    }
+
+    fn counts(zone: u32, users: &[(&str, u32)]) -> FixedCounts {
+        FixedCounts {
+            zone,
+            users: users.iter().map(|(u, n)| ((*u).to_owned(), *n)).collect(),
+        }
+    }
+
+    fn run(policy: &Policy, c: &Case<'_>) -> Decision {
+        let msg = build(&c.msg);
+        let req = Request {
+            zone: c.zone,
+            source: c.source.parse().unwrap(),
+            message: &msg,
+            authenticated_user: c.user,
+            target: c.target,
+        };
+        policy.evaluate(&req, &c.counts)
+    }
+
+    #[test]
+    fn table() {
+        let policy = from_toml(POLICY, "t.toml", None).unwrap();
+        let wan = "wan";
+        let src = "192.0.2.50";
+        let cases = [
+            Case {
+                name: "a zone without an entry gets the defaults",
+                zone: "lan",
+                source: "10.0.0.5",
+                msg: INVITE,
+                user: None,
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[lan] (end of checks)",
+            },
+            Case {
+                name: "methods.refuse",
+                zone: wan,
+                source: src,
+                msg: Msg { method: "PUBLISH", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: refuse(403, "Forbidden"),
+                decided_by: "policy.zone[wan].methods.refuse",
+            },
+            Case {
+                name: "a method not allowed",
+                zone: wan,
+                source: src,
+                msg: Msg { method: "SUBSCRIBE", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: refuse(405, "Method Not Allowed"),
+                decided_by: "policy.zone[wan].methods.allow",
+            },
+            Case {
+                name: "methods.local_only",
+                zone: wan,
+                source: src,
+                msg: Msg { method: "OPTIONS", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: Verdict::AnswerLocally,
+                decided_by: "policy.zone[wan].methods.local_only",
+            },
+            Case {
+                name: "content type not allowed",
+                zone: wan,
+                source: src,
+                msg: Msg { method: "MESSAGE", content_type: Some("text/plain"), body: "hi", ..INVITE },
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: refuse(415, "Unsupported Media Type"),
+                decided_by: "policy.zone[wan].content_types.allow",
+            },
+            Case {
+                name: "a body without Content-Type",
+                zone: wan,
+                source: src,
+                msg: Msg { method: "MESSAGE", body: "hi", ..INVITE },
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: refuse(415, "Unsupported Media Type"),
+                decided_by: "policy.zone[wan].content_types.allow",
+            },
+            Case {
+                name: "content type wildcard",
+                zone: wan,
+                source: src,
+                msg: Msg { method: "MESSAGE", content_type: Some("multipart/mixed;boundary=x"), body: "--x--", ..INVITE },
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[wan] (end of checks)",
+            },
+            Case {
+                name: "rule: from glob refuses",
+                zone: wan,
+                source: src,
+                msg: Msg { from: "sip:mallory@EVIL.example", ..INVITE },
+                user: Some("mallory"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: refuse(403, "Forbidden"),
+                decided_by: "policy.rule[0] (from = \"*@evil.example\")",
+            },
+            Case {
+                name: "rule: source network drops",
+                zone: wan,
+                source: "203.0.113.5",
+                msg: INVITE,
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Drop,
+                decided_by: "policy.rule[1] (methods = [\"INVITE\"], source = [\"203.0.113.0/24\"])",
+            },
+            Case {
+                name: "rule: method condition not met, then auth",
+                zone: wan,
+                source: "203.0.113.5",
+                msg: Msg { method: "REGISTER", ruri: "sip:corp.example", to: "sip:dave@corp.example", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Challenge,
+                decided_by: "policy.zone[wan].auth.require[0]",
+            },
+            Case {
+                name: "rule: request-URI regex with status and reason",
+                zone: wan,
+                source: src,
+                msg: Msg { ruri: "sip:+19005551234@trunk.example", ..INVITE },
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: refuse(603, "Premium Numbers Barred"),
+                decided_by: "policy.rule[2] (request_uri_regex = \"^\\\\+1900\")",
+            },
+            Case {
+                name: "first match wins: allow before a refusing rule",
+                zone: wan,
+                source: src,
+                msg: Msg { from: "sip:carol@partner.example", to: "sip:ceo@corp.example", ruri: "sip:ceo@corp.example", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Allow,
+                decided_by: "policy.rule[3] (zones = [\"wan\"], from = \"*@partner.example\")",
+            },
+            Case {
+                name: "the refusing rule when no earlier rule matched",
+                zone: wan,
+                source: src,
+                msg: Msg { to: "sip:ceo@corp.example", ruri: "sip:ceo@corp.example", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: refuse(480, "Temporarily Unavailable"),
+                decided_by: "policy.rule[4] (to = \"ceo@corp.example\")",
+            },
+            Case {
+                name: "a rule's zones: rule[3] does not apply in lan",
+                zone: "lan",
+                source: "10.0.0.5",
+                msg: Msg { from: "sip:carol@partner.example", to: "sip:ceo@corp.example", ruri: "sip:ceo@corp.example", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: refuse(480, "Temporarily Unavailable"),
+                decided_by: "policy.rule[4] (to = \"ceo@corp.example\")",
+            },
+            Case {
+                name: "auth required onward",
+                zone: wan,
+                source: src,
+                msg: INVITE,
+                user: None,
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Challenge,
+                decided_by: "policy.zone[wan].auth.require[1]",
+            },
+            Case {
+                name: "auth given",
+                zone: wan,
+                source: src,
+                msg: INVITE,
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[wan] (end of checks)",
+            },
+            Case {
+                name: "whitelist on: caller listed",
+                zone: wan,
+                source: src,
+                msg: Msg { from: "sip:boss@corp.example", to: "sip:alice@corp.example", ruri: "sip:alice@corp.example", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[wan] (end of checks)",
+            },
+            Case {
+                name: "whitelist on: caller not listed",
+                zone: wan,
+                source: src,
+                msg: Msg { from: "sip:eve@corp.example", to: "sip:alice@corp.example", ruri: "sip:alice@corp.example", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: refuse(403, "Forbidden"),
+                decided_by: "policy.user[alice].whitelist",
+            },
+            Case {
+                name: "whitelist: requests inside a dialog are not checked",
+                zone: wan,
+                source: src,
+                msg: Msg { from: "sip:eve@corp.example", to: "sip:alice@corp.example", ruri: "sip:alice@corp.example", to_tag: true, ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[wan] (end of checks)",
+            },
+            Case {
+                name: "whitelist: only for calls to local users",
+                zone: wan,
+                source: src,
+                msg: Msg { from: "sip:eve@corp.example", to: "sip:alice@else.example", ruri: "sip:alice@else.example", ..INVITE },
+                user: Some("eve"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[wan] (end of checks)",
+            },
+            Case {
+                name: "limit: zone calls",
+                zone: wan,
+                source: src,
+                msg: INVITE,
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: counts(10, &[]),
+                verdict: refuse(503, "Service Unavailable"),
+                decided_by: "policy.zone[wan].limits.max_calls",
+            },
+            Case {
+                name: "limit: zone calls below the limit",
+                zone: wan,
+                source: src,
+                msg: INVITE,
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: counts(9, &[("dave", 1)]),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[wan] (end of checks)",
+            },
+            Case {
+                name: "limit: caller calls",
+                zone: wan,
+                source: src,
+                msg: INVITE,
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: counts(0, &[("dave", 2)]),
+                verdict: refuse(403, "Call Limit Reached"),
+                decided_by: "policy.zone[wan].limits.max_calls_per_user",
+            },
+            Case {
+                name: "limit: unauthenticated caller counted by From address",
+                zone: wan,
+                source: src,
+                msg: Msg { to: "sip:ed@corp.example", ruri: "sip:ed@corp.example", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: counts(0, &[("dave@corp.example", 2)]),
+                verdict: refuse(403, "Call Limit Reached"),
+                decided_by: "policy.zone[wan].limits.max_calls_per_user",
+            },
+            Case {
+                name: "limit: callee's own max_calls",
+                zone: wan,
+                source: src,
+                msg: Msg { to: "sip:bob@corp.example", ruri: "sip:bob@corp.example", ..INVITE },
+                user: None,
+                target: Target::Local,
+                counts: counts(0, &[("bob@corp.example", 1)]),
+                verdict: refuse(486, "Busy Here"),
+                decided_by: "policy.user[bob@corp.example].max_calls",
+            },
+            Case {
+                name: "limit: re-INVITE is not a new call",
+                zone: wan,
+                source: src,
+                msg: Msg { to_tag: true, ..INVITE },
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: counts(10, &[("dave", 5)]),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[wan] (end of checks)",
+            },
+            Case {
+                name: "limit: media streams",
+                zone: wan,
+                source: src,
+                msg: Msg { content_type: Some("application/sdp"), body: SDP3, ..INVITE },
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: refuse(488, "Not Acceptable Here"),
+                decided_by: "policy.zone[wan].limits.max_media_streams",
+            },
+            Case {
+                name: "limit: media streams within the limit",
+                zone: wan,
+                source: src,
+                msg: Msg { content_type: Some("application/sdp"), body: SDP1, ..INVITE },
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Allow,
+                decided_by: "policy.zone[wan] (end of checks)",
+            },
+            Case {
+                name: "an ACK is dropped, never answered",
+                zone: wan,
+                source: src,
+                msg: Msg { method: "ACK", from: "sip:x@evil.example", to_tag: true, ..INVITE },
+                user: None,
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: Verdict::Drop,
+                decided_by: "sip.ack",
+            },
+        ];
+        for c in &cases {
+            let d = run(&policy, c);
+            assert_eq!(d.verdict, c.verdict, "{}:\n{}", c.name, d.trace);
+            assert_eq!(d.trace.decided_by(), Some(c.decided_by), "{}:\n{}", c.name, d.trace);
+            // The deciding step is the last one.
+            assert_eq!(
+                d.trace.steps.last().map(|s| s.outcome),
+                Some(Outcome::Decided),
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn whitelist_switch() {
+        let call = Case {
+            name: "eve calls alice",
+            zone: "wan",
+            source: "192.0.2.50",
+            msg: Msg { from: "sip:eve@corp.example", to: "sip:alice@corp.example", ruri: "sip:alice@corp.example", ..INVITE },
+            user: None,
+            target: Target::Local,
+            counts: FixedCounts::default(),
+            verdict: Verdict::Allow,
+            decided_by: "",
+        };
+        for (enabled, want) in [(true, refuse(403, "Forbidden")), (false, Verdict::Allow)] {
+            let text = format!(
+                "[[policy.user]]\nuser = \"alice\"\nwhitelist.enabled = {enabled}\n\
+                 whitelist.callers = [\"boss@corp.example\"]\n"
+            );
+            let policy = from_toml(&text, "t.toml", None).unwrap();
+            assert_eq!(run(&policy, &call).verdict, want, "enabled = {enabled}");
+        }
+        // A user entry with a domain wins over one without.
+        let text = "[[policy.user]]\nuser = \"alice\"\nwhitelist.enabled = true\n\
+                    [[policy.user]]\nuser = \"alice@corp.example\"\nwhitelist.enabled = false\n";
+        let policy = from_toml(text, "t.toml", None).unwrap();
+        assert_eq!(run(&policy, &call).verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn responses_pass() {
+        let policy = from_toml(POLICY, "t.toml", None).unwrap();
+        let msg = Message::parse(bytes::Bytes::from_static(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n\
+              To: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .unwrap();
+        let req = Request {
+            zone: "wan",
+            source: "192.0.2.1".parse().unwrap(),
+            message: &msg,
+            authenticated_user: None,
+            target: Target::Onward,
+        };
+        let d = policy.evaluate(&req, &FixedCounts::default());
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert_eq!(d.trace.decided_by(), Some("policy"));
+    }
+
+    #[test]
+    fn trace_reads_well() {
+        let policy = from_toml(POLICY, "t.toml", None).unwrap();
+        let c = Case {
+            name: "",
+            zone: "wan",
+            source: "192.0.2.50",
+            msg: Msg { to: "sip:ceo@corp.example", ruri: "sip:ceo@corp.example", ..INVITE },
+            user: None,
+            target: Target::Local,
+            counts: FixedCounts::default(),
+            verdict: Verdict::Allow,
+            decided_by: "",
+        };
+        let text = run(&policy, &c).trace.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.first(), Some(&"  pass policy.zone[wan].methods.allow: INVITE is allowed"));
+        assert!(lines.contains(&"  skip policy.rule[0] (from = \"*@evil.example\"): no match: From `dave@corp.example`"), "{text}");
+        assert_eq!(
+            lines.last(),
+            Some(&"DECIDE policy.rule[4] (to = \"ceo@corp.example\"): matched: refuse 480 Temporarily Unavailable")
+        );
+    }
+
+    #[test]
+    fn helpers_for_answers() {
+        let policy = from_toml(POLICY, "t.toml", None).unwrap();
+        assert_eq!(
+            policy.allow_header("wan"),
+            "INVITE, ACK, BYE, CANCEL, REGISTER, PRACK, UPDATE, MESSAGE, OPTIONS"
+        );
+        assert_eq!(
+            policy.accept_header("wan").as_deref(),
+            Some("application/sdp, multipart/*")
+        );
+        assert_eq!(policy.accept_header("lan"), None);
+        assert!(policy.is_trusted("198.51.100.10".parse().unwrap()));
+        assert!(policy.is_trusted("::ffff:198.51.100.10".parse().unwrap()));
+        assert!(!policy.is_trusted("198.51.100.11".parse().unwrap()));
+    }
+}
