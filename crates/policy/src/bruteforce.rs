@@ -84,7 +84,10 @@ const MAX_THRESHOLD: u32 = 100;
 impl BruteForce {
     /// An empty table with the policy's settings and trusted networks.
     pub fn new(policy: &Policy) -> Self {
-        Self::with_config(policy.bruteforce_config().clone(), policy.trusted().to_vec())
+        Self::with_config(
+            policy.bruteforce_config().clone(),
+            policy.trusted().to_vec(),
+        )
     }
 
     /// An empty table with explicit settings.
@@ -184,11 +187,8 @@ impl BruteForce {
         if let Some(user) = user.filter(|u| !u.is_empty()) {
             let key = user_source(user);
             if umax > 0 && self.in_force(&key, now_s).is_none() && self.count(&key, now_s, umax) {
-                out.user_lockout = Some(self.ban(
-                    key,
-                    now_s,
-                    "too many failed authentications for this user",
-                ));
+                out.user_lockout =
+                    Some(self.ban(key, now_s, "too many failed authentications for this user"));
             }
         }
         out
@@ -238,7 +238,11 @@ impl BruteForce {
         };
         // A clock stepped backwards leaves later timestamps in front: they age out with the
         // window like the others, no harm done.
-        while c.times.front().is_some_and(|&t| t.saturating_add(window) <= now) {
+        while c
+            .times
+            .front()
+            .is_some_and(|&t| t.saturating_add(window) <= now)
+        {
             c.times.pop_front();
         }
         while c.times.len() >= max as usize {
@@ -532,7 +536,10 @@ mod tests {
         // The most recent sources are still counted: two more failures ban the newest one.
         let newest = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + 999));
         bf.record_failure(newest, None, t(1000));
-        assert!(bf.record_failure(newest, None, t(1001)).source_ban.is_some());
+        assert!(bf
+            .record_failure(newest, None, t(1001))
+            .source_ban
+            .is_some());
         for n in 0..1000u32 {
             let a = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n));
             for k in 0..3 {

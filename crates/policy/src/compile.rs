@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::config::{
-    Action, BruteForceConfig, Destination, FloodConfig, LimitsConfig, OverloadConfig,
-    PolicyConfig, ZonePolicyConfig, STANDARD_METHODS,
+    Action, BruteForceConfig, Destination, FloodConfig, LimitsConfig, OverloadConfig, PolicyConfig,
+    ZonePolicyConfig, STANDARD_METHODS,
 };
 use crate::pattern::Pattern;
 
@@ -94,7 +94,10 @@ impl Policy {
     /// Checks `config` and builds the policy. `zones`, when given, are the zones of the
     /// configuration: a policy naming any other zone is an error. On failure, every problem
     /// found, in the order of the file's tables.
-    pub fn compile(config: &PolicyConfig, zones: Option<&[&str]>) -> Result<Policy, Vec<FieldError>> {
+    pub fn compile(
+        config: &PolicyConfig,
+        zones: Option<&[&str]>,
+    ) -> Result<Policy, Vec<FieldError>> {
         let mut c = Checker { errors: Vec::new() };
         let trusted = c.networks("policy.trusted", &config.trusted);
 
@@ -122,14 +125,19 @@ impl Policy {
             let source = c.networks(&format!("{path}.source"), &r.source);
             let from = c.pattern(&path, "from", &r.from, &r.from_regex);
             let to = c.pattern(&path, "to", &r.to, &r.to_regex);
-            let request_uri =
-                c.pattern(&path, "request_uri", &r.request_uri, &r.request_uri_regex);
+            let request_uri = c.pattern(&path, "request_uri", &r.request_uri, &r.request_uri_regex);
             if r.action != Action::Refuse {
                 if r.status.is_some() {
-                    c.err(format!("{path}.status"), "only for action = \"refuse\"".into());
+                    c.err(
+                        format!("{path}.status"),
+                        "only for action = \"refuse\"".into(),
+                    );
                 }
                 if r.reason.is_some() {
-                    c.err(format!("{path}.reason"), "only for action = \"refuse\"".into());
+                    c.err(
+                        format!("{path}.reason"),
+                        "only for action = \"refuse\"".into(),
+                    );
                 }
             }
             if let Some(s) = r.status {
@@ -192,8 +200,12 @@ impl Policy {
                 None => (u.user.as_str(), None),
             };
             if user.is_empty()
-                || domain.as_deref().is_some_and(|d| d.is_empty() || d.contains('@'))
-                || u.user.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+                || domain
+                    .as_deref()
+                    .is_some_and(|d| d.is_empty() || d.contains('@'))
+                || u.user
+                    .chars()
+                    .any(|ch| ch.is_whitespace() || ch.is_control())
             {
                 c.err(
                     format!("{path}.user"),
@@ -203,10 +215,7 @@ impl Policy {
                     ),
                 );
             }
-            if users
-                .iter()
-                .any(|o| o.user == user && o.domain == domain)
-            {
+            if users.iter().any(|o| o.user == user && o.domain == domain) {
                 c.err(
                     format!("{path}.user"),
                     format!("user `{}` has two entries; merge them", u.user),
@@ -627,7 +636,8 @@ pub(crate) fn parse_network(text: &str) -> Result<IpNet, String> {
 fn parse_media_range(text: &str) -> Result<(String, String), String> {
     let bad = || format!("`{text}` is not a media type; write `type/subtype`, `type/*` or `*/*`");
     let (t, s) = text.split_once('/').ok_or_else(bad)?;
-    let ok = |p: &str| p == "*" || (!p.is_empty() && sip_message::is_token_str(p) && !p.contains('*'));
+    let ok =
+        |p: &str| p == "*" || (!p.is_empty() && sip_message::is_token_str(p) && !p.contains('*'));
     if !ok(t) || !ok(s) || (t == "*" && s != "*") {
         return Err(bad());
     }
@@ -749,8 +759,17 @@ mod tests {
 
     #[test]
     fn networks() {
-        assert_eq!(parse_network("192.0.2.1").unwrap().to_string(), "192.0.2.1/32");
-        assert_eq!(parse_network("::ffff:192.0.2.1").unwrap().to_string(), "192.0.2.1/32");
-        assert_eq!(parse_network("2001:db8::/32").unwrap().to_string(), "2001:db8::/32");
+        assert_eq!(
+            parse_network("192.0.2.1").unwrap().to_string(),
+            "192.0.2.1/32"
+        );
+        assert_eq!(
+            parse_network("::ffff:192.0.2.1").unwrap().to_string(),
+            "192.0.2.1/32"
+        );
+        assert_eq!(
+            parse_network("2001:db8::/32").unwrap().to_string(),
+            "2001:db8::/32"
+        );
     }
 }

@@ -263,7 +263,10 @@ impl Policy {
         let mut trace = Trace::default();
         let verdict = self.judge(req, counts, &mut trace);
         let verdict = match (req.message.method_str(), verdict) {
-            (Some("ACK"), v @ (Verdict::Refuse { .. } | Verdict::Challenge | Verdict::AnswerLocally)) => {
+            (
+                Some("ACK"),
+                v @ (Verdict::Refuse { .. } | Verdict::Challenge | Verdict::AnswerLocally),
+            ) => {
                 trace.push(
                     "sip.ack",
                     Outcome::Decided,
@@ -398,10 +401,14 @@ impl Policy {
                     break;
                 }
                 None => {
+                    let whither = match dest {
+                        Destination::Any => String::new(),
+                        d => format!(" to a {d} destination"),
+                    };
                     t.push(
                         name,
                         Outcome::Decided,
-                        format!("{method} to a {dest} destination needs authentication"),
+                        format!("{method}{whither} needs authentication"),
                     );
                     return Verdict::Challenge;
                 }
@@ -524,7 +531,9 @@ impl Policy {
                     t.push(
                         name,
                         Outcome::Decided,
-                        format!("the session description offers {n} media streams, the most is {max}"),
+                        format!(
+                            "the session description offers {n} media streams, the most is {max}"
+                        ),
                     );
                     return Verdict::refuse(488, "Not Acceptable Here");
                 }
@@ -579,7 +588,11 @@ impl Policy {
         self.users
             .iter()
             .find(|u| u.domain.is_some() && u.is(user, host))
-            .or_else(|| self.users.iter().find(|u| u.domain.is_none() && u.is(user, host)))
+            .or_else(|| {
+                self.users
+                    .iter()
+                    .find(|u| u.domain.is_none() && u.is(user, host))
+            })
     }
 
     fn user_limit(
@@ -682,9 +695,11 @@ pub fn reason_phrase(status: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
-        400..=499 => "Request Failure",
-        500..=599 => "Server Failure",
-        _ => "Global Failure",
+        _ => match status / 100 {
+            4 => "Request Failure",
+            5 => "Server Failure",
+            _ => "Global Failure",
+        },
     }
 }
 
@@ -781,7 +796,11 @@ max_calls = 1
         if let Some(ct) = m.content_type {
             s.push_str(&format!("Content-Type: {ct}\r\n"));
         }
-        s.push_str(&format!("Content-Length: {}\r\n\r\n{}", m.body.len(), m.body));
+        s.push_str(&format!(
+            "Content-Length: {}\r\n\r\n{}",
+            m.body.len(),
+            m.body
+        ));
         Message::parse(bytes::Bytes::from(s)).unwrap()
     }
 
@@ -846,7 +865,10 @@ max_calls = 1
                 name: "methods.refuse",
                 zone: wan,
                 source: src,
-                msg: Msg { method: "PUBLISH", ..INVITE },
+                msg: Msg {
+                    method: "PUBLISH",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -857,7 +879,10 @@ max_calls = 1
                 name: "a method not allowed",
                 zone: wan,
                 source: src,
-                msg: Msg { method: "SUBSCRIBE", ..INVITE },
+                msg: Msg {
+                    method: "SUBSCRIBE",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -868,7 +893,10 @@ max_calls = 1
                 name: "methods.local_only",
                 zone: wan,
                 source: src,
-                msg: Msg { method: "OPTIONS", ..INVITE },
+                msg: Msg {
+                    method: "OPTIONS",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -879,7 +907,12 @@ max_calls = 1
                 name: "content type not allowed",
                 zone: wan,
                 source: src,
-                msg: Msg { method: "MESSAGE", content_type: Some("text/plain"), body: "hi", ..INVITE },
+                msg: Msg {
+                    method: "MESSAGE",
+                    content_type: Some("text/plain"),
+                    body: "hi",
+                    ..INVITE
+                },
                 user: Some("dave"),
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -890,7 +923,11 @@ max_calls = 1
                 name: "a body without Content-Type",
                 zone: wan,
                 source: src,
-                msg: Msg { method: "MESSAGE", body: "hi", ..INVITE },
+                msg: Msg {
+                    method: "MESSAGE",
+                    body: "hi",
+                    ..INVITE
+                },
                 user: Some("dave"),
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -901,7 +938,12 @@ max_calls = 1
                 name: "content type wildcard",
                 zone: wan,
                 source: src,
-                msg: Msg { method: "MESSAGE", content_type: Some("multipart/mixed;boundary=x"), body: "--x--", ..INVITE },
+                msg: Msg {
+                    method: "MESSAGE",
+                    content_type: Some("multipart/mixed;boundary=x"),
+                    body: "--x--",
+                    ..INVITE
+                },
                 user: Some("dave"),
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -912,7 +954,10 @@ max_calls = 1
                 name: "rule: from glob refuses",
                 zone: wan,
                 source: src,
-                msg: Msg { from: "sip:mallory@EVIL.example", ..INVITE },
+                msg: Msg {
+                    from: "sip:mallory@EVIL.example",
+                    ..INVITE
+                },
                 user: Some("mallory"),
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -928,13 +973,19 @@ max_calls = 1
                 target: Target::Onward,
                 counts: FixedCounts::default(),
                 verdict: Verdict::Drop,
-                decided_by: "policy.rule[1] (methods = [\"INVITE\"], source = [\"203.0.113.0/24\"])",
+                decided_by:
+                    "policy.rule[1] (methods = [\"INVITE\"], source = [\"203.0.113.0/24\"])",
             },
             Case {
                 name: "rule: method condition not met, then auth",
                 zone: wan,
                 source: "203.0.113.5",
-                msg: Msg { method: "REGISTER", ruri: "sip:corp.example", to: "sip:dave@corp.example", ..INVITE },
+                msg: Msg {
+                    method: "REGISTER",
+                    ruri: "sip:corp.example",
+                    to: "sip:dave@corp.example",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -945,7 +996,10 @@ max_calls = 1
                 name: "rule: request-URI regex with status and reason",
                 zone: wan,
                 source: src,
-                msg: Msg { ruri: "sip:+19005551234@trunk.example", ..INVITE },
+                msg: Msg {
+                    ruri: "sip:+19005551234@trunk.example",
+                    ..INVITE
+                },
                 user: Some("dave"),
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -956,7 +1010,12 @@ max_calls = 1
                 name: "first match wins: allow before a refusing rule",
                 zone: wan,
                 source: src,
-                msg: Msg { from: "sip:carol@partner.example", to: "sip:ceo@corp.example", ruri: "sip:ceo@corp.example", ..INVITE },
+                msg: Msg {
+                    from: "sip:carol@partner.example",
+                    to: "sip:ceo@corp.example",
+                    ruri: "sip:ceo@corp.example",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -967,7 +1026,11 @@ max_calls = 1
                 name: "the refusing rule when no earlier rule matched",
                 zone: wan,
                 source: src,
-                msg: Msg { to: "sip:ceo@corp.example", ruri: "sip:ceo@corp.example", ..INVITE },
+                msg: Msg {
+                    to: "sip:ceo@corp.example",
+                    ruri: "sip:ceo@corp.example",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -978,7 +1041,12 @@ max_calls = 1
                 name: "a rule's zones: rule[3] does not apply in lan",
                 zone: "lan",
                 source: "10.0.0.5",
-                msg: Msg { from: "sip:carol@partner.example", to: "sip:ceo@corp.example", ruri: "sip:ceo@corp.example", ..INVITE },
+                msg: Msg {
+                    from: "sip:carol@partner.example",
+                    to: "sip:ceo@corp.example",
+                    ruri: "sip:ceo@corp.example",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -1011,7 +1079,12 @@ max_calls = 1
                 name: "whitelist on: caller listed",
                 zone: wan,
                 source: src,
-                msg: Msg { from: "sip:boss@corp.example", to: "sip:alice@corp.example", ruri: "sip:alice@corp.example", ..INVITE },
+                msg: Msg {
+                    from: "sip:boss@corp.example",
+                    to: "sip:alice@corp.example",
+                    ruri: "sip:alice@corp.example",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -1022,7 +1095,12 @@ max_calls = 1
                 name: "whitelist on: caller not listed",
                 zone: wan,
                 source: src,
-                msg: Msg { from: "sip:eve@corp.example", to: "sip:alice@corp.example", ruri: "sip:alice@corp.example", ..INVITE },
+                msg: Msg {
+                    from: "sip:eve@corp.example",
+                    to: "sip:alice@corp.example",
+                    ruri: "sip:alice@corp.example",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -1033,7 +1111,13 @@ max_calls = 1
                 name: "whitelist: requests inside a dialog are not checked",
                 zone: wan,
                 source: src,
-                msg: Msg { from: "sip:eve@corp.example", to: "sip:alice@corp.example", ruri: "sip:alice@corp.example", to_tag: true, ..INVITE },
+                msg: Msg {
+                    from: "sip:eve@corp.example",
+                    to: "sip:alice@corp.example",
+                    ruri: "sip:alice@corp.example",
+                    to_tag: true,
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: FixedCounts::default(),
@@ -1044,7 +1128,12 @@ max_calls = 1
                 name: "whitelist: only for calls to local users",
                 zone: wan,
                 source: src,
-                msg: Msg { from: "sip:eve@corp.example", to: "sip:alice@else.example", ruri: "sip:alice@else.example", ..INVITE },
+                msg: Msg {
+                    from: "sip:eve@corp.example",
+                    to: "sip:alice@else.example",
+                    ruri: "sip:alice@else.example",
+                    ..INVITE
+                },
                 user: Some("eve"),
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -1088,7 +1177,11 @@ max_calls = 1
                 name: "limit: unauthenticated caller counted by From address",
                 zone: wan,
                 source: src,
-                msg: Msg { to: "sip:ed@corp.example", ruri: "sip:ed@corp.example", ..INVITE },
+                msg: Msg {
+                    to: "sip:ed@corp.example",
+                    ruri: "sip:ed@corp.example",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: counts(0, &[("dave@corp.example", 2)]),
@@ -1099,7 +1192,11 @@ max_calls = 1
                 name: "limit: callee's own max_calls",
                 zone: wan,
                 source: src,
-                msg: Msg { to: "sip:bob@corp.example", ruri: "sip:bob@corp.example", ..INVITE },
+                msg: Msg {
+                    to: "sip:bob@corp.example",
+                    ruri: "sip:bob@corp.example",
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Local,
                 counts: counts(0, &[("bob@corp.example", 1)]),
@@ -1110,7 +1207,10 @@ max_calls = 1
                 name: "limit: re-INVITE is not a new call",
                 zone: wan,
                 source: src,
-                msg: Msg { to_tag: true, ..INVITE },
+                msg: Msg {
+                    to_tag: true,
+                    ..INVITE
+                },
                 user: Some("dave"),
                 target: Target::Onward,
                 counts: counts(10, &[("dave", 5)]),
@@ -1121,7 +1221,11 @@ max_calls = 1
                 name: "limit: media streams",
                 zone: wan,
                 source: src,
-                msg: Msg { content_type: Some("application/sdp"), body: SDP3, ..INVITE },
+                msg: Msg {
+                    content_type: Some("application/sdp"),
+                    body: SDP3,
+                    ..INVITE
+                },
                 user: Some("dave"),
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -1132,7 +1236,11 @@ max_calls = 1
                 name: "limit: media streams within the limit",
                 zone: wan,
                 source: src,
-                msg: Msg { content_type: Some("application/sdp"), body: SDP1, ..INVITE },
+                msg: Msg {
+                    content_type: Some("application/sdp"),
+                    body: SDP1,
+                    ..INVITE
+                },
                 user: Some("dave"),
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -1143,7 +1251,12 @@ max_calls = 1
                 name: "an ACK is dropped, never answered",
                 zone: wan,
                 source: src,
-                msg: Msg { method: "ACK", from: "sip:x@evil.example", to_tag: true, ..INVITE },
+                msg: Msg {
+                    method: "ACK",
+                    from: "sip:x@evil.example",
+                    to_tag: true,
+                    ..INVITE
+                },
                 user: None,
                 target: Target::Onward,
                 counts: FixedCounts::default(),
@@ -1154,7 +1267,13 @@ max_calls = 1
         for c in &cases {
             let d = run(&policy, c);
             assert_eq!(d.verdict, c.verdict, "{}:\n{}", c.name, d.trace);
-            assert_eq!(d.trace.decided_by(), Some(c.decided_by), "{}:\n{}", c.name, d.trace);
+            assert_eq!(
+                d.trace.decided_by(),
+                Some(c.decided_by),
+                "{}:\n{}",
+                c.name,
+                d.trace
+            );
             // The deciding step is the last one.
             assert_eq!(
                 d.trace.steps.last().map(|s| s.outcome),
@@ -1171,7 +1290,12 @@ max_calls = 1
             name: "eve calls alice",
             zone: "wan",
             source: "192.0.2.50",
-            msg: Msg { from: "sip:eve@corp.example", to: "sip:alice@corp.example", ruri: "sip:alice@corp.example", ..INVITE },
+            msg: Msg {
+                from: "sip:eve@corp.example",
+                to: "sip:alice@corp.example",
+                ruri: "sip:alice@corp.example",
+                ..INVITE
+            },
             user: None,
             target: Target::Local,
             counts: FixedCounts::default(),
@@ -1220,7 +1344,11 @@ max_calls = 1
             name: "",
             zone: "wan",
             source: "192.0.2.50",
-            msg: Msg { to: "sip:ceo@corp.example", ruri: "sip:ceo@corp.example", ..INVITE },
+            msg: Msg {
+                to: "sip:ceo@corp.example",
+                ruri: "sip:ceo@corp.example",
+                ..INVITE
+            },
             user: None,
             target: Target::Local,
             counts: FixedCounts::default(),
@@ -1229,7 +1357,10 @@ max_calls = 1
         };
         let text = run(&policy, &c).trace.to_string();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.first(), Some(&"  pass policy.zone[wan].methods.allow: INVITE is allowed"));
+        assert_eq!(
+            lines.first(),
+            Some(&"  pass policy.zone[wan].methods.allow: INVITE is allowed")
+        );
         assert!(lines.contains(&"  skip policy.rule[0] (from = \"*@evil.example\"): no match: From `dave@corp.example`"), "{text}");
         assert_eq!(
             lines.last(),

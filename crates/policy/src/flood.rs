@@ -112,7 +112,12 @@ impl FloodGuard {
     /// changed start afresh.
     pub fn reconfigure(&mut self, policy: &Policy, zones: &[&str]) {
         let zones = &zones[..zones.len().min(usize::from(EMPTY))];
-        if self.zones.iter().map(String::as_str).ne(zones.iter().copied()) {
+        if self
+            .zones
+            .iter()
+            .map(String::as_str)
+            .ne(zones.iter().copied())
+        {
             self.slots.fill(EMPTY_SLOT);
         }
         self.zones = zones.iter().map(|z| (*z).to_owned()).collect();
@@ -158,8 +163,8 @@ impl FloodGuard {
                 return FloodVerdict::Pass;
             }
         }
-        let now_ns = u64::try_from(now.saturating_duration_since(self.base).as_nanos())
-            .unwrap_or(u64::MAX);
+        let now_ns =
+            u64::try_from(now.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
         let key = key_of(ip);
         let set = (hash(key, self.seed) as usize) & self.set_mask;
         let start = set * WAYS;
@@ -183,7 +188,11 @@ impl FloodGuard {
                 }
                 return FloodVerdict::Limited;
             }
-            let age = if slot.zone == EMPTY { 0 } else { slot.last.saturating_add(1) };
+            let age = if slot.zone == EMPTY {
+                0
+            } else {
+                slot.last.saturating_add(1)
+            };
             if age < oldest {
                 oldest = age;
                 victim = i;
@@ -273,9 +282,18 @@ mod tests {
         }
         assert_eq!(g.check(wan, src, t0), FloodVerdict::Limited);
         // 10 per second: one token every 100 ms.
-        assert_eq!(g.check(wan, src, t0 + Duration::from_millis(99)), FloodVerdict::Limited);
-        assert_eq!(g.check(wan, src, t0 + Duration::from_millis(100)), FloodVerdict::Pass);
-        assert_eq!(g.check(wan, src, t0 + Duration::from_millis(150)), FloodVerdict::Limited);
+        assert_eq!(
+            g.check(wan, src, t0 + Duration::from_millis(99)),
+            FloodVerdict::Limited
+        );
+        assert_eq!(
+            g.check(wan, src, t0 + Duration::from_millis(100)),
+            FloodVerdict::Pass
+        );
+        assert_eq!(
+            g.check(wan, src, t0 + Duration::from_millis(150)),
+            FloodVerdict::Limited
+        );
         // A long silence refills to the burst, not beyond.
         let later = t0 + Duration::from_secs(3600);
         for _ in 0..5 {
@@ -365,7 +383,10 @@ mod tests {
         let mut g = FloodGuard::new(&p, &["wan"], 64, 1, t0);
         let src = v4(1);
         assert_eq!(g.check(ZoneId(0), src, t0), FloodVerdict::Pass);
-        assert_eq!(g.check(ZoneId(0), src, t0 - Duration::from_secs(5)), FloodVerdict::Limited);
+        assert_eq!(
+            g.check(ZoneId(0), src, t0 - Duration::from_secs(5)),
+            FloodVerdict::Limited
+        );
     }
 
     #[test]

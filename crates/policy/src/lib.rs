@@ -26,8 +26,8 @@ pub use bruteforce::{BanEvent, BruteForce, Failure};
 pub use compile::{FieldError, Policy};
 pub use config::{
     Action, AuthConfig, AuthRequirement, BruteForceConfig, ContentTypesConfig, Destination,
-    FloodConfig, LimitsConfig, MethodsConfig, OverloadConfig, PolicyConfig, RuleConfig,
-    UserConfig, WhitelistConfig, ZonePolicyConfig, STANDARD_METHODS,
+    FloodConfig, LimitsConfig, MethodsConfig, OverloadConfig, PolicyConfig, RuleConfig, UserConfig,
+    WhitelistConfig, ZonePolicyConfig, STANDARD_METHODS,
 };
 pub use eval::{
     reason_phrase, CallCounts, Decision, FixedCounts, Outcome, Request, Step, Target, Trace,

@@ -61,6 +61,15 @@ pub fn config_from_toml(text: &str, file: &str) -> Result<PolicyConfig, Vec<Load
     parse(text, file).map(|(c, _)| c)
 }
 
+/// The same TOML document without its `[policy]` section (comments and layout are lost), for a
+/// configuration loader that does not know that section yet. `None` when the text is not TOML
+/// (the loader reports that itself).
+pub fn without_policy(text: &str) -> Option<String> {
+    let mut table: toml::Table = text.parse().ok()?;
+    table.remove("policy");
+    toml::to_string(&table).ok()
+}
+
 fn parse<'t>(text: &'t str, file: &str) -> Result<(PolicyConfig, Locator<'t>), Vec<LoadError>> {
     let root = match DeTable::parse(text) {
         Ok(root) => root,
@@ -243,12 +252,17 @@ action = \"refuse\"
 
     #[test]
     fn shape_errors_are_located() {
-        let text = "[policy]\ntrusted = []\n\n[[policy.rule]]\nfrom = \"*@x\"\naction = \"reject\"\n";
+        let text =
+            "[policy]\ntrusted = []\n\n[[policy.rule]]\nfrom = \"*@x\"\naction = \"reject\"\n";
         let errors = from_toml(text, "f.toml", None).unwrap_err();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].line, 6);
         assert_eq!(errors[0].field, "policy.rule[0].action");
-        assert!(errors[0].problem.contains("unknown variant"), "{}", errors[0]);
+        assert!(
+            errors[0].problem.contains("unknown variant"),
+            "{}",
+            errors[0]
+        );
 
         let text = "[[policy.rule]]\nfrom = \"*@x\"\n";
         let errors = from_toml(text, "f.toml", None).unwrap_err();
@@ -257,6 +271,15 @@ action = \"refuse\"
         let errors = from_toml("[policy\n", "f.toml", None).unwrap_err();
         assert_eq!(errors[0].field, "(syntax)");
         assert_eq!(errors[0].line, 1);
+    }
+
+    #[test]
+    fn policy_can_be_cut_out() {
+        let text = "[general]\nnode_name = \"a\"\n[[policy.zone]]\nname = \"wan\"\n";
+        let rest = without_policy(text).unwrap();
+        assert!(!rest.contains("policy"), "{rest}");
+        assert!(rest.contains("node_name = \"a\""), "{rest}");
+        assert_eq!(without_policy("[x"), None);
     }
 
     #[test]

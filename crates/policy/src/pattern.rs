@@ -111,7 +111,8 @@ fn glob_match(pat: &[u8], s: &[u8]) -> bool {
             },
         }
     }
-    pat.get(p..).is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    pat.get(p..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
 }
 
 fn utf8_len(first: u8) -> usize {

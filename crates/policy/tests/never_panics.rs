@@ -41,7 +41,10 @@ max_calls = 2
 "#;
 
 fn policies() -> Vec<Policy> {
-    vec![Policy::permissive(), from_toml(STRICT, "strict.toml", None).unwrap()]
+    vec![
+        Policy::permissive(),
+        from_toml(STRICT, "strict.toml", None).unwrap(),
+    ]
 }
 
 fn check_all(policies: &[Policy], msg: &Message, user: Option<&str>, zone_calls: u32) {
@@ -77,7 +80,11 @@ fn token() -> impl Strategy<Value = String> {
 }
 
 fn user_part() -> impl Strategy<Value = String> {
-    prop_oneof!["[a-z0-9+.]{1,10}", "\\+?[0-9]{1,12}", "%[0-9A-F]{2}[a-z]{0,4}"]
+    prop_oneof![
+        "[a-z0-9+.]{1,10}",
+        "\\+?[0-9]{1,12}",
+        "%[0-9A-F]{2}[a-z]{0,4}"
+    ]
 }
 
 fn host() -> impl Strategy<Value = String> {
