@@ -343,7 +343,7 @@ fn default_zone() -> ZonePolicy {
     ZonePolicy {
         name: String::new(),
         configured: false,
-        allow: d.methods.allow,
+        allow: STANDARD_METHODS.iter().map(|m| (*m).to_owned()).collect(),
         local_only: d.methods.local_only,
         refuse: d.methods.refuse,
         auth: Vec::new(),
@@ -465,7 +465,14 @@ impl Checker {
     }
 
     fn zone(&mut self, path: &str, z: &ZonePolicyConfig, configured: bool) -> ZonePolicy {
-        let allow = self.methods(&format!("{path}.methods.allow"), &z.methods.allow);
+        let allow = match &z.methods.allow {
+            Some(list) => self.methods(&format!("{path}.methods.allow"), list),
+            None => STANDARD_METHODS
+                .iter()
+                .filter(|m| !z.methods.refuse.iter().any(|r| r == *m))
+                .map(|m| (*m).to_owned())
+                .collect(),
+        };
         let local_only = self.methods(&format!("{path}.methods.local_only"), &z.methods.local_only);
         let refuse = self.methods(&format!("{path}.methods.refuse"), &z.methods.refuse);
         for (j, m) in z.methods.local_only.iter().enumerate() {
@@ -477,7 +484,8 @@ impl Checker {
             }
         }
         for (j, m) in z.methods.refuse.iter().enumerate() {
-            for (other, list) in [("allow", &allow), ("local_only", &local_only)] {
+            let explicit_allow = z.methods.allow.as_deref().unwrap_or(&[]);
+            for (other, list) in [("allow", explicit_allow), ("local_only", &local_only[..])] {
                 if list.contains(m) {
                     self.err(
                         format!("{path}.methods.refuse[{j}]"),
@@ -737,6 +745,15 @@ mod tests {
             let got = errors(text, None);
             assert_eq!(got, vec![(*want).to_owned()], "for:\n{text}");
         }
+    }
+
+    #[test]
+    fn refuse_alone_trims_the_default_allow_list() {
+        let cfg: PolicyConfig =
+            toml::from_str("[[zone]]\nname = \"wan\"\nmethods.refuse = [\"MESSAGE\"]").unwrap();
+        let p = Policy::compile(&cfg, None).unwrap();
+        assert!(!p.allow_header("wan").contains("MESSAGE"));
+        assert!(p.allow_header("wan").contains("INVITE"));
     }
 
     #[test]

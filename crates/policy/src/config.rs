@@ -83,26 +83,18 @@ impl ZonePolicyConfig {
 }
 
 /// `methods.*` of a zone. Method names are case-sensitive (RFC 3261 section 7.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MethodsConfig {
-    /// Methods passed on; any other method is refused with 405 (`Allow` lists these).
-    pub allow: Vec<String>,
+    /// Methods passed on; any other method is refused with 405 (`Allow` lists these). Not
+    /// set: [`STANDARD_METHODS`] less those in `refuse`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
     /// Methods sipwarden answers itself and never forwards (e.g. OPTIONS keep-alives); they
     /// need not be in `allow`.
     pub local_only: Vec<String>,
     /// Methods refused with 403 (rather than 405): explicitly forbidden from this zone.
     pub refuse: Vec<String>,
-}
-
-impl Default for MethodsConfig {
-    fn default() -> Self {
-        MethodsConfig {
-            allow: STANDARD_METHODS.iter().map(|m| (*m).to_owned()).collect(),
-            local_only: Vec::new(),
-            refuse: Vec::new(),
-        }
-    }
 }
 
 /// `auth.*` of a zone.
