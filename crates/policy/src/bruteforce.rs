@@ -70,7 +70,11 @@ fn secs(t: SystemTime) -> u64 {
 }
 
 fn time(s: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(s)
+    // Only a caller's absurd clock gets near the end of SystemTime's range; cap rather than
+    // panic (2106 is representable on every platform with 64-bit time).
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(s))
+        .unwrap_or(UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)))
 }
 
 /// The storage key of a user lockout.

@@ -33,6 +33,8 @@ pub enum FloodVerdict {
 const TOKEN: u64 = 1_000_000_000;
 const WAYS: usize = 4;
 const EMPTY: u16 = u16::MAX;
+/// 2^26 buckets (2.5 GiB) is more than any edge needs; beyond it is a configuration mistake.
+const MAX_CAPACITY: usize = 1 << 26;
 
 #[derive(Debug, Clone, Copy)]
 struct Budget {
@@ -60,7 +62,7 @@ const EMPTY_SLOT: Slot = Slot {
 
 /// Per-source token buckets with separate budgets per zone.
 ///
-/// Memory: `capacity` (rounded up to a power of two, at least 4) slots of 40 bytes; 64k slots
+/// Memory: `capacity` (rounded up to a power of two, 4 to 2^26) slots of 40 bytes; 64k slots
 /// take 2.5 MiB.
 pub struct FloodGuard {
     slots: Box<[Slot]>,
@@ -90,11 +92,11 @@ fn hash(key: [u64; 2], seed: u64) -> u64 {
 }
 
 impl FloodGuard {
-    /// A table of `capacity` buckets for the zones `zones` (their [`ZoneId`]s are their
+    /// A table of `capacity` buckets (rounded up to a power of two, from 4 to 2^26) for the zones `zones` (their [`ZoneId`]s are their
     /// positions), with the budgets of `policy`. `seed` should be random per process (it keys
     /// the hash); `now` is the base of the table's clock.
     pub fn new(policy: &Policy, zones: &[&str], capacity: usize, seed: u64, now: Instant) -> Self {
-        let sets = (capacity.max(WAYS) / WAYS).next_power_of_two();
+        let sets = (capacity.clamp(WAYS, MAX_CAPACITY) / WAYS).next_power_of_two();
         let mut guard = FloodGuard {
             slots: vec![EMPTY_SLOT; sets * WAYS].into_boxed_slice(),
             set_mask: sets - 1,
