@@ -78,7 +78,8 @@ pub enum Verdict {
         status: u16,
         /// The reason phrase.
         reason: String,
-        /// For 503: the `Retry-After` in seconds, when there should be one.
+        /// For 503: the `Retry-After` in seconds, when there should be one (the overload
+        /// answer, [`crate::Overload::refusal`]; the zone's call limit gives none).
         retry_after: Option<u32>,
     },
     /// Discard without an answer.

@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 use crate::compile::Policy;
 use crate::config::OverloadConfig;
+use crate::eval::Verdict;
 
 /// A zone's index in the table's budgets (the order of the names given to
 /// [`FloodGuard::new`]); looked up once per listener, not per packet.
@@ -92,9 +93,10 @@ fn hash(key: [u64; 2], seed: u64) -> u64 {
 }
 
 impl FloodGuard {
-    /// A table of `capacity` buckets (rounded up to a power of two, from 4 to 2^26) for the zones `zones` (their [`ZoneId`]s are their
-    /// positions), with the budgets of `policy`. `seed` should be random per process (it keys
-    /// the hash); `now` is the base of the table's clock.
+    /// A table of `capacity` buckets (rounded up to a power of two, from 4 to 2^26) for the
+    /// zones `zones` (their [`ZoneId`]s are their positions), with the budgets of `policy`.
+    /// `seed` should be random per process (it keys the hash); `now` is the base of the
+    /// table's clock.
     pub fn new(policy: &Policy, zones: &[&str], capacity: usize, seed: u64, now: Instant) -> Self {
         let sets = (capacity.clamp(WAYS, MAX_CAPACITY) / WAYS).next_power_of_two();
         let mut guard = FloodGuard {
@@ -254,6 +256,16 @@ impl Overload {
     pub fn retry_after(&self) -> Option<u32> {
         self.overloaded.then_some(self.retry_after)
     }
+
+    /// While overloaded: the answer for a new request, `503 Service Unavailable` with
+    /// `Retry-After`.
+    pub fn refusal(&self) -> Option<Verdict> {
+        self.retry_after().map(|s| Verdict::Refuse {
+            status: 503,
+            reason: "Service Unavailable".to_owned(),
+            retry_after: Some(s),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -409,7 +421,12 @@ mod tests {
         );
         o.update(1000);
         assert_eq!(o.retry_after(), Some(7));
+        assert_eq!(
+            o.refusal().map(|v| v.to_string()).as_deref(),
+            Some("refuse 503 Service Unavailable (Retry-After: 7)")
+        );
         o.update(0);
         assert_eq!(o.retry_after(), None);
+        assert_eq!(o.refusal(), None);
     }
 }
