@@ -124,5 +124,29 @@ fn evaluate(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, flood, evaluate);
+/// The ban lookup every packet goes through, with a full ban table (65536 banned sources).
+fn bans(c: &mut Criterion) {
+    use std::time::UNIX_EPOCH;
+    let cfg = policy::BruteForceConfig {
+        max_failures: 1,
+        ..policy::BruteForceConfig::default()
+    };
+    let mut bf = policy::BruteForce::with_config(cfg, Vec::new());
+    let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    for n in 0..65_536u32 {
+        bf.record_failure(IpAddr::V4(Ipv4Addr::from(0x0c00_0000 + n)), None, now);
+    }
+    assert_eq!(bf.held_bans(), 65_536);
+    let mut i: u32 = 0;
+    c.bench_function("bans/banned_until_64k_bans", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            // Half banned, half not.
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0c00_0000 + (i & 0x1_ffff)));
+            black_box(bf.banned_until(black_box(ip), now))
+        });
+    });
+}
+
+criterion_group!(benches, flood, evaluate, bans);
 criterion_main!(benches);

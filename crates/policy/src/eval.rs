@@ -1024,6 +1024,21 @@ max_calls = 1
                 decided_by: "policy.rule[3] (zones = [\"wan\"], from = \"*@partner.example\")",
             },
             Case {
+                name: "first match wins: two refusing rules match, the earlier decides",
+                zone: wan,
+                source: src,
+                msg: Msg {
+                    from: "sip:x@evil.example",
+                    ruri: "sip:+19005551234@trunk.example",
+                    ..INVITE
+                },
+                user: Some("dave"),
+                target: Target::Onward,
+                counts: FixedCounts::default(),
+                verdict: refuse(403, "Forbidden"),
+                decided_by: "policy.rule[0] (from = \"*@evil.example\")",
+            },
+            Case {
                 name: "the refusing rule when no earlier rule matched",
                 zone: wan,
                 source: src,
