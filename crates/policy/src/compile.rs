@@ -540,10 +540,10 @@ impl Checker {
                 format!("must be 0 (off) to 1000000, got {}", f.rate),
             );
         }
-        if f.rate > 0 && !(1..=1_000_000).contains(&f.burst) {
+        if f.burst > 1_000_000 {
             self.err(
                 format!("{path}.flood.burst"),
-                format!("must be 1 to 1000000, got {}", f.burst),
+                format!("must be 0 (twice the rate) to 1000000, got {}", f.burst),
             );
         }
         ZonePolicy {
@@ -709,8 +709,8 @@ mod tests {
              "policy.zone[0].content_types.allow[0]: `*/sdp` is not a media type; write `type/subtype`, `type/*` or `*/*`"),
             ("[[zone]]\nname = \"wan\"\nlimits.max_calls = 0",
              "policy.zone[0].limits.max_calls: must be at least 1 (leave it out for no limit)"),
-            ("[[zone]]\nname = \"wan\"\nflood.rate = 5\nflood.burst = 0",
-             "policy.zone[0].flood.burst: must be 1 to 1000000, got 0"),
+            ("[[zone]]\nname = \"wan\"\nflood.rate = 5\nflood.burst = 1000001",
+             "policy.zone[0].flood.burst: must be 0 (twice the rate) to 1000000, got 1000001"),
             ("[[rule]]\nfrom = \"*@x\"\nfrom_regex = \"x\"\naction = \"drop\"",
              "policy.rule[0].from_regex: give either `from` (a glob) or `from_regex`, not both"),
             ("[[rule]]\nto = \"a b\"\naction = \"drop\"",

@@ -156,21 +156,24 @@ pub struct LimitsConfig {
     pub max_media_streams: Option<u32>,
 }
 
-/// `flood.*` of a zone: a token bucket per source address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `flood.*` of a zone: a token bucket per source address. Off unless `rate` is set: a
+/// default limit would cut a PBX or a load test off without warning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FloodConfig {
-    /// Packets per second one source may send on average; 0 turns the limit off.
+    /// Packets per second one source may send on average; 0 (the default) turns the limit off.
     pub rate: u32,
-    /// Packets one source may send at once after being quiet.
+    /// Packets one source may send at once after being quiet; 0 (the default): twice `rate`.
     pub burst: u32,
 }
 
-impl Default for FloodConfig {
-    fn default() -> Self {
-        FloodConfig {
-            rate: 200,
-            burst: 400,
+impl FloodConfig {
+    /// The burst in force: `burst`, or twice `rate` when `burst` is 0.
+    pub fn effective_burst(&self) -> u32 {
+        if self.burst == 0 {
+            self.rate.saturating_mul(2).max(1)
+        } else {
+            self.burst
         }
     }
 }

@@ -131,7 +131,7 @@ impl FloodGuard {
                 let f = policy.flood_config(z);
                 Budget {
                     rate: u64::from(f.rate),
-                    burst: u64::from(f.burst.max(1)) * TOKEN,
+                    burst: u64::from(f.effective_burst()) * TOKEN,
                 }
             })
             .collect();
@@ -333,13 +333,23 @@ mod tests {
         }
         assert_eq!(g.check(wan, src, t0), FloodVerdict::Pass);
         assert_eq!(g.check(wan, src, t0), FloodVerdict::Limited);
-        // dmz has no entry: the default budget (burst 400).
-        let passed = (0..1000)
-            .filter(|_| g.check(dmz, src, t0) == FloodVerdict::Pass)
-            .count();
-        assert_eq!(passed, 400);
+        // dmz has no entry: no limit by default.
+        for _ in 0..1000 {
+            assert_eq!(g.check(dmz, src, t0), FloodVerdict::Pass);
+        }
         // An unknown zone id is not limited.
         assert_eq!(g.check(ZoneId(9), src, t0), FloodVerdict::Pass);
+    }
+
+    #[test]
+    fn burst_defaults_to_twice_the_rate() {
+        let p = policy("[[zone]]\nname = \"wan\"\nflood.rate = 3\n");
+        let t0 = Instant::now();
+        let mut g = FloodGuard::new(&p, &["wan"], 64, 3, t0);
+        let passed = (0..100)
+            .filter(|_| g.check(ZoneId(0), v4(5), t0) == FloodVerdict::Pass)
+            .count();
+        assert_eq!(passed, 6);
     }
 
     #[test]
