@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use policy::{
-    load::from_toml, BruteForce, FixedCounts, FloodGuard, Outcome, Pattern, Policy, Request,
-    Target, ZoneId,
+    load::from_toml, BruteForce, FixedCounts, FloodGuard, FloodVerdict, Outcome, Pattern, Policy,
+    Request, Target, ZoneId,
 };
 use proptest::prelude::*;
 use sip_message::Message;
@@ -24,6 +24,8 @@ content_types.allow = ["application/sdp"]
 limits.max_calls = 3
 limits.max_calls_per_user = 1
 limits.max_media_streams = 1
+flood.rate = 5
+flood.burst = 3
 [[policy.rule]]
 from = "*@evil*"
 action = "refuse"
@@ -239,8 +241,19 @@ proptest! {
         let p = from_toml(STRICT, "strict.toml", None).unwrap();
         let t0 = Instant::now();
         let mut g = FloodGuard::new(&p, &["wan", "lan"], 64, 9, t0);
-        for (ip, zone, dt) in ops {
-            let _ = g.check(ZoneId(zone), IpAddr::from(ip.to_be_bytes()), t0 + Duration::from_nanos(dt));
+        let mut limited = 0;
+        for (ip, zone, dt) in &ops {
+            // Few distinct sources, so that buckets are hit and drained, not only created.
+            let src = IpAddr::from((ip % 8).to_be_bytes());
+            if g.check(ZoneId(*zone), src, t0 + Duration::from_nanos(*dt)) == FloodVerdict::Limited {
+                limited += 1;
+                // Only wan (zone 0) has a budget.
+                prop_assert_eq!(*zone, 0);
+            }
         }
+        // 8 sources with a burst of 3 and a rate of 5/s cannot pass more than 8 * 3 + 5 * 2 * 8
+        // packets of wan within the 2 s the times span.
+        let wan = ops.iter().filter(|(_, z, _)| *z == 0).count();
+        prop_assert!(wan - limited <= 8 * 3 + 5 * 2 * 8, "{} of {} passed", wan - limited, wan);
     }
 }
