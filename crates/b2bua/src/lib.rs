@@ -1,0 +1,18 @@
+//! # b2bua: the back-to-back user agent of sipwarden, sans-IO
+//!
+//! (Full documentation below is written with the design.)
+
+mod config;
+mod core;
+mod media;
+mod msg;
+
+pub use crate::config::{B2buaConfig, ZoneIdentity};
+pub use crate::core::{
+    B2bua, B2buaEvent, CallHandle, Direction, EndCause, HistoryEntry, LegSide, RouteDecision,
+    StartError,
+};
+pub use crate::media::{FakeMediaPort, MediaPort, MediaPortError, MediaSessionId, MediaSide};
+
+#[cfg(test)]
+mod tests;
