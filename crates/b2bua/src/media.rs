@@ -2,6 +2,7 @@
 //! release a session"), so that tests run a fake and the relay could live in another process.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// A media session as the port names it (one per call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,37 +55,75 @@ pub trait MediaPort {
 }
 
 /// A media port without sockets, for tests and dry runs: it rewrites `c=` and `o=` addresses
-/// and `m=` ports to a per-zone address and a counter, and records every call.
-#[derive(Debug, Default)]
+/// to a per-zone address and `m=` ports to a counter, drops ICE candidates and `a=rtcp:`, and
+/// records every call. Clones share their state, so a test keeps one to look inside.
+#[derive(Debug, Clone, Default)]
 pub struct FakeMediaPort {
-    /// The address written into SDP sent into a zone (`zone -> address`).
-    pub zone_addr: HashMap<String, String>,
+    inner: Arc<Mutex<FakeInner>>,
+}
+
+#[derive(Debug, Default)]
+struct FakeInner {
+    zone_addr: HashMap<String, String>,
     sessions: HashMap<u64, (String, String)>,
     next: u64,
     next_port: u16,
-    /// Every operation, in order: `("create" | "offer" | "answer" | "release", session)`.
-    pub log: Vec<(&'static str, u64)>,
-    /// Make the next offer or answer fail (then cleared).
-    pub fail_next: Option<MediaPortError>,
+    log: Vec<(&'static str, u64)>,
+    fail_next: Option<MediaPortError>,
 }
 
 impl FakeMediaPort {
+    /// `zones`: `(zone, address written into SDP sent into it)`.
     pub fn new(zones: &[(&str, &str)]) -> FakeMediaPort {
-        FakeMediaPort {
+        let inner = FakeInner {
             zone_addr: zones
                 .iter()
                 .map(|(z, a)| ((*z).to_owned(), (*a).to_owned()))
                 .collect(),
             next_port: 30000,
-            ..FakeMediaPort::default()
+            ..FakeInner::default()
+        };
+        FakeMediaPort {
+            inner: Arc::new(Mutex::new(inner)),
         }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut FakeInner) -> R) -> R {
+        // A poisoned lock only means another test thread panicked while holding it.
+        let mut g = match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g)
     }
 
     /// Sessions not yet released.
     pub fn live(&self) -> usize {
-        self.sessions.len()
+        self.with(|i| i.sessions.len())
     }
 
+    /// Every operation so far: `("create" | "offer" | "answer" | "release", session)`.
+    pub fn log(&self) -> Vec<(&'static str, u64)> {
+        self.with(|i| i.log.clone())
+    }
+
+    /// Makes the next offer or answer fail with `e`.
+    pub fn fail_next(&self, e: MediaPortError) {
+        self.with(|i| i.fail_next = Some(e));
+    }
+
+    fn rewrite(
+        &mut self,
+        id: MediaSessionId,
+        from: MediaSide,
+        sdp: &[u8],
+        op: &'static str,
+    ) -> Result<Vec<u8>, MediaPortError> {
+        self.with(|inner| inner.rewrite(id, from, sdp, op))
+    }
+}
+
+impl FakeInner {
     fn rewrite(
         &mut self,
         id: MediaSessionId,
@@ -116,8 +155,7 @@ impl FakeMediaPort {
         self.log.push((op, id.0));
         let mut out = String::new();
         for line in text.lines() {
-            let l = if let Some(rest) = line.strip_prefix("c=") {
-                let _ = rest;
+            let l = if line.starts_with("c=") {
                 format!("c=IN IP4 {addr}")
             } else if let Some(rest) = line.strip_prefix("o=") {
                 let f: Vec<&str> = rest.split(' ').collect();
@@ -127,7 +165,7 @@ impl FakeMediaPort {
             } else if let Some(rest) = line.strip_prefix("m=") {
                 let mut f = rest.splitn(3, ' ');
                 let media = f.next().unwrap_or("audio");
-                let _port = f.next();
+                let _peer_port = f.next();
                 let tail = f.next().unwrap_or("RTP/AVP 0");
                 self.next_port = self.next_port.wrapping_add(2);
                 format!("m={media} {} {tail}", self.next_port)
@@ -149,11 +187,13 @@ impl MediaPort for FakeMediaPort {
         zone_a: &str,
         zone_b: &str,
     ) -> Result<MediaSessionId, MediaPortError> {
-        self.next += 1;
-        self.sessions
-            .insert(self.next, (zone_a.to_owned(), zone_b.to_owned()));
-        self.log.push(("create", self.next));
-        Ok(MediaSessionId(self.next))
+        self.with(|i| {
+            i.next += 1;
+            let n = i.next;
+            i.sessions.insert(n, (zone_a.to_owned(), zone_b.to_owned()));
+            i.log.push(("create", n));
+            Ok(MediaSessionId(n))
+        })
     }
 
     fn offer(
@@ -175,9 +215,11 @@ impl MediaPort for FakeMediaPort {
     }
 
     fn release(&mut self, id: MediaSessionId) {
-        if self.sessions.remove(&id.0).is_some() {
-            self.log.push(("release", id.0));
-        }
+        self.with(|i| {
+            if i.sessions.remove(&id.0).is_some() {
+                i.log.push(("release", id.0));
+            }
+        })
     }
 }
 
@@ -187,7 +229,6 @@ impl MediaPort for FakeMediaPort {
 mod relay {
     use super::*;
     use media_relay::{MediaError, MediaRelay, SessionId, Side};
-    use std::sync::Arc;
 
     fn side(s: MediaSide) -> Side {
         match s {

@@ -369,6 +369,7 @@ impl B2bua {
         req: Message,
         source: Source,
     ) {
+        self.servers.insert(id, ServerCtx { call, leg });
         self.record(call, now, leg, Direction::In, &req);
         let Some((cseq, _)) = msg::cseq(&req) else {
             self.reply(now, tl, call, leg, id, &req, 400, "Bad CSeq");
@@ -554,6 +555,7 @@ impl B2bua {
         ctx: ServerCtx,
     ) {
         let call = ctx.call;
+        self.servers.insert(cancel, ctx);
         self.record(call, now, ctx.leg, Direction::In, req);
         self.reply(now, tl, call, ctx.leg, cancel, req, 200, "OK");
         let initial = self
