@@ -36,7 +36,7 @@ impl ZoneIdentity {
         a.rsplit_once(':').map_or(a, |(h, _)| h)
     }
 
-    pub(crate) fn from_host(&self) -> &str {
+    pub(crate) fn caller_domain(&self) -> &str {
         self.domain.as_deref().unwrap_or_else(|| self.host())
     }
 

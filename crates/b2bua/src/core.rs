@@ -42,13 +42,6 @@ impl LegSide {
             LegSide::B => MediaSide::B,
         }
     }
-
-    fn idx(self) -> usize {
-        match self {
-            LegSide::A => 0,
-            LegSide::B => 1,
-        }
-    }
 }
 
 /// Where the routing sent the call: leg B goes to `target` (its Request-URI and To) through
@@ -127,7 +120,10 @@ pub enum B2buaEvent {
         history: Vec<HistoryEntry>,
     },
     /// Something was not done; the reason says what.
-    Dropped { call: Option<CallHandle>, reason: String },
+    Dropped {
+        call: Option<CallHandle>,
+        reason: String,
+    },
 }
 
 /// Why [`B2bua::start_call`] refused. The caller got a final response already (when one could
@@ -273,10 +269,7 @@ enum ClientKind {
     /// Leg B's initial INVITE.
     Initial { offer: bool },
     /// A request relayed from the other leg's server transaction.
-    Relay {
-        server: ServerTxId,
-        offer: bool,
-    },
+    Relay { server: ServerTxId, offer: bool },
     /// Our session refresh.
     Refresh,
     /// Our PRACK for a reliable provisional that A does not see reliably.
@@ -567,9 +560,11 @@ impl B2bua {
         let supports = |t: &str| {
             msg::has_tag(req, HeaderName::Supported, t) || msg::has_tag(req, HeaderName::Require, t)
         };
-        let a_update = req
-            .header(HeaderName::Allow)
-            .is_some_and(|v| String::from_utf8_lossy(v).to_ascii_uppercase().contains("UPDATE"));
+        let a_update = req.header(HeaderName::Allow).is_some_and(|v| {
+            String::from_utf8_lossy(v)
+                .to_ascii_uppercase()
+                .contains("UPDATE")
+        });
 
         let zone_a = self.cfg.zones.get(za).cloned().ok_or(StartError::Build)?;
         let zone_b = self.cfg.zones.get(zb).cloned().ok_or(StartError::Build)?;
@@ -613,7 +608,7 @@ impl B2bua {
         };
         // A fresh Call-ID from the layer's seeded generator: nothing of leg A's is in it.
         let call_id_b = format!("{}{}", tl.new_tag(), tl.new_tag());
-        let b_from = msg::map_host(&from_uri, zone_b.from_host());
+        let b_from = msg::map_host(&from_uri, zone_b.caller_domain());
         let leg_b = Leg {
             zone: zb,
             call_id: call_id_b.clone(),
@@ -663,7 +658,7 @@ impl B2bua {
                     .unwrap_or(v.trim());
                 b.header(
                     "P-Asserted-Identity",
-                    format!("<{}>", msg::map_host(uri, zone_b.from_host())),
+                    format!("<{}>", msg::map_host(uri, zone_b.caller_domain())),
                 );
             }
         }
@@ -684,10 +679,14 @@ impl B2bua {
 
         let call = self.next_call;
         self.next_call += 1;
-        self.dialogs
-            .insert((leg_a.call_id.clone(), leg_a.local_tag.clone()), (call, LegSide::A));
-        self.dialogs
-            .insert((leg_b.call_id.clone(), leg_b.local_tag.clone()), (call, LegSide::B));
+        self.dialogs.insert(
+            (leg_a.call_id.clone(), leg_a.local_tag.clone()),
+            (call, LegSide::A),
+        );
+        self.dialogs.insert(
+            (leg_b.call_id.clone(), leg_b.local_tag.clone()),
+            (call, LegSide::B),
+        );
         self.calls.insert(
             call,
             Call {

@@ -2,6 +2,16 @@
 //!
 //! (Full documentation below is written with the design.)
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod config;
 mod core;
 mod media;

@@ -94,7 +94,10 @@ const OWN: &[HeaderName] = &[
 pub(crate) fn copy_allowed(b: &mut Builder, from: &Message, cfg: &B2buaConfig, skip: &[&str]) {
     for f in from.fields() {
         let name = from.slice(f.name_span);
-        if skip.iter().any(|s| s.as_bytes().eq_ignore_ascii_case(name) || f.name.canonical() == Some(s)) {
+        if skip
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(name) || f.name.canonical() == Some(s))
+        {
             continue;
         }
         let value = from.slice(f.value_span);
@@ -313,7 +316,10 @@ mod tests {
     #[test]
     fn host_mapping_keeps_user_only() {
         assert_eq!(
-            map_host("sip:alice@pbx.lan.example:5070;transport=tcp", "wan.example"),
+            map_host(
+                "sip:alice@pbx.lan.example:5070;transport=tcp",
+                "wan.example"
+            ),
             "sip:alice@wan.example"
         );
         assert_eq!(map_host("tel:+123", "x"), "tel:+123");

@@ -60,8 +60,10 @@ impl H {
 
     fn with(cfg: B2buaConfig) -> H {
         let media = FakeMediaPort::new(&[("lan", "192.168.10.1"), ("wan", "198.51.100.1")]);
-        let mut tcfg = Config::default();
-        tcfg.seed = 0x5eed;
+        let tcfg = Config {
+            seed: 0x5eed,
+            ..Config::default()
+        };
         H {
             tl: TransactionLayer::new(tcfg),
             b2b: B2bua::new(cfg, Box::new(media.clone())),
@@ -122,9 +124,15 @@ impl H {
                                     && msg.to().unwrap().unwrap().tag().is_none() =>
                             {
                                 let (zone, route) = H::route(source.remote);
-                                let _ = self
-                                    .b2b
-                                    .start_call(now, &mut self.tl, id, msg, source, zone, route);
+                                let _ = self.b2b.start_call(
+                                    now,
+                                    &mut self.tl,
+                                    id,
+                                    msg,
+                                    source,
+                                    zone,
+                                    route,
+                                );
                             }
                             other => self.unhandled.push(other),
                         }
@@ -180,8 +188,7 @@ impl H {
     /// Messages sent to `to` since the last take.
     fn take(&mut self, to: &str) -> Vec<Message> {
         let a = addr(to);
-        let (mine, rest): (Vec<_>, Vec<_>) =
-            self.inbox.drain(..).partition(|(d, _)| d.remote == a);
+        let (mine, rest): (Vec<_>, Vec<_>) = self.inbox.drain(..).partition(|(d, _)| d.remote == a);
         self.inbox = rest;
         mine.into_iter().map(|(_, m)| m).collect()
     }
@@ -359,9 +366,18 @@ Allow: INVITE, ACK, BYE, CANCEL, UPDATE, PRACK
 /// LAN -> WAN call up to the 200 and the ACK. Returns (INVITE seen by the ITSP, 200 seen by
 /// the PBX).
 fn lan_call_up(h: &mut H, invite_extra: &str) -> (Message, Message) {
-    h.inject(PBX, &lan_invite(invite_extra, Some(&lan_sdp(1, "sendrecv"))));
+    h.inject(
+        PBX,
+        &lan_invite(invite_extra, Some(&lan_sdp(1, "sendrecv"))),
+    );
     let inv = h.expect(ITSP, "INVITE sip:+4930123456@itsp.example");
-    let ringing = respond(&inv, "180 Ringing", "wan1", "Contact: <sip:gw@203.0.113.5>", None);
+    let ringing = respond(
+        &inv,
+        "180 Ringing",
+        "wan1",
+        "Contact: <sip:gw@203.0.113.5>",
+        None,
+    );
     h.inject_msg(ITSP, ringing);
     h.expect(PBX, "SIP/2.0 180");
     let ok = respond(
@@ -390,16 +406,25 @@ fn lan_call_up(h: &mut H, invite_extra: &str) -> (Message, Message) {
         None,
     );
     h.inject(PBX, &lan_ack);
-    assert!(h.take(ITSP).is_empty(), "A's ACK is not relayed (B was ACKed)");
+    assert!(
+        h.take(ITSP).is_empty(),
+        "A's ACK is not relayed (B was ACKed)"
+    );
     (inv, ok_a)
 }
 
 #[test]
 fn lan_to_wan_full_call_hides_the_lan() {
     let mut h = H::new();
-    let (inv, ok_a) = lan_call_up(&mut h, "Supported: timer, 100rel, replaces\nSession-Expires: 1800");
+    let (inv, ok_a) = lan_call_up(
+        &mut h,
+        "Supported: timer, 100rel, replaces\nSession-Expires: 1800",
+    );
     // Leg B is a new dialog.
-    assert_ne!(hv(&inv, HeaderName::CallId), "internal-callid-7f3a@192.168.10.20");
+    assert_ne!(
+        hv(&inv, HeaderName::CallId),
+        "internal-callid-7f3a@192.168.10.20"
+    );
     assert_eq!(inv.cseq().unwrap().unwrap().seq, 1);
     assert_eq!(inv.max_forwards().unwrap().unwrap().0, 69);
     assert!(hv(&inv, HeaderName::From).contains("sip:201@sbc.example.net"));
@@ -414,7 +439,10 @@ fn lan_to_wan_full_call_hides_the_lan() {
     let body_a = String::from_utf8_lossy(ok_a.body()).into_owned();
     assert!(body_a.contains("c=IN IP4 192.168.10.1"), "{body_a}");
     // Leg A keeps its own dialog: its Call-ID, its From tag, its Record-Route.
-    assert_eq!(hv(&ok_a, HeaderName::CallId), "internal-callid-7f3a@192.168.10.20");
+    assert_eq!(
+        hv(&ok_a, HeaderName::CallId),
+        "internal-callid-7f3a@192.168.10.20"
+    );
     assert!(hv(&ok_a, HeaderName::RecordRoute).contains("192.168.10.5"));
     assert!(hv(&ok_a, HeaderName::Contact).contains("192.168.10.1"));
 
@@ -438,7 +466,13 @@ fn lan_to_wan_full_call_hides_the_lan() {
     assert!(String::from_utf8_lossy(reinv.body()).contains("a=sendonly"));
     h.inject_msg(
         ITSP,
-        respond(&reinv, "200 OK", "x", "Contact: <sip:gw@203.0.113.5>", Some(&wan_sdp(2))),
+        respond(
+            &reinv,
+            "200 OK",
+            "x",
+            "Contact: <sip:gw@203.0.113.5>",
+            Some(&wan_sdp(2)),
+        ),
     );
     h.expect(ITSP, "ACK sip:gw@203.0.113.5");
     let ok2 = h.expect(PBX, "SIP/2.0 200");
@@ -488,23 +522,21 @@ fn lan_to_wan_full_call_hides_the_lan() {
     assert!(String::from_utf8_lossy(ok3.body()).contains("198.51.100.1"));
 
     // INFO from the LAN: the DTMF body crosses, the LAN headers do not.
-    h.inject(
-        PBX,
-        &format!(
-            "{}",
-            in_dialog(
-                "INFO",
-                &target_a,
-                true,
-                &ok_a,
-                12,
-                "SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlan4",
-                LAN_HEADERS,
-                None,
-            )
-        ),
-    );
+    let info = in_dialog(
+        "INFO",
+        &target_a,
+        true,
+        &ok_a,
+        12,
+        "SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlan4",
+        LAN_HEADERS,
+        Some("Signal=5\nDuration=160\n"),
+    )
+    .replace("application/sdp", "application/dtmf-relay");
+    h.inject(PBX, &info);
     let info = h.expect(ITSP, "INFO");
+    assert!(String::from_utf8_lossy(info.body()).contains("Signal=5"));
+    assert_eq!(hv(&info, HeaderName::ContentType), "application/dtmf-relay");
     h.inject_msg(ITSP, respond(&info, "200 OK", "x", "", None));
     h.expect(PBX, "SIP/2.0 200");
 
@@ -539,9 +571,9 @@ fn lan_to_wan_full_call_hides_the_lan() {
         })
         .unwrap();
     assert!(hist.first().unwrap().first_line.starts_with("INVITE"));
-    assert!(hist
-        .iter()
-        .any(|e| e.leg == LegSide::B && e.direction == Direction::In && e.first_line.contains("180")));
+    assert!(hist.iter().any(|e| e.leg == LegSide::B
+        && e.direction == Direction::In
+        && e.first_line.contains("180")));
     assert!(hist.len() >= 20, "{}", hist.len());
 }
 
@@ -569,13 +601,23 @@ Content-Length: {}
     let inv_a = h.expect(PBX, "INVITE sip:201@pbx.lan.example");
     // The ITSP's data may reach the trusted LAN only in the From user part and the SDP.
     assert!(hv(&inv_a, HeaderName::From).contains("+4917012345@192.168.10.1"));
-    let lan_extra = format!("Contact: <sip:201@192.168.10.20:5060>\n{LAN_HEADERS}\nServer: PBX-Internal");
-    h.inject_msg(PBX, respond(&inv_a, "180 Ringing", "lanto1", &lan_extra, None));
+    let lan_extra =
+        format!("Contact: <sip:201@192.168.10.20:5060>\n{LAN_HEADERS}\nServer: PBX-Internal");
+    h.inject_msg(
+        PBX,
+        respond(&inv_a, "180 Ringing", "lanto1", &lan_extra, None),
+    );
     let r = h.expect(ITSP, "SIP/2.0 180");
     assert!(hv(&r, HeaderName::Contact).contains("198.51.100.1"));
     h.inject_msg(
         PBX,
-        respond(&inv_a, "200 OK", "lanto1", &lan_extra, Some(&lan_sdp(1, "sendrecv"))),
+        respond(
+            &inv_a,
+            "200 OK",
+            "lanto1",
+            &lan_extra,
+            Some(&lan_sdp(1, "sendrecv")),
+        ),
     );
     h.expect(PBX, "ACK sip:201@192.168.10.20:5060");
     let ok = h.expect(ITSP, "SIP/2.0 200");
@@ -610,7 +652,16 @@ Content-Length: {}
         ),
     );
     let re_a = h.expect(PBX, "INVITE");
-    h.inject_msg(PBX, respond(&re_a, "200 OK", "x", &lan_extra, Some(&lan_sdp(2, "sendrecv"))));
+    h.inject_msg(
+        PBX,
+        respond(
+            &re_a,
+            "200 OK",
+            "x",
+            &lan_extra,
+            Some(&lan_sdp(2, "sendrecv")),
+        ),
+    );
     h.expect(PBX, "ACK");
     h.expect(ITSP, "SIP/2.0 200");
     h.inject(
@@ -676,11 +727,20 @@ Content-Length: 0
     );
     let to_pbx: Vec<String> = h.take(PBX).iter().map(first).collect();
     assert!(to_pbx.iter().any(|l| l == "SIP/2.0 200 OK"), "{to_pbx:?}");
-    assert!(to_pbx.iter().any(|l| l.starts_with("SIP/2.0 487")), "{to_pbx:?}");
+    assert!(
+        to_pbx.iter().any(|l| l.starts_with("SIP/2.0 487")),
+        "{to_pbx:?}"
+    );
     let cancel = h.expect(ITSP, "CANCEL sip:+4930123456@itsp.example");
-    assert_eq!(hv(&cancel, HeaderName::CallId), hv(&inv, HeaderName::CallId));
+    assert_eq!(
+        hv(&cancel, HeaderName::CallId),
+        hv(&inv, HeaderName::CallId)
+    );
     h.inject_msg(ITSP, respond(&cancel, "200 OK", "wan1", "", None));
-    h.inject_msg(ITSP, respond(&inv, "487 Request Terminated", "wan1", "", None));
+    h.inject_msg(
+        ITSP,
+        respond(&inv, "487 Request Terminated", "wan1", "", None),
+    );
     h.expect(ITSP, "ACK");
     assert_eq!(h.ended(), Some((EndCause::Cancelled, Some(487))));
     h.assert_hidden();
@@ -709,11 +769,23 @@ Content-Length: 0
     // The ITSP answered before the CANCEL arrived.
     h.inject_msg(
         ITSP,
-        respond(&inv, "200 OK", "wan1", "Contact: <sip:gw@203.0.113.5>", Some(&wan_sdp(1))),
+        respond(
+            &inv,
+            "200 OK",
+            "wan1",
+            "Contact: <sip:gw@203.0.113.5>",
+            Some(&wan_sdp(1)),
+        ),
     );
     let out: Vec<String> = h.take(ITSP).iter().map(first).collect();
-    assert!(out.iter().any(|l| l.starts_with("ACK sip:gw@203.0.113.5")), "{out:?}");
-    assert!(out.iter().any(|l| l.starts_with("BYE sip:gw@203.0.113.5")), "{out:?}");
+    assert!(
+        out.iter().any(|l| l.starts_with("ACK sip:gw@203.0.113.5")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with("BYE sip:gw@203.0.113.5")),
+        "{out:?}"
+    );
     h.assert_hidden();
 }
 
@@ -724,11 +796,20 @@ fn busy_is_mapped_with_status_and_reason() {
     let inv = h.expect(ITSP, "INVITE");
     h.inject_msg(
         ITSP,
-        respond(&inv, "486 Busy Here", "wan1", "Retry-After: 30\nWarning: 399 203.0.113.5 \"x\"", None),
+        respond(
+            &inv,
+            "486 Busy Here",
+            "wan1",
+            "Retry-After: 30\nWarning: 399 203.0.113.5 \"x\"",
+            None,
+        ),
     );
     h.expect(ITSP, "ACK");
     let busy = h.expect(PBX, "SIP/2.0 486 Busy Here");
-    assert_eq!(hv(&busy, HeaderName::CallId), "internal-callid-7f3a@192.168.10.20");
+    assert_eq!(
+        hv(&busy, HeaderName::CallId),
+        "internal-callid-7f3a@192.168.10.20"
+    );
     assert_eq!(busy.header_by_name("Retry-After"), Some(&b"30"[..]));
     assert!(busy.header_by_name("Warning").is_none());
     assert_eq!(h.ended(), Some((EndCause::Rejected, Some(486))));
@@ -742,7 +823,11 @@ fn no_answer_from_b_is_408() {
     h.inject(PBX, &lan_invite("", Some(&lan_sdp(1, "sendrecv"))));
     h.expect(ITSP, "INVITE");
     h.advance(Duration::from_secs(33));
-    let invites = h.take(ITSP).iter().filter(|m| first(m).starts_with("INVITE")).count();
+    let invites = h
+        .take(ITSP)
+        .iter()
+        .filter(|m| first(m).starts_with("INVITE"))
+        .count();
     assert!(invites >= 5, "Timer A retransmissions: {invites}");
     h.expect(PBX, "SIP/2.0 408");
     assert_eq!(h.ended(), Some((EndCause::NoAnswer, Some(408))));
@@ -770,7 +855,13 @@ Content-Length: {}
     let inv_a = h.expect(PBX, "INVITE");
     h.inject_msg(
         PBX,
-        respond(&inv_a, "302 Moved", "lanto1", "Contact: <sip:202@192.168.10.21>", None),
+        respond(
+            &inv_a,
+            "302 Moved",
+            "lanto1",
+            "Contact: <sip:202@192.168.10.21>",
+            None,
+        ),
     );
     let r = h.expect(ITSP, "SIP/2.0 480");
     assert!(r.header(HeaderName::Contact).is_none());
@@ -780,7 +871,10 @@ Content-Length: {}
 fn established_with_timers(h: &mut H, wan_se: &str) -> (Message, Message) {
     h.inject(
         PBX,
-        &lan_invite("Supported: timer\nSession-Expires: 90", Some(&lan_sdp(1, "sendrecv"))),
+        &lan_invite(
+            "Supported: timer\nSession-Expires: 90",
+            Some(&lan_sdp(1, "sendrecv")),
+        ),
     );
     let inv = h.expect(ITSP, "INVITE");
     assert!(hv(&inv, HeaderName::SessionExpires).starts_with("90"));
@@ -825,7 +919,10 @@ fn session_without_refresh_is_torn_down_both_ways() {
     let bye_a = h.expect(PBX, "BYE sip:201@192.168.10.20:5060");
     let bye_b = h.expect(ITSP, "BYE sip:gw@203.0.113.5");
     assert!(hv(&bye_b, HeaderName::Reason).contains("session timer"));
-    assert!(matches!(h.ended(), Some((EndCause::SessionTimerExpired(_), None))));
+    assert!(matches!(
+        h.ended(),
+        Some((EndCause::SessionTimerExpired(_), None))
+    ));
     h.inject_msg(PBX, respond(&bye_a, "200 OK", "x", "", None));
     h.inject_msg(ITSP, respond(&bye_b, "200 OK", "x", "", None));
     h.assert_hidden();
@@ -841,7 +938,16 @@ fn sipwarden_refreshes_a_leg_whose_peer_has_no_timer() {
         h.advance(Duration::from_secs(45));
         let upd = h.expect(ITSP, "UPDATE sip:gw@203.0.113.5");
         assert!(hv(&upd, HeaderName::SessionExpires).contains("refresher=uac"));
-        h.inject_msg(ITSP, respond(&upd, "200 OK", "x", "Session-Expires: 90;refresher=uac", None));
+        h.inject_msg(
+            ITSP,
+            respond(
+                &upd,
+                "200 OK",
+                "x",
+                "Session-Expires: 90;refresher=uac",
+                None,
+            ),
+        );
         // The PBX refreshes leg A itself with re-INVITEs.
         h.inject(
             PBX,
@@ -1009,7 +1115,10 @@ fn prack_is_mapped_per_leg() {
     assert_eq!(ok.cseq().unwrap().unwrap().method_str, "PRACK");
     // PRACKed: no more retransmissions.
     h.advance(Duration::from_secs(3));
-    assert!(h.take(PBX).iter().all(|m| !first(m).starts_with("SIP/2.0 183")));
+    assert!(h
+        .take(PBX)
+        .iter()
+        .all(|m| !first(m).starts_with("SIP/2.0 183")));
     h.assert_hidden();
 }
 
@@ -1038,7 +1147,10 @@ fn reliable_provisional_for_a_caller_without_100rel_is_pracked_locally() {
 #[test]
 fn unknown_required_extension_is_420() {
     let mut h = H::new();
-    h.inject(PBX, &lan_invite("Require: replaces", Some(&lan_sdp(1, "sendrecv"))));
+    h.inject(
+        PBX,
+        &lan_invite("Require: replaces", Some(&lan_sdp(1, "sendrecv"))),
+    );
     let r = h.expect(PBX, "SIP/2.0 420");
     assert_eq!(r.header_by_name("Unsupported"), Some(&b"replaces"[..]));
     assert!(h.take(ITSP).is_empty());
@@ -1061,7 +1173,10 @@ fn history_is_bounded() {
     let call = h.b2b.calls()[0];
     let hist = h.b2b.history(call).unwrap();
     assert_eq!(hist.len(), 4);
-    assert_eq!(hist.last().unwrap().first_line, "ACK sip:192.168.10.1:5060 SIP/2.0");
+    assert_eq!(
+        hist.last().unwrap().first_line,
+        "ACK sip:192.168.10.1:5060 SIP/2.0"
+    );
 }
 
 #[test]
@@ -1071,11 +1186,149 @@ fn lost_ack_ends_the_call() {
     let inv = h.expect(ITSP, "INVITE");
     h.inject_msg(
         ITSP,
-        respond(&inv, "200 OK", "wan1", "Contact: <sip:gw@203.0.113.5>", Some(&wan_sdp(1))),
+        respond(
+            &inv,
+            "200 OK",
+            "wan1",
+            "Contact: <sip:gw@203.0.113.5>",
+            Some(&wan_sdp(1)),
+        ),
     );
     h.advance(Duration::from_secs(40));
-    let oks = h.take(PBX).iter().filter(|m| first(m).starts_with("SIP/2.0 200")).count();
+    let oks = h
+        .take(PBX)
+        .iter()
+        .filter(|m| first(m).starts_with("SIP/2.0 200"))
+        .count();
     assert!(oks >= 7, "2xx retransmitted until 64*T1: {oks}");
     assert_eq!(h.ended(), Some((EndCause::NoAck(LegSide::A), None)));
     h.expect(ITSP, "BYE");
+}
+
+#[test]
+fn the_leak_check_sees_what_a_whitelist_lets_through() {
+    // Allowing User-Agent is an administrator's exception: then the PBX's string crosses,
+    // and the check that guards every other test reports it.
+    let mut cfg = config();
+    cfg.pass_user_agent = true;
+    let mut h = H::with(cfg);
+    lan_call_up(&mut h, "");
+    assert!(h.wan_bytes().iter().any(|m| m.contains("PBX-Internal")));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.assert_hidden()));
+    assert!(r.is_err());
+}
+
+#[test]
+fn offerless_reinvite_defers_the_ack_until_the_answer() {
+    let mut h = H::new();
+    let (_inv, ok_a) = lan_call_up(&mut h, "");
+    let target_a = msg::contact_uri(&ok_a).unwrap();
+    h.inject(
+        PBX,
+        &in_dialog(
+            "INVITE",
+            &target_a,
+            true,
+            &ok_a,
+            11,
+            "SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlanol",
+            "Contact: <sip:201@192.168.10.20:5060>",
+            None,
+        ),
+    );
+    let reinv = h.expect(ITSP, "INVITE");
+    assert!(reinv.body().is_empty());
+    // The ITSP offers in its 2xx.
+    h.inject_msg(ITSP, respond(&reinv, "200 OK", "x", "", Some(&wan_sdp(2))));
+    assert!(h.take(ITSP).is_empty(), "no ACK before A answers");
+    let ok = h.expect(PBX, "SIP/2.0 200");
+    assert!(String::from_utf8_lossy(ok.body()).contains("c=IN IP4 192.168.10.1"));
+    h.inject(
+        PBX,
+        &in_dialog(
+            "ACK",
+            &target_a,
+            true,
+            &ok_a,
+            11,
+            "SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlanolack",
+            "",
+            Some(&lan_sdp(2, "sendrecv")),
+        ),
+    );
+    let ack = h.expect(ITSP, "ACK sip:gw@203.0.113.5");
+    assert_eq!(ack.cseq().unwrap().unwrap().seq, 2);
+    assert!(String::from_utf8_lossy(ack.body()).contains("c=IN IP4 198.51.100.1"));
+    let log = h.media.log();
+    assert_eq!(&log[log.len() - 2..], &[("offer", 1), ("answer", 1)]);
+    h.assert_hidden();
+}
+
+#[test]
+fn second_fork_2xx_is_acked_and_hung_up() {
+    let mut h = H::new();
+    let (inv, _ok_a) = lan_call_up(&mut h, "");
+    h.inject_msg(
+        ITSP,
+        respond(
+            &inv,
+            "200 OK",
+            "fork2",
+            "Contact: <sip:gw2@203.0.113.5>",
+            Some(&wan_sdp(1)),
+        ),
+    );
+    let out: Vec<String> = h.take(ITSP).iter().map(first).collect();
+    assert!(
+        out.iter().any(|l| l.starts_with("ACK sip:gw2@203.0.113.5")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with("BYE sip:gw2@203.0.113.5")),
+        "{out:?}"
+    );
+    assert!(h.take(PBX).is_empty(), "A sees one dialog");
+    assert_eq!(h.b2b.call_count(), 1);
+}
+
+#[test]
+fn bye_releases_media_and_reports_the_cdr() {
+    let mut h = H::new();
+    let (inv, _ok_a) = lan_call_up(&mut h, "");
+    assert_eq!(h.media.live(), 1);
+    h.inject(
+        ITSP,
+        &in_dialog(
+            "BYE",
+            "sip:198.51.100.1:5060",
+            false,
+            &inv_with_tag(&inv, "wan1"),
+            3,
+            "SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKwanbye",
+            "",
+            None,
+        ),
+    );
+    h.expect(ITSP, "SIP/2.0 200");
+    let bye = h.expect(PBX, "BYE sip:201@192.168.10.20:5060");
+    // Leg A's route set (its Record-Route) is used on leg A only.
+    assert!(hv(&bye, HeaderName::Route).contains("192.168.10.5"));
+    assert_eq!(
+        hv(&bye, HeaderName::CallId),
+        "internal-callid-7f3a@192.168.10.20"
+    );
+    assert_eq!(h.media.live(), 0);
+    let kinds: Vec<&str> = h
+        .events
+        .iter()
+        .map(|e| match e {
+            B2buaEvent::CallStarted { .. } => "start",
+            B2buaEvent::CallAnswered { .. } => "answer",
+            B2buaEvent::CallEnded { .. } => "end",
+            B2buaEvent::Dropped { .. } => "dropped",
+        })
+        .collect();
+    assert_eq!(kinds, ["start", "answer", "end"]);
+    assert_eq!(h.ended(), Some((EndCause::Hangup(LegSide::B), None)));
+    h.assert_hidden();
 }

@@ -519,7 +519,11 @@ impl B2bua {
             return;
         };
         // The reliable provisional is acknowledged: no more retransmissions.
-        if c.leg(leg).pending_rel.as_ref().is_some_and(|p| p.rseq == rseq) {
+        if c.leg(leg)
+            .pending_rel
+            .as_ref()
+            .is_some_and(|p| p.rseq == rseq)
+        {
             c.leg_mut(leg).pending_rel = None;
         }
         let mapped = c.rel_map.iter().find(|(a, _, _)| *a == rseq).copied();
@@ -660,9 +664,11 @@ impl B2bua {
                 l.route_set = msg::record_routes(resp).into_iter().rev().collect();
                 l.peer_timer = msg::has_tag(resp, HeaderName::Supported, "timer")
                     || msg::has_tag(resp, HeaderName::Require, "timer");
-                l.peer_update = resp
-                    .header(HeaderName::Allow)
-                    .is_some_and(|v| String::from_utf8_lossy(v).to_ascii_uppercase().contains("UPDATE"));
+                l.peer_update = resp.header(HeaderName::Allow).is_some_and(|v| {
+                    String::from_utf8_lossy(v)
+                        .to_ascii_uppercase()
+                        .contains("UPDATE")
+                });
                 true
             }
         }
@@ -729,9 +735,7 @@ impl B2bua {
         }
         // 3xx-6xx: the call fails with leg B's status, unless it is a redirect that must not
         // reach an untrusted caller.
-        let za_trusted = self
-            .zone(call, LegSide::A)
-            .is_some_and(|z| z.trusted);
+        let za_trusted = self.zone(call, LegSide::A).is_some_and(|z| z.trusted);
         let redirect = (300..400).contains(&status);
         let pass_redirect = za_trusted || self.cfg.pass_redirects_to_untrusted;
         let (st, reason): (u16, Vec<u8>) = if redirect && !pass_redirect {
@@ -910,10 +914,10 @@ impl B2bua {
         // Session timers: leg B as the 2xx says, leg A as we tell A.
         let req_se = a_req_session(a_req);
         let b_se = msg::session_expires(resp);
-        let interval = b_se.map(|(d, _)| d).or(req_se).or(self
-            .cfg
-            .session_expires
-            .map(|d| d.as_secs() as u32));
+        let interval = b_se
+            .map(|(d, _)| d)
+            .or(req_se)
+            .or(self.cfg.session_expires.map(|d| d.as_secs() as u32));
         if let Some(iv) = interval {
             // B's refresher: uac is us; no Session-Expires in the 2xx: B has no timer, we refresh.
             let we_refresh_b = match b_se {
@@ -946,7 +950,9 @@ impl B2bua {
         if let Some(iv) = interval {
             if la.peer_timer {
                 // A supports timers: it refreshes (refresher=uac), as it asked or not.
-                let a_ref = msg::session_expires(a_req).and_then(|(_, r)| r).unwrap_or(true);
+                let a_ref = msg::session_expires(a_req)
+                    .and_then(|(_, r)| r)
+                    .unwrap_or(true);
                 let who = if a_ref { "uac" } else { "uas" };
                 b.header("Session-Expires", format!("{iv};refresher={who}"));
                 b.header("Require", "timer");
@@ -1024,7 +1030,12 @@ impl B2bua {
             // Provisionals of re-INVITEs carry nothing we relay but the progress itself.
             if status > 100 && is_invite {
                 let tag = self.calls.get(&call).map(|c| c.leg(to).local_tag.clone());
-                let b = response_head(&req, status, resp.reason_phrase().unwrap_or(b""), tag.as_deref());
+                let b = response_head(
+                    &req,
+                    status,
+                    resp.reason_phrase().unwrap_or(b""),
+                    tag.as_deref(),
+                );
                 if let Some(m) = b.finish(None) {
                     self.send_response(now, tl, call, to, server, m);
                 }
@@ -1033,7 +1044,8 @@ impl B2bua {
         }
         let resp_cseq = msg::cseq(&resp).map(|(n, _)| n).unwrap_or(0);
         let ok = (200..300).contains(&status);
-        let sdp = msg::sdp_body(&resp).filter(|_| matches!(method, Some(Method::Invite | Method::Update)));
+        let sdp = msg::sdp_body(&resp)
+            .filter(|_| matches!(method, Some(Method::Invite | Method::Update)));
         let mut body: Option<(String, Bytes)> = None;
         if ok {
             if let Some(s) = &sdp {
@@ -1073,7 +1085,12 @@ impl B2bua {
             return;
         };
         let tag = self.calls.get(&call).map(|c| c.leg(to).local_tag.clone());
-        let mut b = response_head(&req, status, resp.reason_phrase().unwrap_or(b""), tag.as_deref());
+        let mut b = response_head(
+            &req,
+            status,
+            resp.reason_phrase().unwrap_or(b""),
+            tag.as_deref(),
+        );
         if ok && matches!(method, Some(Method::Invite | Method::Update)) {
             b.header("Contact", zt.contact());
             b.header("Supported", "100rel, timer");
@@ -1159,7 +1176,16 @@ impl B2bua {
             }
             ClientKind::Relay { server, .. } => {
                 if let Some(req) = tl.server_request(server).cloned() {
-                    self.reply(now, tl, ctx.call, ctx.leg.other(), server, &req, status, reason);
+                    self.reply(
+                        now,
+                        tl,
+                        ctx.call,
+                        ctx.leg.other(),
+                        server,
+                        &req,
+                        status,
+                        reason,
+                    );
                 }
                 if let Some(c) = self.calls.get_mut(&ctx.call) {
                     c.busy = false;
@@ -1213,7 +1239,13 @@ impl B2bua {
             let half = Duration::from_secs(u64::from(interval) / 2);
             self.arm(now + half, call, leg, TimerKind::Refresh, gen);
         }
-        self.arm(now + expiry_after(interval), call, leg, TimerKind::Expiry, gen);
+        self.arm(
+            now + expiry_after(interval),
+            call,
+            leg,
+            TimerKind::Expiry,
+            gen,
+        );
     }
 
     fn fire(&mut self, now: Instant, tl: &mut TransactionLayer, t: TimerEntry) {
@@ -1333,7 +1365,8 @@ impl B2bua {
         };
         let (a_final, a_invite, a_req, b_invite) =
             (c.a_final, c.a_invite, c.a_invite_req.clone(), c.b_invite);
-        let confirmed = [c.legs[0].confirmed, c.legs[1].confirmed];
+        let confirmed = |l: LegSide| c.leg(l).confirmed;
+        let (conf_a, conf_b) = (confirmed(LegSide::A), confirmed(LegSide::B));
         let mut final_status = None;
         if !a_final {
             let st = status.unwrap_or(500);
@@ -1352,7 +1385,7 @@ impl B2bua {
         } else if status.is_some() {
             final_status = status;
         }
-        if let Some(b) = b_invite.filter(|_| !confirmed[LegSide::B.idx()]) {
+        if let Some(b) = b_invite.filter(|_| !conf_b) {
             if let Ok(cid) = tl.cancel(now, b) {
                 self.clients.insert(
                     cid,
@@ -1366,12 +1399,18 @@ impl B2bua {
             }
         }
         for leg in [LegSide::A, LegSide::B] {
-            if Some(leg) == skip || !confirmed[leg.idx()] {
+            let conf = match leg {
+                LegSide::A => conf_a,
+                LegSide::B => conf_b,
+            };
+            if Some(leg) == skip || !conf {
                 continue;
             }
             if let Some((mut b, _)) = self.new_request(tl, call, leg, "BYE") {
                 let reason = match &cause {
-                    EndCause::SessionTimerExpired(_) => Some("SIP;cause=408;text=\"session timer expired\""),
+                    EndCause::SessionTimerExpired(_) => {
+                        Some("SIP;cause=408;text=\"session timer expired\"")
+                    }
                     EndCause::NoAck(_) => Some("SIP;cause=408;text=\"no ACK\""),
                     EndCause::Media(_) => Some("SIP;cause=408;text=\"media timeout\""),
                     _ => None,
@@ -1391,7 +1430,8 @@ impl B2bua {
             self.media.release(m);
         }
         for l in &c.legs {
-            self.dialogs.remove(&(l.call_id.clone(), l.local_tag.clone()));
+            self.dialogs
+                .remove(&(l.call_id.clone(), l.local_tag.clone()));
         }
         self.events.push_back(B2buaEvent::CallEnded {
             call: CallHandle(call),
@@ -1407,7 +1447,6 @@ impl B2bua {
 fn a_req_session(req: &Message) -> Option<u32> {
     msg::session_expires(req).map(|(d, _)| d)
 }
-
 
 /// Placeholder destination of a CANCEL's context (the layer sends it where the INVITE went).
 fn unreachable_dest() -> Destination {
