@@ -80,6 +80,9 @@ pub struct B2buaConfig {
     pub min_se: Duration,
     /// Messages kept per call for the ladder diagram.
     pub history_limit: usize,
+    /// Fixed key for our Call-IDs and tags (reproducible traces, tests). `None` (the
+    /// default): a random key per process, so they cannot be predicted.
+    pub id_seed: Option<u64>,
 }
 
 impl Default for B2buaConfig {
@@ -114,6 +117,7 @@ impl Default for B2buaConfig {
             session_expires: Some(Duration::from_secs(1800)),
             min_se: Duration::from_secs(90),
             history_limit: 64,
+            id_seed: None,
         }
     }
 }

@@ -306,6 +306,45 @@ pub struct B2bua {
     timers: BinaryHeap<Reverse<(Instant, u64, TimerEntry)>>,
     seq: u64,
     events: VecDeque<B2buaEvent>,
+    ids: IdGen,
+}
+
+/// Call-IDs and tags of our legs. They must not be predictable from the ones a peer has seen
+/// (whoever can guess a dialog's Call-ID and tags can end it), so they come from SipHash, a
+/// keyed PRF, over a counter: with process-random keys by default, with a fixed key from
+/// [`B2buaConfig::id_seed`] when traces must be reproducible.
+struct IdGen {
+    state: std::collections::hash_map::RandomState,
+    seed: Option<u64>,
+    counter: u64,
+}
+
+impl IdGen {
+    fn new(seed: Option<u64>) -> IdGen {
+        IdGen {
+            state: std::collections::hash_map::RandomState::new(),
+            seed,
+            counter: 0,
+        }
+    }
+
+    fn word(&mut self) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        self.counter += 1;
+        let mut h = match self.seed {
+            // DefaultHasher::new() has fixed keys: the seed makes it ours.
+            Some(_) => std::collections::hash_map::DefaultHasher::new(),
+            None => self.state.build_hasher(),
+        };
+        h.write_u64(self.seed.unwrap_or(0));
+        h.write_u64(self.counter);
+        h.finish()
+    }
+
+    /// 128 bits, hex.
+    fn token(&mut self) -> String {
+        format!("{:016x}{:016x}", self.word(), self.word())
+    }
 }
 
 impl std::fmt::Debug for B2bua {
@@ -345,6 +384,7 @@ fn expiry_after(interval: u32) -> Duration {
 
 impl B2bua {
     pub fn new(cfg: B2buaConfig, media: Box<dyn MediaPort + Send>) -> B2bua {
+        let cfg_seed = cfg.id_seed;
         B2bua {
             cfg,
             media,
@@ -356,6 +396,7 @@ impl B2bua {
             timers: BinaryHeap::new(),
             seq: 0,
             events: VecDeque::new(),
+            ids: IdGen::new(cfg_seed),
         }
     }
 
@@ -586,7 +627,7 @@ impl B2bua {
         let leg_a = Leg {
             zone: za,
             call_id: call_id_a.clone(),
-            local_tag: tl.new_tag(),
+            local_tag: self.ids.token(),
             remote_tag: Some(from_tag),
             local_uri: name_addr(&to_disp, &to_uri),
             remote_uri: name_addr(&from_disp, &from_uri),
@@ -607,12 +648,12 @@ impl B2bua {
             last_ack: None,
         };
         // A fresh Call-ID from the layer's seeded generator: nothing of leg A's is in it.
-        let call_id_b = format!("{}{}", tl.new_tag(), tl.new_tag());
+        let call_id_b = format!("{}{}", self.ids.token(), self.ids.token());
         let b_from = msg::map_host(&from_uri, zone_b.caller_domain());
         let leg_b = Leg {
             zone: zb,
             call_id: call_id_b.clone(),
-            local_tag: tl.new_tag(),
+            local_tag: self.ids.token(),
             remote_tag: None,
             local_uri: name_addr(&from_disp, &b_from),
             remote_uri: name_addr("", &route.target),
@@ -790,4 +831,24 @@ fn leg_request_head(
     b.header("Call-ID", &leg.call_id);
     b.header("CSeq", format!("{cseq} {method}"));
     b
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::IdGen;
+
+    #[test]
+    fn ids_are_unique_and_keyed() {
+        let mut a = IdGen::new(None);
+        let mut b = IdGen::new(None);
+        let (x, y) = (a.token(), a.token());
+        assert_ne!(x, y);
+        assert_eq!(x.len(), 32);
+        // Another process (another random key) gives other ids for the same counter.
+        assert_ne!(x, b.token());
+        // A fixed seed reproduces them.
+        let (mut c, mut d) = (IdGen::new(Some(7)), IdGen::new(Some(7)));
+        assert_eq!(c.token(), d.token());
+        assert_ne!(IdGen::new(Some(8)).token(), IdGen::new(Some(7)).token());
+    }
 }

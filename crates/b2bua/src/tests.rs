@@ -60,13 +60,17 @@ impl H {
 
     fn with(cfg: B2buaConfig) -> H {
         let media = FakeMediaPort::new(&[("lan", "192.168.10.1"), ("wan", "198.51.100.1")]);
+        H::with_port(cfg, Box::new(media.clone()), media)
+    }
+
+    fn with_port(cfg: B2buaConfig, port: Box<dyn MediaPort + Send>, media: FakeMediaPort) -> H {
         let tcfg = Config {
             seed: 0x5eed,
             ..Config::default()
         };
         H {
             tl: TransactionLayer::new(tcfg),
-            b2b: B2bua::new(cfg, Box::new(media.clone())),
+            b2b: B2bua::new(cfg, port),
             media,
             now: Instant::now(),
             sent: Vec::new(),
@@ -1331,4 +1335,58 @@ fn bye_releases_media_and_reports_the_cdr() {
     assert_eq!(kinds, ["start", "answer", "end"]);
     assert_eq!(h.ended(), Some((EndCause::Hangup(LegSide::B), None)));
     h.assert_hidden();
+}
+
+/// The same call with the real relay: sockets on loopback, SDP addresses advertised as the
+/// zones' public ones.
+#[cfg(feature = "media-relay")]
+#[test]
+fn full_call_through_the_real_media_relay() {
+    use media_relay::{LatchMode, LatchPolicy, MediaRelay, RelayConfig, ZoneConfig};
+    use std::sync::Arc;
+    let zone = |name: &str, adv: &str, min: u16| ZoneConfig {
+        name: name.into(),
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: Some(adv.parse().unwrap()),
+        port_min: min,
+        port_max: min + 99,
+        latch: LatchPolicy {
+            mode: LatchMode::Nat,
+            relatch_after_silence: None,
+        },
+    };
+    let rcfg = RelayConfig {
+        zones: vec![
+            zone("lan", "192.168.10.1", 43100),
+            zone("wan", "198.51.100.1", 43200),
+        ],
+        workers: 1,
+        ..RelayConfig::default()
+    };
+    let (relay, _events) = MediaRelay::start(&rcfg).unwrap();
+    let relay = Arc::new(relay);
+    let mut h = H::with_port(config(), Box::new(relay.clone()), FakeMediaPort::default());
+    let (inv, ok_a) = lan_call_up(&mut h, "");
+    let sdp_b = String::from_utf8_lossy(inv.body()).into_owned();
+    assert!(sdp_b.contains("c=IN IP4 198.51.100.1"), "{sdp_b}");
+    assert!(sdp_b.contains("m=audio 432"), "{sdp_b}");
+    let sdp_a = String::from_utf8_lossy(ok_a.body()).into_owned();
+    assert!(sdp_a.contains("m=audio 431"), "{sdp_a}");
+    h.inject(
+        PBX,
+        &in_dialog(
+            "BYE",
+            &msg::contact_uri(&ok_a).unwrap(),
+            true,
+            &ok_a,
+            11,
+            "SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlanrb",
+            "",
+            None,
+        ),
+    );
+    h.expect(ITSP, "BYE");
+    h.assert_hidden();
+    // Released: the session is unknown to the relay now.
+    assert!(relay.stats(media_relay::SessionId(1)).is_err());
 }
