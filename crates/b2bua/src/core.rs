@@ -307,6 +307,9 @@ pub struct B2bua {
     seq: u64,
     events: VecDeque<B2buaEvent>,
     ids: IdGen,
+    /// Leg B dialogs (call, to-tag) closed with BYE while their INVITE transaction lives:
+    /// a retransmitted 2xx gets an ACK, not another BYE.
+    killed: std::collections::HashSet<(u64, String)>,
 }
 
 /// Call-IDs and tags of our legs. They must not be predictable from the ones a peer has seen
@@ -397,6 +400,7 @@ impl B2bua {
             seq: 0,
             events: VecDeque::new(),
             ids: IdGen::new(cfg_seed),
+            killed: std::collections::HashSet::new(),
         }
     }
 

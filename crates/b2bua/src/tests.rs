@@ -1390,3 +1390,62 @@ fn full_call_through_the_real_media_relay() {
     // Released: the session is unknown to the relay now.
     assert!(relay.stats(media_relay::SessionId(1)).is_err());
 }
+
+#[test]
+fn retransmitted_2xx_gets_the_ack_again_and_nothing_else() {
+    let mut h = H::new();
+    let (inv, _ok_a) = lan_call_up(&mut h, "");
+    let ok = respond(
+        &inv,
+        "200 OK",
+        "wan1",
+        "Contact: <sip:gw@203.0.113.5>",
+        Some(&wan_sdp(1)),
+    );
+    h.inject_msg(ITSP, ok);
+    let out: Vec<String> = h.take(ITSP).iter().map(first).collect();
+    assert_eq!(out, ["ACK sip:gw@203.0.113.5 SIP/2.0"]);
+    assert!(h.take(PBX).is_empty());
+    assert_eq!(
+        h.media
+            .log()
+            .iter()
+            .filter(|(op, _)| *op == "answer")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_2xx_retransmitted_after_the_call_ended_is_not_byed_twice() {
+    let mut h = H::new();
+    h.inject(PBX, &lan_invite("", Some(&lan_sdp(1, "sendrecv"))));
+    let inv = h.expect(ITSP, "INVITE");
+    h.inject_msg(ITSP, respond(&inv, "180 Ringing", "wan1", "", None));
+    h.inject(
+        PBX,
+        "CANCEL sip:+4930123456@itsp.example SIP/2.0
+Via: SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlan1;rport
+From: \"Alice\" <sip:201@pbx.lan.example>;tag=lanfrom1
+To: <sip:+4930123456@itsp.example>
+Call-ID: internal-callid-7f3a@192.168.10.20
+CSeq: 10 CANCEL
+Content-Length: 0
+
+",
+    );
+    h.take(ITSP);
+    let ok = respond(
+        &inv,
+        "200 OK",
+        "wan1",
+        "Contact: <sip:gw@203.0.113.5>",
+        Some(&wan_sdp(1)),
+    );
+    h.inject_msg(ITSP, ok.clone());
+    let first_time: Vec<String> = h.take(ITSP).iter().map(first).collect();
+    assert_eq!(first_time.len(), 2, "{first_time:?}");
+    h.inject_msg(ITSP, ok);
+    let again: Vec<String> = h.take(ITSP).iter().map(first).collect();
+    assert_eq!(again, ["ACK sip:gw@203.0.113.5 SIP/2.0"]);
+}

@@ -87,7 +87,16 @@ impl B2bua {
             },
             TuEvent::Terminated { tx, reason } => {
                 let mine = match tx {
-                    TxId::Client(c) => self.clients.remove(&c).is_some(),
+                    TxId::Client(c) => match self.clients.remove(&c) {
+                        Some(ctx) => {
+                            if matches!(ctx.kind, ClientKind::Initial { .. }) {
+                                // No more 2xx can come for this INVITE.
+                                self.killed.retain(|(call, _)| *call != ctx.call);
+                            }
+                            true
+                        }
+                        None => false,
+                    },
                     TxId::Server(s) => self.servers.remove(&s).is_some(),
                 };
                 (!mine).then_some(TuEvent::Terminated { tx, reason })
@@ -301,11 +310,15 @@ impl B2bua {
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
+        call: u64,
         invite: Option<Message>,
         resp: &Message,
         dest: Destination,
     ) {
         let Some(invite) = invite else { return };
+        // A retransmission of a 2xx whose dialog was closed already gets its ACK only.
+        let tag = msg::tag_of(resp, HeaderName::To).unwrap_or_default();
+        let bye = self.killed.insert((call, tag));
         let Some(top) = invite.header(HeaderName::Via).map(|v| v.to_vec()) else {
             return;
         };
@@ -341,7 +354,7 @@ impl B2bua {
             .top_via()
             .and_then(|v| v.ok())
             .map(|v| format!("SIP/2.0/{} {}", v.transport, v.host_str));
-        let Some(v) = v else { return };
+        let Some(v) = v.filter(|_| bye) else { return };
         let port = invite
             .top_via()
             .and_then(|v| v.ok())
@@ -625,7 +638,7 @@ impl B2bua {
             // which must be closed.
             if (200..300).contains(&status) && matches!(ctx.kind, ClientKind::Initial { .. }) {
                 let inv = tl.client_request(id).cloned();
-                self.kill_dialog(now, tl, inv, &resp, ctx.dest);
+                self.kill_dialog(now, tl, ctx.call, inv, &resp, ctx.dest);
             }
             return;
         }
@@ -720,14 +733,22 @@ impl B2bua {
             return;
         }
         if (200..300).contains(&status) {
+            let b = self.calls.get(&call).map(|c| c.leg(LegSide::B));
+            let same_dialog = b
+                .is_some_and(|l| l.confirmed && l.remote_tag == msg::tag_of(&resp, HeaderName::To));
+            if same_dialog {
+                // A retransmission: B did not get our ACK.
+                self.resend_ack(now, tl, call, LegSide::B, &resp);
+                return;
+            }
             if a_final {
                 let inv = tl.client_request(id).cloned();
-                self.kill_dialog(now, tl, inv, &resp, ctx.dest);
+                self.kill_dialog(now, tl, ctx.call, inv, &resp, ctx.dest);
                 return;
             }
             if !self.learn_b(call, &resp) {
                 let inv = tl.client_request(id).cloned();
-                self.kill_dialog(now, tl, inv, &resp, ctx.dest);
+                self.kill_dialog(now, tl, ctx.call, inv, &resp, ctx.dest);
                 return;
             }
             self.answer_call(now, tl, call, offer, a_invite, &a_req, &resp);
@@ -1270,6 +1291,10 @@ impl B2bua {
                 self.send_response(now, tl, t.call, t.leg, server, m);
             }
             TimerKind::RelRetx => {
+                if c.a_final {
+                    return;
+                }
+                let l = c.leg_mut(t.leg);
                 let Some(p) = l.pending_rel.as_mut().filter(|p| p.gen == t.gen) else {
                     return;
                 };
@@ -1426,6 +1451,10 @@ impl B2bua {
         let Some(c) = self.calls.remove(&call) else {
             return;
         };
+        let lb = c.leg(LegSide::B);
+        if let (true, Some(t)) = (lb.confirmed, &lb.remote_tag) {
+            self.killed.insert((call, t.clone()));
+        }
         if let Some(m) = c.media {
             self.media.release(m);
         }
