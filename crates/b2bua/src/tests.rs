@@ -1449,3 +1449,126 @@ Content-Length: 0
     let again: Vec<String> = h.take(ITSP).iter().map(first).collect();
     assert_eq!(again, ["ACK sip:gw@203.0.113.5 SIP/2.0"]);
 }
+
+#[test]
+fn sipwarden_refreshes_a_caller_without_timer_support() {
+    let mut h = H::new();
+    h.inject(PBX, &lan_invite("", Some(&lan_sdp(1, "sendrecv"))));
+    let inv = h.expect(ITSP, "INVITE");
+    // Our default interval is asked for on leg B.
+    assert!(hv(&inv, HeaderName::SessionExpires).starts_with("1800"));
+    h.inject_msg(
+        ITSP,
+        respond(
+            &inv,
+            "200 OK",
+            "wan1",
+            "Contact: <sip:gw@203.0.113.5>\nSession-Expires: 120;refresher=uas\nRequire: timer",
+            Some(&wan_sdp(1)),
+        ),
+    );
+    let ok_a = h.expect(PBX, "SIP/2.0 200");
+    assert_eq!(hv(&ok_a, HeaderName::SessionExpires), "120;refresher=uas");
+    assert!(!msg::has_tag(&ok_a, HeaderName::Require, "timer"));
+    h.inject(
+        PBX,
+        &in_dialog(
+            "ACK",
+            &msg::contact_uri(&ok_a).unwrap(),
+            true,
+            &ok_a,
+            10,
+            "SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlanack",
+            "",
+            None,
+        ),
+    );
+    h.take(ITSP);
+    h.advance(Duration::from_secs(60));
+    // The PBX allows UPDATE: the refresh is an UPDATE on leg A, nothing on leg B.
+    let upd = h.expect(PBX, "UPDATE sip:201@192.168.10.20:5060");
+    assert_eq!(
+        hv(&upd, HeaderName::CallId),
+        "internal-callid-7f3a@192.168.10.20"
+    );
+    assert!(h.take(ITSP).is_empty());
+    h.inject_msg(PBX, respond(&upd, "200 OK", "x", "", None));
+    assert_eq!(h.b2b.call_count(), 1);
+}
+
+#[test]
+fn update_with_sdp_and_options_are_relayed() {
+    let mut h = H::new();
+    let (inv, _ok_a) = lan_call_up(&mut h, "");
+    let b_view = inv_with_tag(&inv, "wan1");
+    h.inject(
+        ITSP,
+        &in_dialog(
+            "UPDATE",
+            "sip:198.51.100.1:5060",
+            false,
+            &b_view,
+            3,
+            "SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKwanupd",
+            "Contact: <sip:gw@203.0.113.5>",
+            Some(&wan_sdp(2)),
+        ),
+    );
+    let upd = h.expect(PBX, "UPDATE sip:201@192.168.10.20:5060");
+    assert!(String::from_utf8_lossy(upd.body()).contains("c=IN IP4 192.168.10.1"));
+    h.inject_msg(
+        PBX,
+        respond(
+            &upd,
+            "200 OK",
+            "x",
+            "Contact: <sip:201@192.168.10.20:5060>",
+            Some(&lan_sdp(2, "sendrecv")),
+        ),
+    );
+    let ok = h.expect(ITSP, "SIP/2.0 200");
+    assert_eq!(ok.cseq().unwrap().unwrap().seq, 3);
+    assert!(String::from_utf8_lossy(ok.body()).contains("c=IN IP4 198.51.100.1"));
+    h.inject(
+        ITSP,
+        &in_dialog(
+            "OPTIONS",
+            "sip:198.51.100.1:5060",
+            false,
+            &b_view,
+            4,
+            "SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKwanopt",
+            "Accept: application/sdp",
+            None,
+        ),
+    );
+    let opt = h.expect(PBX, "OPTIONS sip:201@192.168.10.20:5060");
+    assert_eq!(hv(&opt, HeaderName::Accept), "application/sdp");
+    h.inject_msg(
+        PBX,
+        respond(
+            &opt,
+            "200 OK",
+            "x",
+            &format!("{LAN_HEADERS}\nAllow: INVITE, BYE"),
+            None,
+        ),
+    );
+    let r = h.expect(ITSP, "SIP/2.0 200");
+    assert_eq!(hv(&r, HeaderName::Allow), "INVITE, BYE");
+    h.assert_hidden();
+}
+
+#[test]
+fn media_timeout_ends_the_call_both_ways() {
+    let mut h = H::new();
+    lan_call_up(&mut h, "");
+    let now = h.now;
+    h.b2b.media_timeout(now, &mut h.tl, MediaSessionId(1));
+    h.pump();
+    h.expect(PBX, "BYE");
+    let bye = h.expect(ITSP, "BYE");
+    assert!(hv(&bye, HeaderName::Reason).contains("media timeout"));
+    assert!(matches!(h.ended(), Some((EndCause::Media(_), None))));
+    assert_eq!(h.media.live(), 0);
+}
