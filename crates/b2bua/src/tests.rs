@@ -1572,3 +1572,34 @@ fn media_timeout_ends_the_call_both_ways() {
     assert!(matches!(h.ended(), Some((EndCause::Media(_), None))));
     assert_eq!(h.media.live(), 0);
 }
+
+#[test]
+fn retransmitted_2xx_of_a_relayed_reinvite_is_only_acked() {
+    let mut h = H::new();
+    let (_inv, ok_a) = lan_call_up(&mut h, "");
+    let target_a = msg::contact_uri(&ok_a).unwrap();
+    h.inject(
+        PBX,
+        &in_dialog(
+            "INVITE",
+            &target_a,
+            true,
+            &ok_a,
+            11,
+            "SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlanrr",
+            "Contact: <sip:201@192.168.10.20:5060>",
+            Some(&lan_sdp(2, "sendonly")),
+        ),
+    );
+    let reinv = h.expect(ITSP, "INVITE");
+    let ok = respond(&reinv, "200 OK", "x", "", Some(&wan_sdp(2)));
+    h.inject_msg(ITSP, ok.clone());
+    h.expect(ITSP, "ACK");
+    h.expect(PBX, "SIP/2.0 200");
+    let answers = h.media.log().len();
+    h.inject_msg(ITSP, ok);
+    let out: Vec<String> = h.take(ITSP).iter().map(first).collect();
+    assert_eq!(out, ["ACK sip:gw@203.0.113.5 SIP/2.0"]);
+    assert!(h.take(PBX).is_empty());
+    assert_eq!(h.media.log().len(), answers);
+}

@@ -458,7 +458,9 @@ impl B2bua {
     ) {
         let to = from.other();
         let method = req.method_str().unwrap_or("").to_owned();
-        let sdp = msg::sdp_body(req);
+        // Offers and answers ride on INVITE and UPDATE only; SDP elsewhere stays behind.
+        let sdp = msg::sdp_body(req)
+            .filter(|_| matches!(req.method(), Some(Method::Invite | Method::Update)));
         let mut body: Option<(String, Bytes)> = None;
         if let Some(s) = &sdp {
             let media = self.calls.get(&call).and_then(|c| c.media);
@@ -1065,6 +1067,23 @@ impl B2bua {
         }
         let resp_cseq = msg::cseq(&resp).map(|(n, _)| n).unwrap_or(0);
         let ok = (200..300).contains(&status);
+        if ok && is_invite {
+            // A retransmitted 2xx: ACK it again (or wait for the deferred answer), relay nothing.
+            let c = self.calls.get(&call);
+            let acked = c
+                .and_then(|c| c.leg(from).last_ack.as_ref())
+                .is_some_and(|(n, _)| *n == resp_cseq);
+            let deferred = c
+                .and_then(|c| c.deferred_ack)
+                .is_some_and(|d| d.leg == from && d.cseq == resp_cseq);
+            if acked {
+                self.resend_ack(now, tl, call, from, &resp);
+                return;
+            }
+            if deferred {
+                return;
+            }
+        }
         let sdp = msg::sdp_body(&resp)
             .filter(|_| matches!(method, Some(Method::Invite | Method::Update)));
         let mut body: Option<(String, Bytes)> = None;
@@ -1118,6 +1137,10 @@ impl B2bua {
             if let Some(t) = self.calls.get(&call).and_then(|c| c.leg(to).timer) {
                 let who = if t.we_refresh { "uas" } else { "uac" };
                 b.header("Session-Expires", format!("{};refresher={who}", t.interval));
+                if !t.we_refresh {
+                    // RFC 4028 9: refresher=uac in a 2xx comes with Require: timer.
+                    b.header("Require", "timer");
+                }
             }
         }
         msg::copy_allowed(&mut b, &resp, &self.cfg, &[]);
