@@ -367,6 +367,18 @@ impl B2bua {
         }
     }
 
+    /// The reason phrase for a response relayed to `to`: a peer's own text stays in trusted
+    /// zones and between untrusted ones; from a trusted zone into an untrusted one only the
+    /// standard phrase crosses (a PBX may write anything there, host names included).
+    fn phrase(&self, call: u64, to: LegSide, resp: &Message) -> Vec<u8> {
+        let status = resp.status().unwrap_or(500);
+        let trusted = |l: LegSide| self.zone(call, l).is_some_and(|z| z.trusted);
+        if !trusted(to) && trusted(to.other()) {
+            return standard_phrase(status).as_bytes().to_vec();
+        }
+        resp.reason_phrase().unwrap_or(b"").to_vec()
+    }
+
     // ----------------------------------------------------------------------------------------
     // Requests from a leg
     // ----------------------------------------------------------------------------------------
@@ -764,7 +776,7 @@ impl B2bua {
         let (st, reason): (u16, Vec<u8>) = if redirect && !pass_redirect {
             (480, b"Temporarily Unavailable".to_vec())
         } else {
-            (status, resp.reason_phrase().unwrap_or(b"").to_vec())
+            (status, self.phrase(call, LegSide::A, &resp))
         };
         let tag = self
             .calls
@@ -826,6 +838,7 @@ impl B2bua {
             },
             None => None,
         };
+        let phrase = self.phrase(call, LegSide::A, resp);
         let Some(za) = self.zone(call, LegSide::A) else {
             return;
         };
@@ -833,12 +846,7 @@ impl B2bua {
             return;
         };
         let [la, _] = &mut c.legs;
-        let mut b = response_head(
-            a_req,
-            status,
-            resp.reason_phrase().unwrap_or(b""),
-            Some(&la.local_tag),
-        );
+        let mut b = response_head(a_req, status, &phrase, Some(&la.local_tag));
         for r in &la.route_set {
             b.header("Record-Route", r);
         }
@@ -950,6 +958,7 @@ impl B2bua {
             };
             self.set_session_timer(now, call, LegSide::B, iv, we_refresh_b);
         }
+        let phrase = self.phrase(call, LegSide::A, resp);
         let Some(za) = self.zone(call, LegSide::A) else {
             return;
         };
@@ -960,7 +969,7 @@ impl B2bua {
         let mut b = response_head(
             a_req,
             resp.status().unwrap_or(200),
-            resp.reason_phrase().unwrap_or(b"OK"),
+            &phrase,
             Some(&la.local_tag),
         );
         for r in &la.route_set {
@@ -1053,12 +1062,7 @@ impl B2bua {
             // Provisionals of re-INVITEs carry nothing we relay but the progress itself.
             if status > 100 && is_invite {
                 let tag = self.calls.get(&call).map(|c| c.leg(to).local_tag.clone());
-                let b = response_head(
-                    &req,
-                    status,
-                    resp.reason_phrase().unwrap_or(b""),
-                    tag.as_deref(),
-                );
+                let b = response_head(&req, status, &self.phrase(call, to, &resp), tag.as_deref());
                 if let Some(m) = b.finish(None) {
                     self.send_response(now, tl, call, to, server, m);
                 }
@@ -1125,12 +1129,8 @@ impl B2bua {
             return;
         };
         let tag = self.calls.get(&call).map(|c| c.leg(to).local_tag.clone());
-        let mut b = response_head(
-            &req,
-            status,
-            resp.reason_phrase().unwrap_or(b""),
-            tag.as_deref(),
-        );
+        let phrase = self.phrase(call, to, &resp);
+        let mut b = response_head(&req, status, &phrase, tag.as_deref());
         if ok && matches!(method, Some(Method::Invite | Method::Update)) {
             b.header("Contact", zt.contact());
             b.header("Supported", "100rel, timer");
@@ -1506,5 +1506,64 @@ fn unreachable_dest() -> Destination {
         remote: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         flow: None,
         reliable: false,
+    }
+}
+
+/// RFC 3261 21 (and RFC 3262, 4028, 3329...) reason phrases; by class for the others.
+fn standard_phrase(status: u16) -> &'static str {
+    match status {
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        199 => "Early Dialog Terminated",
+        200 => "OK",
+        202 => "Accepted",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        100..=199 => "Session Progress",
+        200..=299 => "OK",
+        300..=399 => "Redirected",
+        400..=499 => "Request Failed",
+        500..=599 => "Server Failure",
+        _ => "Global Failure",
     }
 }
