@@ -607,17 +607,25 @@ Content-Length: {}
     assert!(hv(&inv_a, HeaderName::From).contains("+4917012345@192.168.10.1"));
     let lan_extra =
         format!("Contact: <sip:201@192.168.10.20:5060>\n{LAN_HEADERS}\nServer: PBX-Internal");
+    // A PBX may write its name into the reason phrase: only the standard one crosses.
     h.inject_msg(
         PBX,
-        respond(&inv_a, "180 Ringing", "lanto1", &lan_extra, None),
+        respond(
+            &inv_a,
+            "180 Ringing at pbx.lan.example",
+            "lanto1",
+            &lan_extra,
+            None,
+        ),
     );
     let r = h.expect(ITSP, "SIP/2.0 180");
+    assert_eq!(first(&r), "SIP/2.0 180 Ringing");
     assert!(hv(&r, HeaderName::Contact).contains("198.51.100.1"));
     h.inject_msg(
         PBX,
         respond(
             &inv_a,
-            "200 OK",
+            "200 OK from 192.168.10.20",
             "lanto1",
             &lan_extra,
             Some(&lan_sdp(1, "sendrecv")),

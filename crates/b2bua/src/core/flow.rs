@@ -1559,11 +1559,13 @@ fn standard_phrase(status: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
-        100..=199 => "Session Progress",
-        200..=299 => "OK",
-        300..=399 => "Redirected",
-        400..=499 => "Request Failed",
-        500..=599 => "Server Failure",
-        _ => "Global Failure",
+        _ => match status / 100 {
+            1 => "Session Progress",
+            2 => "OK",
+            3 => "Redirected",
+            4 => "Request Failed",
+            5 => "Server Failure",
+            _ => "Global Failure",
+        },
     }
 }
