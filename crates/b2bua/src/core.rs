@@ -460,6 +460,15 @@ impl B2bua {
     }
 
     fn arm(&mut self, at: Instant, call: u64, leg: LegSide, kind: TimerKind, gen: u64) {
+        // Every refresh re-arms the session timers and leaves the old entries behind until
+        // their deadline; a peer refreshing in a loop must not grow the heap without bound.
+        if self.timers.len() > 64 + 16 * self.calls.len() {
+            let old = std::mem::take(&mut self.timers);
+            self.timers = old
+                .into_iter()
+                .filter(|Reverse((_, _, t))| self.is_live(t))
+                .collect();
+        }
         self.seq += 1;
         self.timers.push(Reverse((
             at,
@@ -471,6 +480,24 @@ impl B2bua {
                 gen,
             },
         )));
+    }
+
+    /// Whether a timer entry still means something (its generation is current).
+    fn is_live(&self, t: &TimerEntry) -> bool {
+        let Some(c) = self.calls.get(&t.call) else {
+            return false;
+        };
+        let l = c.leg(t.leg);
+        match t.kind {
+            TimerKind::Retx2xx => l.pending_2xx.as_ref().is_some_and(|p| p.gen == t.gen),
+            TimerKind::RelRetx => l.pending_rel.as_ref().is_some_and(|p| p.gen == t.gen),
+            TimerKind::Refresh | TimerKind::Expiry => l.timer.is_some_and(|s| s.gen == t.gen),
+        }
+    }
+
+    /// Timer entries held (live and stale), for tests and metrics.
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
     }
 
     fn next_gen(&mut self) -> u64 {

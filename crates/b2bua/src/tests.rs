@@ -1611,3 +1611,34 @@ fn retransmitted_2xx_of_a_relayed_reinvite_is_only_acked() {
     assert!(h.take(PBX).is_empty());
     assert_eq!(h.media.log().len(), answers);
 }
+
+#[test]
+fn refresh_loops_do_not_grow_the_timer_heap() {
+    let mut h = H::new();
+    let (inv, _ok_a) = lan_call_up(&mut h, "Supported: timer\nSession-Expires: 1800");
+    let b_view = inv_with_tag(&inv, "wan1");
+    for i in 0..500u32 {
+        h.inject(
+            ITSP,
+            &in_dialog(
+                "UPDATE",
+                "sip:198.51.100.1:5060",
+                false,
+                &b_view,
+                10 + i,
+                &format!("SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKwanloop{i}"),
+                "Session-Expires: 1800",
+                None,
+            ),
+        );
+        let upd = h.expect(PBX, "UPDATE");
+        h.inject_msg(PBX, respond(&upd, "200 OK", "x", "", None));
+        h.expect(ITSP, "SIP/2.0 200");
+    }
+    assert!(
+        h.b2b.timer_entries() <= 64 + 16 + 4,
+        "{}",
+        h.b2b.timer_entries()
+    );
+    assert_eq!(h.b2b.call_count(), 1);
+}

@@ -859,6 +859,10 @@ impl B2bua {
             b.header("RSeq", r.to_string());
             rel_rseq = Some(r);
             if let Some(br) = b_rseq {
+                // Bounded: a peer sending reliable provisionals forever cannot grow it.
+                if c.rel_map.len() >= 32 {
+                    c.rel_map.remove(0);
+                }
                 c.rel_map.push((r, br, b_cseq));
             }
         }
