@@ -54,7 +54,8 @@
 //!   [`B2buaConfig::pass_headers`]. A `Require` with anything but `100rel`/`timer` is
 //!   answered 420. SDP goes through the media port; other bodies only when their type is in
 //!   [`B2buaConfig::pass_body_types`].
-//! - Responses B to A: status and reason kept; 1xx with our to-tag of leg A, leg A's
+//! - Responses B to A: status and reason phrase kept (from a trusted zone into an untrusted
+//!   one only the standard phrase of the status: a PBX may write its name there); 1xx with our to-tag of leg A, leg A's
 //!   Record-Route and our Contact; SDP through the media port (answer, or offer when the
 //!   INVITE had none); 2xx retransmitted until A's ACK (13.3.1.4; no ACK in 64*T1: BYE both
 //!   ways); 3xx towards an untrusted zone becomes 480 unless
@@ -89,6 +90,12 @@
 //! - Requests to a leg go to that leg's peer address (for leg A the source of the INVITE, for
 //!   leg B the routing's next hop), updated to the source of each in-dialog request from it:
 //!   symmetric signalling for peers behind NAT; no DNS.
+//!
+//! - Limits: history per call, the PRACK map (32), and the timer heap (stale entries are
+//!   compacted) are bounded; transaction maps are cleaned on `Terminated`. No input path
+//!   unwraps, panics or indexes (denied by lint outside tests).
+//! - Via transport and Contact come from the zone's [`ZoneIdentity`] (one transport per
+//!   zone for now).
 //!
 //! ## Not here (yet)
 //! REFER/transfer, in-dialog SUBSCRIBE, UPDATE in early dialogs, PRACK with SDP, digest

@@ -1642,3 +1642,30 @@ fn refresh_loops_do_not_grow_the_timer_heap() {
     );
     assert_eq!(h.b2b.call_count(), 1);
 }
+
+#[test]
+fn asserted_identity_crosses_mapped_when_the_policy_allows_it() {
+    let mut cfg = config();
+    cfg.pass_asserted_identity = true;
+    let mut h = H::with(cfg);
+    h.inject(
+        PBX,
+        &lan_invite("Privacy: id", Some(&lan_sdp(1, "sendrecv"))),
+    );
+    let inv = h.expect(ITSP, "INVITE");
+    assert_eq!(
+        hv(&inv, HeaderName::PAssertedIdentity),
+        "<sip:201@sbc.example.net>"
+    );
+    assert_eq!(hv(&inv, HeaderName::Privacy), "id");
+    h.assert_hidden();
+    // Off by default.
+    let mut h = H::new();
+    h.inject(
+        PBX,
+        &lan_invite("Privacy: id", Some(&lan_sdp(1, "sendrecv"))),
+    );
+    let inv = h.expect(ITSP, "INVITE");
+    assert!(inv.header(HeaderName::PAssertedIdentity).is_none());
+    assert!(inv.header(HeaderName::Privacy).is_none());
+}
