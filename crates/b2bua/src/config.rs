@@ -1,0 +1,129 @@
+//! What the B2BUA needs to know about itself and its policy.
+
+use std::time::Duration;
+
+/// Who sipwarden is in one zone: what it writes into Via, Contact and From on legs there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneIdentity {
+    /// The zone's name (as the routing and the media relay name it).
+    pub name: String,
+    /// `host[:port]` of our Via and Contact in this zone (the listener's advertised address).
+    pub address: String,
+    /// Via transport token: `UDP`, `TCP`, `TLS`.
+    pub transport: String,
+    /// Host part of the From URI of calls that leave into this zone; `None`: `address`'s host.
+    pub domain: Option<String>,
+    /// Peers in this zone are trusted (the LAN): redirects may reach them.
+    pub trusted: bool,
+}
+
+impl ZoneIdentity {
+    pub fn new(name: &str, address: &str) -> ZoneIdentity {
+        ZoneIdentity {
+            name: name.to_owned(),
+            address: address.to_owned(),
+            transport: "UDP".to_owned(),
+            domain: None,
+            trusted: false,
+        }
+    }
+
+    pub(crate) fn host(&self) -> &str {
+        let a = self.address.as_str();
+        if a.starts_with('[') {
+            return a.find(']').map_or(a, |e| &a[..=e]);
+        }
+        a.rsplit_once(':').map_or(a, |(h, _)| h)
+    }
+
+    pub(crate) fn caller_domain(&self) -> &str {
+        self.domain.as_deref().unwrap_or_else(|| self.host())
+    }
+
+    pub(crate) fn contact(&self) -> String {
+        match self.transport.to_ascii_uppercase().as_str() {
+            "UDP" => format!("<sip:{}>", self.address),
+            "TLS" => format!("<sips:{}>", self.address),
+            t => format!(
+                "<sip:{};transport={}>",
+                self.address,
+                t.to_ascii_lowercase()
+            ),
+        }
+    }
+}
+
+/// Configuration of the B2BUA. The header lists name what may cross from one leg to the other;
+/// everything else is dropped (a whitelist: new headers stay on their side until allowed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct B2buaConfig {
+    pub zones: Vec<ZoneIdentity>,
+    /// Headers copied from leg to leg (requests and responses), case-insensitive. The B2BUA's
+    /// own headers (Via, From, To, Call-ID, CSeq, Contact, Route, Record-Route, Max-Forwards,
+    /// Content-*, Require, Supported, RSeq, RAck, Session-Expires, Min-SE) are never taken
+    /// from this list: they are written per leg.
+    pub pass_headers: Vec<String>,
+    /// Copy P-Asserted-Identity (host part mapped like From) and Privacy.
+    pub pass_asserted_identity: bool,
+    /// Copy User-Agent and Server (they name PBX models and versions).
+    pub pass_user_agent: bool,
+    /// Pass 3xx to an untrusted zone (their Contact names the redirect target as it is).
+    /// Otherwise a 3xx becomes `480 Temporarily Unavailable` there.
+    pub pass_redirects_to_untrusted: bool,
+    /// Body types copied as they are (lower case `type/subtype`). SDP always goes through the
+    /// media port; other types are dropped.
+    pub pass_body_types: Vec<String>,
+    /// Session interval (RFC 4028) sipwarden asks for on leg B when the caller asks for none;
+    /// `None`: no session timer unless a peer asks.
+    pub session_expires: Option<Duration>,
+    /// Our Min-SE (RFC 4028: at least 90 s).
+    pub min_se: Duration,
+    /// Messages kept per call for the ladder diagram.
+    pub history_limit: usize,
+    /// Fixed key for our Call-IDs and tags (reproducible traces, tests). `None` (the
+    /// default): a random key per process, so they cannot be predicted.
+    pub id_seed: Option<u64>,
+}
+
+impl Default for B2buaConfig {
+    fn default() -> Self {
+        B2buaConfig {
+            zones: Vec::new(),
+            pass_headers: [
+                "Allow",
+                "Accept",
+                "Accept-Language",
+                "Subject",
+                "Priority",
+                "Reason",
+                "Retry-After",
+                "Content-Disposition",
+                "Info-Package",
+                "Recv-Info",
+                "Event",
+                "Unsupported",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+            pass_asserted_identity: false,
+            pass_user_agent: false,
+            pass_redirects_to_untrusted: false,
+            pass_body_types: vec![
+                "application/dtmf-relay".into(),
+                "application/dtmf".into(),
+                "text/plain".into(),
+            ],
+            session_expires: Some(Duration::from_secs(1800)),
+            min_se: Duration::from_secs(90),
+            history_limit: 64,
+            id_seed: None,
+        }
+    }
+}
+
+impl B2buaConfig {
+    pub(crate) fn zone(&self, name: &str) -> Option<usize> {
+        self.zones.iter().position(|z| z.name == name)
+    }
+}
