@@ -41,6 +41,8 @@ enum Control {
     Reload {
         zones: Vec<ZoneConfig>,
         engine: Box<EngineConfig>,
+        /// The reloaded `[policy]` and `[auth]` digest settings.
+        security: Option<Box<(policy::Policy, auth::DigestConfig)>>,
     },
 }
 
@@ -60,7 +62,9 @@ pub struct Dataplane {
 /// engine (transaction timers and limits for new transactions, registrar, proxy). Nothing is
 /// dropped: transactions in progress keep their timers, calls in progress continue.
 pub fn applies_live(field: &str) -> bool {
-    field == "general.log_level"
+    field == "policy"
+        || field == "auth"
+        || field == "general.log_level"
         || field == "general.server_header"
         || (field.starts_with("zone.") && field.ends_with(".networks"))
         || field.starts_with("transaction.")
@@ -77,6 +81,10 @@ pub fn live_part(running: &Config, reloaded: &Config) -> Config {
     c.transaction = reloaded.transaction.clone();
     c.registrar = reloaded.registrar.clone();
     c.proxy = reloaded.proxy.clone();
+    c.policy = reloaded.policy.clone();
+    let backend = (c.auth.backend, c.auth.radius.clone(), c.auth.nonce_secret_file.clone());
+    c.auth = reloaded.auth.clone();
+    (c.auth.backend, c.auth.radius, c.auth.nonce_secret_file) = backend;
     c
 }
 
@@ -107,7 +115,9 @@ impl Dataplane {
             "engine identity: {:?}; registrar domains: {:?}",
             cfg.identity.listeners, cfg.registrar.domains
         );
-        let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now());
+        let protection = crate::protection::build(config, &store, seed)?;
+        let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now())
+            .with_security(protection, Instant::now());
         let (control, control_rx) = mpsc::channel(8);
         let (stop, stop_rx) = watch::channel(false);
         let task = EngineTask {
@@ -136,9 +146,17 @@ impl Dataplane {
     /// when the engine task could not take them (its control queue is full or it is gone).
     pub fn reconfigure(&self, config: &Config) -> bool {
         let engine = settings::engine(config, &self.bound, &self.local_ips, self.seed);
+        let security = match crate::protection::policy(config) {
+            Ok(p) => Some(Box::new((p, crate::protection::digest_config(config)))),
+            Err(e) => {
+                warn!("the reloaded policy is not applied: {e}");
+                None
+            }
+        };
         let sent = self.control.try_send(Control::Reload {
             zones: config.zone.clone(),
             engine: Box::new(engine),
+            security,
         });
         if sent.is_err() {
             warn!("the engine task is busy or gone; the reloaded settings are not applied");
@@ -311,9 +329,13 @@ impl EngineTask {
                 biased;
                 _ = stop.wait_for(|s| *s) => return "stopped".to_owned(),
                 Some(c) = control.recv() => match c {
-                    Control::Reload { zones, engine } => {
+                    Control::Reload { zones, engine, security } => {
                         self.zones = zones;
                         self.engine.reconfigure(*engine);
+                        if let Some(s) = security {
+                            let (p, d) = *s;
+                            self.engine.reconfigure_security(p, d, Instant::now());
+                        }
                         debug!("engine reconfigured: {:?}", self.engine.config().registrar);
                         continue;
                     }
@@ -346,6 +368,11 @@ impl EngineTask {
             return;
         }
         let now = Instant::now();
+        // Banned sources and sources over their zone's flood budget are dropped before the
+        // engine reads anything (the transport has only framed and indexed the message).
+        if !self.engine.admit(ip, now) {
+            return;
+        }
         let source = m.source();
         self.engine.handle_incoming(now, m.msg, source);
     }
@@ -409,6 +436,22 @@ fn log_event(ev: Event) {
             source,
         } => debug!(source = %source.remote, "{method} answered {status} {reason}"),
         Event::StoreFailed { op, error } => error!("store {op} failed: {error}"),
+        Event::Policy {
+            source,
+            method,
+            verdict,
+            trace,
+        } => debug!(source = %source.remote, "policy: {method} -> {verdict}\n{trace}"),
+        Event::AuthFailed {
+            source,
+            user,
+            reason,
+        } => debug!(
+            source = %source.remote,
+            "authentication failed for {}: {reason}",
+            user.as_deref().unwrap_or("-")
+        ),
+        Event::Banned(ban) => warn!("{}", call_engine::describe_ban(&ban)),
         Event::Purged { bindings } => debug!("{bindings} lapsed bindings purged"),
         Event::Dropped { reason, source } => match source {
             Some(s) => debug!(source = %s.remote, "dropped: {reason}"),

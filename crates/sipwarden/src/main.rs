@@ -10,6 +10,7 @@ mod dataplane;
 mod explain_cmd;
 mod logging;
 mod parse_cmd;
+mod protection;
 mod reload;
 mod report;
 mod run_cmd;
