@@ -327,7 +327,17 @@ impl EngineTask {
             };
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => return "stopped".to_owned(),
+                _ = stop.wait_for(|s| *s) => {
+                    let p = self.engine.security_stats();
+                    info!(
+                        "protection: {} packets from banned sources and {} over a flood budget \
+                         dropped unread; policy: {} dropped, {} refused; authentication: {} \
+                         challenges, {} failures, {} successes; {} overload 503s",
+                        p.banned_drops, p.flood_drops, p.policy_drops, p.policy_refusals,
+                        p.challenges, p.auth_failures, p.auth_successes, p.overload_refusals
+                    );
+                    return "stopped".to_owned();
+                }
                 Some(c) = control.recv() => match c {
                     Control::Reload { zones, engine, security } => {
                         self.zones = zones;
