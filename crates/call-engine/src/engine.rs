@@ -41,6 +41,12 @@ pub enum Output {
     },
     /// Something for logs and metrics.
     Event(Event),
+    /// Ask the RADIUS servers to verify these digest credentials, then call
+    /// [`Engine::handle_auth_result`] with `ticket` (the request waits meanwhile).
+    AuthRequest {
+        ticket: u64,
+        request: Box<auth::radius::DigestRequest>,
+    },
 }
 
 /// Log and metric events. None of them needs an answer.
@@ -354,6 +360,10 @@ impl Engine {
     }
 
     // ----- internals -----
+
+    pub(crate) fn push_output(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
 
     pub(crate) fn event(&mut self, e: Event) {
         self.out.push_back(Output::Event(e));

@@ -120,6 +120,19 @@ impl Engine {
             crate::security::Gate::Pass(user) => user,
             crate::security::Gate::Done => return,
         };
+        self.continue_request(now, id, msg, source, user);
+    }
+
+    /// The rest of [`Engine::on_request`] once the policy let the request in (also after a
+    /// parked authentication completes).
+    pub(crate) fn continue_request(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        msg: Message,
+        source: Source,
+        user: Option<String>,
+    ) {
         if !crate::security::may_register_as(&msg, user.as_deref()) {
             return self.reject(now, id, &msg, source, 403, "Forbidden", &[]);
         }

@@ -46,6 +46,23 @@ pub struct SecurityConfig {
     pub server_header_untrusted: bool,
     /// Capacity of the transaction table (for the overload thresholds).
     pub max_transactions: u32,
+    /// Credentials are verified by a remote server (RADIUS): the engine emits
+    /// [`crate::Output::AuthRequest`] and parks the request instead of looking up an HA1.
+    pub remote_verify: bool,
+}
+
+/// Requests waiting for a RADIUS verdict at once; beyond it new ones get 503 (bounded memory
+/// when the servers are slow or dead).
+pub const MAX_PARKED: usize = 4096;
+
+/// A request waiting for the RADIUS verdict.
+pub(crate) struct Parked {
+    id: ServerTxId,
+    msg: Message,
+    source: Source,
+    target: Target,
+    kind: ChallengeKind,
+    pending: Box<auth::Pending>,
 }
 
 pub(crate) struct Security {
@@ -59,6 +76,9 @@ pub(crate) struct Security {
     flood: FloodGuard,
     overload: Overload,
     server_header_untrusted: bool,
+    remote_verify: bool,
+    parked: std::collections::HashMap<u64, Parked>,
+    next_ticket: u64,
 }
 
 /// No call tracking yet: limits see no calls in progress.
@@ -124,6 +144,9 @@ impl Security {
             flood,
             overload,
             server_header_untrusted: cfg.server_header_untrusted,
+            remote_verify: cfg.remote_verify,
+            parked: std::collections::HashMap::new(),
+            next_ticket: 1,
         }
     }
 
@@ -300,7 +323,7 @@ impl Engine {
         };
         let ip = source.remote.ip().to_canonical();
         self.hide_server = !s.server_header_untrusted && !s.policy.is_trusted(ip);
-        let gate = self.gate_with(&mut s, now, wall, id, msg, source, target);
+        let gate = self.gate_with(&mut s, now, wall, id, msg, source, target, None);
         self.security = Some(s);
         gate
     }
@@ -315,10 +338,11 @@ impl Engine {
         msg: &Message,
         source: Source,
         target: Target,
+        authenticated: Option<String>,
     ) -> Gate {
         let ip = source.remote.ip().to_canonical();
         let zone = s.zone_name(ip).to_owned();
-        let mut user: Option<String> = None;
+        let mut user: Option<String> = authenticated;
         // At most twice: without credentials, then as the user they proved.
         for _ in 0..2 {
             let decision = s.policy.evaluate(
@@ -413,6 +437,35 @@ impl Engine {
         };
         let (challenge, failure, named) = match s.digest.check(msg, kind, ip, wall) {
             Check::Challenge { challenge, failure } => (challenge, failure, None),
+            Check::Lookup(pending) if s.remote_verify => {
+                if s.parked.len() >= MAX_PARKED {
+                    self.reply(
+                        now,
+                        id,
+                        msg,
+                        503,
+                        "Service Unavailable",
+                        &[("Retry-After", "5".to_owned())],
+                    );
+                    return None;
+                }
+                let ticket = s.next_ticket;
+                s.next_ticket += 1;
+                let request = Box::new(auth::radius::DigestRequest::from(&*pending));
+                s.parked.insert(
+                    ticket,
+                    Parked {
+                        id,
+                        msg: msg.clone(),
+                        source,
+                        target,
+                        kind,
+                        pending,
+                    },
+                );
+                self.push_output(crate::Output::AuthRequest { ticket, request });
+                return None;
+            }
             Check::Lookup(pending) => {
                 let username = pending.username().to_owned();
                 let lookup = match &s.credentials {
@@ -457,6 +510,26 @@ impl Engine {
                 }
             }
         };
+        self.auth_failed(s, now, id, msg, source, named, &failure, &challenge);
+        None
+    }
+
+    /// A failed authentication: counted towards bans (when it was a guess), answered with a
+    /// new challenge.
+    #[allow(clippy::too_many_arguments)]
+    fn auth_failed(
+        &mut self,
+        s: &mut Security,
+        now: Instant,
+        id: ServerTxId,
+        msg: &Message,
+        source: Source,
+        named: Option<String>,
+        failure: &auth::Failure,
+        challenge: &auth::Challenge,
+    ) {
+        let ip = source.remote.ip().to_canonical();
+        let wall = self.wall_clock(now);
         if failure.is_guess() {
             self.sec_stats.auth_failures += 1;
             let f = s.brute.record_failure(ip, named.as_deref(), wall);
@@ -477,8 +550,78 @@ impl Engine {
                 self.event(Event::Banned(ban));
             }
         }
-        self.send_challenge(now, id, msg, &challenge);
-        None
+        self.send_challenge(now, id, msg, challenge);
+    }
+
+    /// The RADIUS verdict for `ticket` ([`crate::Output::AuthRequest`]): `Some(accepted)`, or
+    /// `None` when no server answered (503, not counted as a guess). The parked request then
+    /// goes on as if its credentials had been checked locally.
+    pub fn handle_auth_result(&mut self, now: Instant, ticket: u64, verdict: Option<bool>) {
+        let wall = self.wall_clock(now);
+        let Some(mut s) = self.security.take() else {
+            return;
+        };
+        let Some(p) = s.parked.remove(&ticket) else {
+            self.security = Some(s);
+            return;
+        };
+        let ip = p.source.remote.ip().to_canonical();
+        let mut pass = None;
+        match verdict {
+            None => self.reply(
+                now,
+                p.id,
+                &p.msg,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", "5".to_owned())],
+            ),
+            Some(ok) => {
+                let username = p.pending.username().to_owned();
+                match s.digest.finish(p.pending, Lookup::Verified(ok), wall) {
+                    Outcome::Authenticated(identity)
+                        if s.brute.locked_until(&identity.username, wall).is_none() =>
+                    {
+                        s.brute.record_success(ip, Some(&identity.username));
+                        self.sec_stats.auth_successes += 1;
+                        let gate = self.gate_with(
+                            &mut s,
+                            now,
+                            wall,
+                            p.id,
+                            &p.msg,
+                            p.source,
+                            p.target,
+                            Some(identity.username),
+                        );
+                        if let Gate::Pass(user) = gate {
+                            pass = Some(user);
+                        }
+                    }
+                    Outcome::Authenticated(_) => {
+                        let c = s.digest.challenge(p.kind, ip, wall, false);
+                        self.send_challenge(now, p.id, &p.msg, &c);
+                    }
+                    Outcome::Rejected { challenge, failure } => {
+                        self.auth_failed(
+                            &mut s,
+                            now,
+                            p.id,
+                            &p.msg,
+                            p.source,
+                            Some(username),
+                            &failure,
+                            &challenge,
+                        );
+                    }
+                }
+            }
+        }
+        self.security = Some(s);
+        if let Some(user) = pass {
+            self.continue_request(now, p.id, p.msg, p.source, user);
+        }
+        self.pump(now);
     }
 
     fn send_challenge(&mut self, now: Instant, id: ServerTxId, msg: &Message, c: &auth::Challenge) {
@@ -537,6 +680,10 @@ max_failures = 3
 "#;
 
     fn engine(now: Instant) -> (Engine, Arc<MemoryStore>) {
+        engine_with(now, false)
+    }
+
+    fn engine_with(now: Instant, remote_verify: bool) -> (Engine, Arc<MemoryStore>) {
         let mut cfg = EngineConfig::default();
         cfg.registrar.domains = vec!["corp.example".into()];
         cfg.server_header = Some("sipwarden".into());
@@ -564,6 +711,7 @@ max_failures = 3
             bans: Some(store.clone()),
             server_header_untrusted: false,
             max_transactions: 1000,
+            remote_verify,
         };
         let e = Engine::new(cfg, store.clone(), now, SystemTime::now()).with_security(sec, now);
         (e, store)
@@ -583,22 +731,36 @@ max_failures = 3
     }
 
     fn send(e: &mut Engine, now: Instant, b: Bytes) -> Vec<Message> {
+        send_and_tickets(e, now, b).0
+    }
+
+    fn drain(e: &mut Engine) -> (Vec<Message>, Vec<u64>) {
+        let mut out = Vec::new();
+        let mut tickets = Vec::new();
+        while let Some(o) = e.poll_output() {
+            match o {
+                Output::Transmit { bytes, .. } => out.push(Message::parse(bytes).unwrap()),
+                Output::AuthRequest { ticket, request } => {
+                    assert_eq!(request.username, "alice");
+                    tickets.push(ticket);
+                }
+                Output::Event(_) => {}
+            }
+        }
+        (out, tickets)
+    }
+
+    fn send_and_tickets(e: &mut Engine, now: Instant, b: Bytes) -> (Vec<Message>, Vec<u64>) {
         let source = Source {
             remote: "203.0.113.9:5060".parse().unwrap(),
             flow: FlowId(1),
             reliable: false,
         };
         if !e.admit(source.remote.ip(), now) {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         e.handle_bytes(now, b, source);
-        let mut out = Vec::new();
-        while let Some(o) = e.poll_output() {
-            if let Output::Transmit { bytes, .. } = o {
-                out.push(Message::parse(bytes).unwrap());
-            }
-        }
-        out
+        drain(e)
     }
 
     fn nonce_of(m: &Message) -> String {
@@ -679,5 +841,44 @@ max_failures = 3
         assert!(send(&mut e, t0, register(1, "evil.example", None)).is_empty());
         assert_eq!(e.transactions().transaction_count(), 0);
         assert_eq!(e.security_stats().policy_drops, 1);
+    }
+
+    #[test]
+    fn radius_verdicts_complete_parked_requests() {
+        let t0 = Instant::now();
+        let (mut e, _) = engine_with(t0, true);
+        let r = send(&mut e, t0, register(1, "corp.example", None));
+        let nonce = nonce_of(&r[0]);
+        // Accepted: the parked REGISTER goes on to the registrar.
+        let (r, t) = send_and_tickets(
+            &mut e,
+            t0,
+            register(2, "corp.example", Some(credentials(&nonce, "x", 1))),
+        );
+        assert!(r.is_empty(), "answered before the verdict: {r:?}");
+        assert_eq!(t.len(), 1);
+        e.handle_auth_result(t0, t[0], Some(true));
+        assert_eq!(drain(&mut e).0[0].status(), Some(200));
+        // Rejected: a new challenge, counted as a failure.
+        let (_, t) = send_and_tickets(
+            &mut e,
+            t0,
+            register(3, "corp.example", Some(credentials(&nonce, "x", 2))),
+        );
+        e.handle_auth_result(t0, t[0], Some(false));
+        assert_eq!(drain(&mut e).0[0].status(), Some(401));
+        assert_eq!(e.security_stats().auth_failures, 1);
+        // No server answered: 503, not a guess.
+        let (_, t) = send_and_tickets(
+            &mut e,
+            t0,
+            register(4, "corp.example", Some(credentials(&nonce, "x", 3))),
+        );
+        e.handle_auth_result(t0, t[0], None);
+        assert_eq!(drain(&mut e).0[0].status(), Some(503));
+        assert_eq!(e.security_stats().auth_failures, 1);
+        // An unknown ticket is ignored.
+        e.handle_auth_result(t0, 999, Some(true));
+        assert!(drain(&mut e).0.is_empty());
     }
 }
