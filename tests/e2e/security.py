@@ -7,7 +7,12 @@
                                                to 127.0.0.1:PORT from SRC; after every N cases a
                                                valid OPTIONS must be answered. Prints counts.
   security.py flood-scenario FILE              writes a send-only SIPp OPTIONS scenario
+  security.py digest SRC PORT METHOD USER PASSWORD
+                                               sends METHOD (REGISTER for USER@sipwarden.test,
+                                               or INVITE to nobody@sipwarden.test), answers the
+                                               challenge with MD5 digest; prints the final status
 """
+import hashlib
 import os
 import random
 import re
@@ -150,6 +155,66 @@ FLOOD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
+def md5(x):
+    return hashlib.md5(x.encode()).hexdigest()
+
+
+def cmd_digest(args):
+    src, port, method, user, password = args[0], int(args[1]), args[2], args[3], args[4]
+    s = udp(src)
+    lp = s.getsockname()[1]
+    n = random.randint(1, 1 << 30)
+    if method == "REGISTER":
+        ruri, to = "sip:sipwarden.test", f"sip:{user}@sipwarden.test"
+    else:
+        ruri = to = "sip:nobody@sipwarden.test"
+    hdr_name = None
+    status = None
+    for cseq in (1, 2):
+        lines = [f"{method} {ruri} SIP/2.0",
+                 f"Via: SIP/2.0/UDP {src}:{lp};branch=z9hG4bKd{n}{cseq};rport",
+                 f"From: <sip:{user}@sipwarden.test>;tag={n}", f"To: <{to}>",
+                 f"Call-ID: d{n}@{src}", f"CSeq: {cseq} {method}", "Max-Forwards: 70",
+                 f"Contact: <sip:{user}@{src}:{lp}>"]
+        if method == "REGISTER":
+            lines.append("Expires: 60")
+        if hdr_name:
+            lines.append(hdr_name)
+        msg = "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
+        s.sendto(msg.encode(), ("127.0.0.1", port))
+        status = None
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = s.recv(65535).decode("latin-1")
+            except socket.timeout:
+                break
+            code = int(data.split(" ", 2)[1])
+            if code >= 200:
+                status = code
+                break
+        if status is None:
+            print("no final answer")
+            return 1
+        if status not in (401, 407) or cseq == 2:
+            break
+        m = re.search(r"^(WWW|Proxy)-Authenticate: *(.*)$", data, re.M | re.I)
+        chal = m.group(2)
+        realm = re.search(r'realm="([^"]*)"', chal).group(1)
+        nonce = re.search(r'nonce="([^"]*)"', chal).group(1)
+        ha1 = md5(f"{user}:{realm}:{password}")
+        ha2 = md5(f"{method}:{ruri}")
+        cnonce, nc = f"{n:x}", "00000001"
+        resp = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        name = "Authorization" if m.group(1).upper() == "WWW" else "Proxy-Authorization"
+        hdr_name = (f'{name}: Digest username="{user}", realm="{realm}", nonce="{nonce}", '
+                    f'uri="{ruri}", response="{resp}", algorithm=MD5, qop=auth, nc={nc}, '
+                    f'cnonce="{cnonce}"')
+    print(status)
+    return 0
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -159,6 +224,8 @@ def main():
         return cmd_options(args)
     if cmd == "protos":
         return cmd_protos(args)
+    if cmd == "digest":
+        return cmd_digest(args)
     if cmd == "flood-scenario":
         with open(args[0], "w") as f:
             f.write(FLOOD)

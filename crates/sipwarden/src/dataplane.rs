@@ -116,6 +116,8 @@ impl Dataplane {
             cfg.identity.listeners, cfg.registrar.domains
         );
         let protection = crate::protection::build(config, &store, seed)?;
+        let radius = crate::protection::start_radius(config).await?;
+        let (auth_tx, auth_rx) = mpsc::channel(call_engine::MAX_PARKED);
         let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now())
             .with_security(protection, Instant::now());
         let (control, control_rx) = mpsc::channel(8);
@@ -126,11 +128,13 @@ impl Dataplane {
             zones: config.zone.clone(),
             last_wall_sync: Instant::now(),
             overload_log: RateLimited::new(OVERLOAD_LOG_EVERY),
+            radius,
+            auth_tx,
         };
         let failures = transport
             .take_send_failures()
             .ok_or_else(|| "the transport's failure channel is taken".to_owned())?;
-        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx));
+        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx, auth_rx));
         Ok(Dataplane {
             transport,
             control,
@@ -272,6 +276,10 @@ struct EngineTask {
     zones: Vec<ZoneConfig>,
     last_wall_sync: Instant,
     overload_log: RateLimited,
+    /// The RADIUS client (auth.backend = "radius").
+    radius: Option<auth::radius::RadiusHandle>,
+    /// Where RADIUS verdicts come back: (ticket, accepted; None when no server answered).
+    auth_tx: mpsc::Sender<(u64, Option<bool>)>,
 }
 
 /// How often, at most, the refusals of a full transaction table are logged.
@@ -316,6 +324,7 @@ impl EngineTask {
         mut failures: mpsc::Receiver<SendFailure>,
         mut control: mpsc::Receiver<Control>,
         mut stop: watch::Receiver<bool>,
+        mut auth_results: mpsc::Receiver<(u64, Option<bool>)>,
     ) -> String {
         loop {
             let deadline = self.engine.poll_timeout();
@@ -357,6 +366,9 @@ impl EngineTask {
                     debug!(remote = %f.remote, tx = %f.tx, "{} {}: reported to the transaction", f.protocol, f.kind);
                     self.engine.handle_transport_error(Instant::now(), f.tx);
                 }
+                Some((ticket, verdict)) = auth_results.recv() => {
+                    self.engine.handle_auth_result(Instant::now(), ticket, verdict);
+                }
                 msg = incoming.recv() => match msg {
                     Some(m) => self.on_incoming(m),
                     None => return "the transport stopped delivering messages".to_owned(),
@@ -385,6 +397,27 @@ impl EngineTask {
         }
         let source = m.source();
         self.engine.handle_incoming(now, m.msg, source);
+    }
+
+    /// Verifies digest credentials with RADIUS on a task of its own; the verdict comes back
+    /// through `auth_tx`. The engine bounds how many wait at once (MAX_PARKED).
+    fn verify(&self, ticket: u64, request: auth::radius::DigestRequest) {
+        let back = self.auth_tx.clone();
+        let Some(radius) = self.radius.clone() else {
+            let _ = back.try_send((ticket, None));
+            return;
+        };
+        tokio::spawn(async move {
+            let verdict = match radius.verify(request).await {
+                Ok(auth::radius::Verdict::Accept) => Some(true),
+                Ok(auth::radius::Verdict::Reject) => Some(false),
+                Err(e) => {
+                    warn!("RADIUS: {e}");
+                    None
+                }
+            };
+            let _ = back.send((ticket, verdict)).await;
+        });
     }
 
     fn sync_wall_clock(&mut self, now: Instant) {
@@ -417,6 +450,7 @@ impl EngineTask {
                     }
                 }
                 Output::Event(ev) => log_event(ev),
+                Output::AuthRequest { ticket, request } => self.verify(ticket, *request),
             }
         }
     }
