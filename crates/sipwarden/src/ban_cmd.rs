@@ -185,10 +185,19 @@ mod tests {
             .unwrap();
         let (code, out, _) = exec(&store, &["list"], now);
         assert_eq!(code, EXIT_OK);
-        assert!(out.contains("203.0.113.9") && out.contains("user:alice"), "{out}");
-        assert!(!out.contains("198.51.100.1"), "lapsed shown without --all: {out}");
+        assert!(
+            out.contains("203.0.113.9") && out.contains("user:alice"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("198.51.100.1"),
+            "lapsed shown without --all: {out}"
+        );
         let (_, out, _) = exec(&store, &["list", "--all"], now);
-        assert!(out.contains("198.51.100.1") && out.contains("lapsed"), "{out}");
+        assert!(
+            out.contains("198.51.100.1") && out.contains("lapsed"),
+            "{out}"
+        );
 
         let (code, out, _) = exec(&store, &["remove", "203.0.113.9"], now);
         assert_eq!(code, EXIT_OK, "{out}");

@@ -17,9 +17,9 @@ use clap::{Parser, Subcommand};
 use crate::ban_cmd::{self, BanArgs};
 use crate::check_cmd::{self, CheckArgs};
 use crate::explain_cmd::{self, ExplainArgs};
-use crate::user_cmd::{self, UserArgs};
 use crate::parse_cmd::{self, ParseArgs};
 use crate::run_cmd::{self, RunArgs};
+use crate::user_cmd::{self, UserArgs};
 
 /// Exit code for a successful run.
 pub const EXIT_OK: u8 = 0;

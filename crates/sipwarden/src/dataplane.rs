@@ -82,7 +82,11 @@ pub fn live_part(running: &Config, reloaded: &Config) -> Config {
     c.registrar = reloaded.registrar.clone();
     c.proxy = reloaded.proxy.clone();
     c.policy = reloaded.policy.clone();
-    let backend = (c.auth.backend, c.auth.radius.clone(), c.auth.nonce_secret_file.clone());
+    let backend = (
+        c.auth.backend,
+        c.auth.radius.clone(),
+        c.auth.nonce_secret_file.clone(),
+    );
     c.auth = reloaded.auth.clone();
     (c.auth.backend, c.auth.radius, c.auth.nonce_secret_file) = backend;
     c
