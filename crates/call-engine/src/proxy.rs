@@ -136,6 +136,11 @@ impl Engine {
         if !crate::security::may_register_as(&msg, user.as_deref()) {
             return self.reject(now, id, &msg, source, 403, "Forbidden", &[]);
         }
+        let msg = if user.is_some() {
+            self.strip_own_credentials(msg)
+        } else {
+            msg
+        };
         let method = msg.method().unwrap_or(Method::Extension);
         // Loop detection looks at the request as received (16.3 item 4, 16.6 item 8).
         let looped = self.cfg.proxy.loop_detection && self.detect_loop(&msg);

@@ -632,6 +632,38 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The request without the Proxy-Authorization that this element consumed (RFC 3261
+    /// section 22.3: a proxy removes the credentials of its own realm). Left as it is when any
+    /// value is for another realm (a proxy further on may need it).
+    pub(crate) fn strip_own_credentials(&self, msg: Message) -> Message {
+        let Some(s) = self.security.as_deref() else {
+            return msg;
+        };
+        let realm = s.digest.config().realm.as_str();
+        let mut any = false;
+        for v in msg.typed_all::<sip_message::headers::ProxyAuthorization>() {
+            match v {
+                Ok(a) if a.0.realm().map(sip_message::unquote).as_deref() == Some(realm) => {
+                    any = true
+                }
+                _ => return msg,
+            }
+        }
+        if !any {
+            return msg;
+        }
+        let bytes = {
+            let mut ed = sip_message::Editor::new(&msg);
+            if ed.remove_header(HeaderName::ProxyAuthorization).is_err() {
+                return msg;
+            }
+            ed.finish()
+        };
+        Message::parse(bytes).unwrap_or(msg)
+    }
+}
+
 /// A ban as a log line.
 pub fn describe_ban(b: &Ban) -> String {
     let src = match &b.source {
@@ -880,5 +912,53 @@ max_failures = 3
         // An unknown ticket is ignored.
         e.handle_auth_result(t0, 999, Some(true));
         assert!(drain(&mut e).0.is_empty());
+    }
+
+    #[test]
+    fn an_authenticated_invite_goes_onward_without_our_credentials() {
+        let t0 = Instant::now();
+        let (mut e, _) = engine(t0);
+        let invite = |cseq: u32, auth: Option<String>| {
+            let mut m = format!(
+                "INVITE sip:bob@192.0.2.50:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9;branch=z9hG4bKi{cseq}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:alice@corp.example>;tag=1\r\nTo: <sip:bob@192.0.2.50>\r\n\
+                 Call-ID: inv@x\r\nCSeq: {cseq} INVITE\r\nContact: <sip:alice@203.0.113.9>\r\n"
+            );
+            if let Some(a) = auth {
+                m.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+            }
+            m.push_str("Content-Length: 0\r\n\r\n");
+            Bytes::from(m)
+        };
+        let r = send(&mut e, t0, invite(1, None));
+        let c = r.iter().find(|m| m.status() == Some(407)).expect("407");
+        let v =
+            String::from_utf8(c.header(HeaderName::ProxyAuthenticate).unwrap().to_vec()).unwrap();
+        let start = v.find("nonce=\"").unwrap() + 7;
+        let nonce = &v[start..start + v[start..].find('"').unwrap()];
+        let ha1 = Algorithm::Md5.ha1("alice", "corp.example", "correct horse");
+        let resp = response(
+            Algorithm::Md5,
+            &ha1,
+            &ResponseInput {
+                method: "INVITE",
+                uri: "sip:bob@192.0.2.50:5060",
+                nonce,
+                qop: Some(("auth", "00000001", "ab")),
+            },
+        );
+        let creds = format!(
+            "Digest username=\"alice\", realm=\"corp.example\", nonce=\"{nonce}\", \
+             uri=\"sip:bob@192.0.2.50:5060\", response=\"{}\", algorithm=MD5, qop=auth, \
+             nc=00000001, cnonce=\"ab\"",
+            hex(&resp)
+        );
+        let r = send(&mut e, t0, invite(2, Some(creds)));
+        let fwd = r
+            .iter()
+            .find(|m| m.is_request())
+            .unwrap_or_else(|| panic!("not forwarded: {r:?}"));
+        assert!(fwd.header(HeaderName::ProxyAuthorization).is_none());
+        assert_eq!(e.security_stats().auth_successes, 1);
     }
 }
