@@ -742,7 +742,7 @@ max_failures = 3
             credentials: Some(Arc::new(StoreCredentials(store.clone()))),
             bans: Some(store.clone()),
             server_header_untrusted: false,
-            max_transactions: 1000,
+            max_transactions: 20,
             remote_verify,
         };
         let e = Engine::new(cfg, store.clone(), now, SystemTime::now()).with_security(sec, now);
@@ -960,5 +960,39 @@ max_failures = 3
             .unwrap_or_else(|| panic!("not forwarded: {r:?}"));
         assert!(fwd.header(HeaderName::ProxyAuthorization).is_none());
         assert_eq!(e.security_stats().auth_successes, 1);
+    }
+
+    #[test]
+    fn overload_answers_new_requests_503_with_retry_after() {
+        // max_transactions 20, enter at 90%: the 18th transaction in use tips it over.
+        let t0 = Instant::now();
+        let (mut e, _) = engine(t0);
+        let options = |i: u32| {
+            Bytes::from(format!(
+                "OPTIONS sip:bob@192.0.2.50:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9;branch=z9hG4bKo{i}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:alice@corp.example>;tag={i}\r\nTo: <sip:bob@192.0.2.50>\r\n\
+                 Call-ID: o{i}@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ))
+        };
+        let mut refused = None;
+        for i in 0..30 {
+            let r = send(&mut e, t0, options(i));
+            if let Some(m) = r.iter().find(|m| m.status() == Some(503)) {
+                refused = Some((i, m.header(HeaderName::RetryAfter).map(<[u8]>::to_vec)));
+                break;
+            }
+        }
+        let (i, retry) = refused.expect("no 503 under overload");
+        assert!(i >= 8, "refused too early, at request {i}");
+        assert_eq!(retry.as_deref(), Some(&b"5"[..]));
+        assert_eq!(e.security_stats().overload_refusals, 1);
+        // In-dialog requests still pass, so calls can end.
+        let bye = Bytes::from_static(
+            b"BYE sip:bob@192.0.2.50:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9;branch=z9hG4bKbye\r\n\
+              Max-Forwards: 70\r\nFrom: <sip:alice@corp.example>;tag=a\r\nTo: <sip:bob@192.0.2.50>;tag=b\r\n\
+              Call-ID: call@x\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        );
+        let r = send(&mut e, t0, bye);
+        assert!(r.iter().all(|m| m.status() != Some(503)), "{r:?}");
     }
 }
