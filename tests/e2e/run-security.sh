@@ -12,10 +12,12 @@
 #   protos      the 4527 PROTOS c07-sip cases (../shared/testdata/protos-c07-sip, or
 #               $SIPWARDEN_PROTOS_DIR), each followed by its teardown and a valid OPTIONS that
 #               must be answered; sipwarden must still run.
+#   radius      auth.backend = "radius" against FreeRADIUS (tests/e2e/freeradius): alice and
+#               bob register (200), a wrong password gets 401, an authenticated INVITE passes.
 #
 # Usage: tests/e2e/run-security.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden
-# Needs: sipp, sipvicious (svwar, svcrack), python3, timeout; unshare + ip for a private
+# Needs: sipp, sipvicious (svwar, svcrack), freeradius, python3, timeout; unshare + ip for a private
 # network namespace (SIPWARDEN_E2E_NETNS=off runs on the machine's loopback instead).
 # Every tool runs under `timeout`; sipwarden is stopped by PID. Each scenario takes under a
 # minute. Prints PASS/FAIL/SKIP per scenario and "security: N passed, M failed".
