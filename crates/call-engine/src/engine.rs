@@ -41,6 +41,12 @@ pub enum Output {
     },
     /// Something for logs and metrics.
     Event(Event),
+    /// Ask the RADIUS servers to verify these digest credentials, then call
+    /// [`Engine::handle_auth_result`] with `ticket` (the request waits meanwhile).
+    AuthRequest {
+        ticket: u64,
+        request: Box<auth::radius::DigestRequest>,
+    },
 }
 
 /// Log and metric events. None of them needs an answer.
@@ -94,6 +100,21 @@ pub enum Event {
     /// (`max_transactions`); `replied` tells whether it got a stateless 503 with Retry-After.
     /// Overload comes in floods: the shell should rate-limit its logging.
     Overloaded { source: Source, replied: bool },
+    /// The policy's decision on a request, with the entries consulted (log at debug).
+    Policy {
+        source: Source,
+        method: String,
+        verdict: String,
+        trace: String,
+    },
+    /// A failed authentication (counted towards a ban of the source).
+    AuthFailed {
+        source: Source,
+        user: Option<String>,
+        reason: String,
+    },
+    /// Failed authentications banned a source or locked a user out (already persisted).
+    Banned(store::Ban),
     /// A message was not processed.
     Dropped {
         reason: String,
@@ -146,6 +167,10 @@ pub struct Engine {
     pub(crate) by_server: HashMap<ServerTxId, u64>,
     pub(crate) by_client: HashMap<ClientTxId, (u64, usize)>,
     pub(crate) stats: Stats,
+    pub(crate) security: Option<Box<crate::security::Security>>,
+    pub(crate) sec_stats: crate::security::SecurityStats,
+    /// The request being answered comes from an untrusted source: no `Server` header.
+    pub(crate) hide_server: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -187,6 +212,9 @@ impl Engine {
             by_server: HashMap::new(),
             by_client: HashMap::new(),
             stats: Stats::default(),
+            security: None,
+            sec_stats: Default::default(),
+            hide_server: false,
         };
         if e.cfg.registrar.enabled && !e.cfg.registrar.purge_interval.is_zero() {
             let at = now + e.cfg.registrar.purge_interval;
@@ -266,6 +294,10 @@ impl Engine {
 
     /// A message from the transport. Drain [`Engine::poll_output`] afterwards.
     pub fn handle_incoming(&mut self, now: Instant, msg: Message, source: Source) {
+        if !self.screen(now, &msg, source) {
+            self.pump(now);
+            return;
+        }
         self.layer.handle_message(now, msg, source);
         self.pump(now);
     }
@@ -328,6 +360,10 @@ impl Engine {
     }
 
     // ----- internals -----
+
+    pub(crate) fn push_output(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
 
     pub(crate) fn event(&mut self, e: Event) {
         self.out.push_back(Output::Event(e));
@@ -421,7 +457,12 @@ impl Engine {
     ) {
         let tag = (status > 100).then(|| self.layer.new_tag());
         let mut fields: Vec<(&str, String)> = extra.to_vec();
-        if let Some(s) = &self.cfg.server_header {
+        if let Some(s) = self
+            .cfg
+            .server_header
+            .as_ref()
+            .filter(|_| !self.hide_server)
+        {
             fields.push(("Server", s.clone()));
         }
         let Some(resp) = util::response(req, status, reason, tag.as_deref(), &fields) else {

@@ -83,11 +83,13 @@ mod engine;
 mod proxy;
 mod registrar;
 mod resolve;
+mod security;
 mod settings;
 mod util;
 
 pub use engine::{Engine, Event, Output, Stats, UserDirectory};
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
+pub use security::{describe_ban, SecurityConfig, SecurityStats, FLOOD_CAPACITY, MAX_PARKED};
 pub use settings::{
     ContactRouting, EngineConfig, ForkMode, Listener, LocalIdentity, ProxySettings,
     RegistrarSettings, Transport,

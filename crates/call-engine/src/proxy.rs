@@ -115,6 +115,32 @@ impl Engine {
         if !matches!(msg.request_uri(), Some(Uri::Sip(_)) | Some(Uri::Tel(_))) {
             return self.reject(now, id, &msg, source, 416, "Unsupported URI Scheme", &[]);
         }
+        // The zone's policy and, when it asks, digest authentication (crate::security).
+        let user = match self.gate(now, id, &msg, source) {
+            crate::security::Gate::Pass(user) => user,
+            crate::security::Gate::Done => return,
+        };
+        self.continue_request(now, id, msg, source, user);
+    }
+
+    /// The rest of [`Engine::on_request`] once the policy let the request in (also after a
+    /// parked authentication completes).
+    pub(crate) fn continue_request(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        msg: Message,
+        source: Source,
+        user: Option<String>,
+    ) {
+        if !crate::security::may_register_as(&msg, user.as_deref()) {
+            return self.reject(now, id, &msg, source, 403, "Forbidden", &[]);
+        }
+        let msg = if user.is_some() {
+            self.strip_own_credentials(msg)
+        } else {
+            msg
+        };
         let method = msg.method().unwrap_or(Method::Extension);
         // Loop detection looks at the request as received (16.3 item 4, 16.6 item 8).
         let looped = self.cfg.proxy.loop_detection && self.detect_loop(&msg);
@@ -274,7 +300,7 @@ impl Engine {
     }
 
     /// 200 to an OPTIONS for us (11.2), or to one that reached Max-Forwards 0 (16.3 item 3).
-    fn answer_options(&mut self, now: Instant, id: ServerTxId, req: &Message) {
+    pub(crate) fn answer_options(&mut self, now: Instant, id: ServerTxId, req: &Message) {
         self.reply(
             now,
             id,

@@ -33,6 +33,8 @@ pub(crate) const SECTIONS: &[&str] = &[
     "registrar",
     "proxy",
     "zone",
+    "auth",
+    "policy",
 ];
 
 /// The most keys and array elements removed from one table while looking for further errors.
@@ -130,6 +132,16 @@ pub(crate) fn load(text: &str, file: &str, overrides: &Overrides) -> Result<Conf
             "proxy" => {
                 if let Some(v) = table::<ProxyConfig>(&mut ctx, name, value) {
                     input.config.proxy = v;
+                }
+            }
+            "auth" => {
+                if let Some(v) = table(&mut ctx, name, value) {
+                    input.config.auth = v;
+                }
+            }
+            "policy" => {
+                if let Some(v) = table(&mut ctx, name, value) {
+                    input.config.policy = v;
                 }
             }
             "listen" => {

@@ -54,7 +54,10 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         registrar,
         proxy,
         zone: _,
+        auth: _,
+        policy: _,
     } = old;
+    crate::security::diff(old, new, &mut d);
 
     let GeneralConfig {
         data_dir,
@@ -240,5 +243,6 @@ pub(crate) fn merge(old: &Config, new: &Config) -> Config {
         .iter()
         .map(|z| new.zone(&z.name).unwrap_or(z).clone())
         .collect();
+    crate::security::merge(old, &mut merged);
     merged
 }

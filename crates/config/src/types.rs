@@ -45,6 +45,10 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// `[[zone]]`
     pub zone: Vec<ZoneConfig>,
+    /// `[auth]`
+    pub auth: crate::security::AuthSection,
+    /// `[policy]`
+    pub policy: crate::security::PolicyConfig,
 }
 
 impl Default for Config {
@@ -59,6 +63,8 @@ impl Default for Config {
             registrar: RegistrarConfig::default(),
             proxy: ProxyConfig::default(),
             zone: default_zones(),
+            auth: Default::default(),
+            policy: Default::default(),
         }
     }
 }

@@ -62,6 +62,7 @@ pub(crate) struct Rule {
     pub(crate) from: Option<Pattern>,
     pub(crate) to: Option<Pattern>,
     pub(crate) request_uri: Option<Pattern>,
+    pub(crate) user_agent: Option<Pattern>,
     pub(crate) action: Action,
     pub(crate) status: u16,
     pub(crate) reason: Option<String>,
@@ -126,6 +127,7 @@ impl Policy {
             let from = c.pattern(&path, "from", &r.from, &r.from_regex);
             let to = c.pattern(&path, "to", &r.to, &r.to_regex);
             let request_uri = c.pattern(&path, "request_uri", &r.request_uri, &r.request_uri_regex);
+            let user_agent = c.pattern(&path, "user_agent", &r.user_agent, &r.user_agent_regex);
             if r.action != Action::Refuse {
                 if r.status.is_some() {
                     c.err(
@@ -168,6 +170,8 @@ impl Policy {
                 ("to_regex", &r.to_regex),
                 ("request_uri", &r.request_uri),
                 ("request_uri_regex", &r.request_uri_regex),
+                ("user_agent", &r.user_agent),
+                ("user_agent_regex", &r.user_agent_regex),
             ] {
                 if let Some(v) = value {
                     conditions.push(format!("{key} = {v:?}"));
@@ -186,6 +190,7 @@ impl Policy {
                 from,
                 to,
                 request_uri,
+                user_agent,
                 action: r.action,
                 status: r.status.unwrap_or(403),
                 reason: r.reason.clone(),

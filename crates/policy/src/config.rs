@@ -210,6 +210,13 @@ pub struct RuleConfig {
     /// Regular expression over the Request-URI address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri_regex: Option<String>,
+    /// Glob over the User-Agent header (empty when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Regular expression over the User-Agent header (empty when absent); e.g. the common
+    /// scanners, `(?i)friendly-scanner|sipvicious|sipcli`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent_regex: Option<String>,
     /// What happens to a matching request.
     pub action: Action,
     /// For `refuse`: the status (400 to 699; default 403).

@@ -647,6 +647,12 @@ fn rule_mismatch(
             return Some(format!("no match: Request-URI `{v}`"));
         }
     }
+    if let Some(p) = &rule.user_agent {
+        let v = raw(req.message.header(sip_message::HeaderName::UserAgent));
+        if !p.matches(&v) {
+            return Some(format!("no match: User-Agent `{v}`"));
+        }
+    }
     None
 }
 
@@ -1331,6 +1337,43 @@ max_calls = 1
                     [[policy.user]]\nuser = \"alice@corp.example\"\nwhitelist.enabled = false\n";
         let policy = from_toml(text, "t.toml", None).unwrap();
         assert_eq!(run(&policy, &call).verdict, Verdict::Allow);
+    }
+
+    #[test]
+    fn scanner_user_agents_are_dropped() {
+        let text =
+            "[[policy.rule]]\nuser_agent_regex = \"(?i)friendly-scanner|sipvicious|sipcli\"\n\
+                    action = \"drop\"\n";
+        let policy = from_toml(text, "t.toml", None).unwrap();
+        let judge = |ua: Option<&str>| {
+            let mut m = String::from(
+                "OPTIONS sip:100@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\n\
+                 From: <sip:100@192.0.2.9>;tag=1\r\nTo: <sip:100@192.0.2.1>\r\nCall-ID: 1@x\r\n\
+                 CSeq: 1 OPTIONS\r\n",
+            );
+            if let Some(ua) = ua {
+                m.push_str(&format!("User-Agent: {ua}\r\n"));
+            }
+            m.push_str("Content-Length: 0\r\n\r\n");
+            let msg = Message::parse(bytes::Bytes::from(m)).unwrap();
+            let req = Request {
+                zone: "lan",
+                source: "192.0.2.9".parse().unwrap(),
+                message: &msg,
+                authenticated_user: None,
+                target: Target::Local,
+            };
+            policy.evaluate(&req, &FixedCounts::default())
+        };
+        assert_eq!(judge(Some("friendly-scanner")).verdict, Verdict::Drop);
+        assert_eq!(judge(Some("SIPVicious 0.3.4")).verdict, Verdict::Drop);
+        let d = judge(Some("Yealink SIP-T46S 66.86.0.15"));
+        assert_eq!(d.verdict, Verdict::Allow);
+        assert!(d
+            .trace
+            .to_string()
+            .contains("no match: User-Agent `Yealink"));
+        assert_eq!(judge(None).verdict, Verdict::Allow);
     }
 
     #[test]

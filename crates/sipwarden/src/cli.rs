@@ -14,9 +14,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::ban_cmd::{self, BanArgs};
 use crate::check_cmd::{self, CheckArgs};
+use crate::explain_cmd::{self, ExplainArgs};
 use crate::parse_cmd::{self, ParseArgs};
 use crate::run_cmd::{self, RunArgs};
+use crate::user_cmd::{self, UserArgs};
 
 /// Exit code for a successful run.
 pub const EXIT_OK: u8 = 0;
@@ -49,6 +52,14 @@ pub enum Command {
     Run(RunArgs),
     /// Check a configuration file: print every error, or `FILE: ok` and a summary.
     Check(CheckArgs),
+    /// Manage the local users that digest authentication accepts (in the embedded store; works
+    /// while `run` is stopped).
+    User(UserArgs),
+    /// Judge one SIP request with the configuration's policy and print every entry consulted.
+    Explain(ExplainArgs),
+    /// List or lift the bans that failed authentications caused (in the embedded store; works
+    /// while `run` is stopped).
+    Ban(BanArgs),
 }
 
 /// Parses the command line (clap prints usage errors and exits with 2 by itself) and runs the
@@ -59,8 +70,25 @@ pub fn main() -> ExitCode {
         Command::Parse(args) => parse_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
         Command::Check(args) => check_cmd::run(&args),
+        Command::Explain(args) => explain_cmd::run(&args),
+        Command::User(args) => match config_or_default(args.config.as_deref()) {
+            Ok(c) => user_cmd::run(&args, &c.general.data_dir, Some(&c.auth.realm)),
+            Err(code) => code,
+        },
+        Command::Ban(args) => match config_or_default(args.config.as_deref()) {
+            Ok(c) => ban_cmd::run(&args, &c.general.data_dir),
+            Err(code) => code,
+        },
     };
     ExitCode::from(code)
+}
+
+/// The configuration file, as `run` loads it, or the embedded defaults without one.
+fn config_or_default(path: Option<&std::path::Path>) -> Result<config::Config, u8> {
+    match path {
+        Some(p) => check_cmd::load(p),
+        None => Ok(config::Config::embedded_default()),
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ enum Control {
     Reload {
         zones: Vec<ZoneConfig>,
         engine: Box<EngineConfig>,
+        /// The reloaded `[policy]` and `[auth]` digest settings.
+        security: Option<Box<(policy::Policy, auth::DigestConfig)>>,
     },
 }
 
@@ -60,7 +62,9 @@ pub struct Dataplane {
 /// engine (transaction timers and limits for new transactions, registrar, proxy). Nothing is
 /// dropped: transactions in progress keep their timers, calls in progress continue.
 pub fn applies_live(field: &str) -> bool {
-    field == "general.log_level"
+    field == "policy"
+        || field == "auth"
+        || field == "general.log_level"
         || field == "general.server_header"
         || (field.starts_with("zone.") && field.ends_with(".networks"))
         || field.starts_with("transaction.")
@@ -77,6 +81,14 @@ pub fn live_part(running: &Config, reloaded: &Config) -> Config {
     c.transaction = reloaded.transaction.clone();
     c.registrar = reloaded.registrar.clone();
     c.proxy = reloaded.proxy.clone();
+    c.policy = reloaded.policy.clone();
+    let backend = (
+        c.auth.backend,
+        c.auth.radius.clone(),
+        c.auth.nonce_secret_file.clone(),
+    );
+    c.auth = reloaded.auth.clone();
+    (c.auth.backend, c.auth.radius, c.auth.nonce_secret_file) = backend;
     c
 }
 
@@ -107,7 +119,11 @@ impl Dataplane {
             "engine identity: {:?}; registrar domains: {:?}",
             cfg.identity.listeners, cfg.registrar.domains
         );
-        let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now());
+        let protection = crate::protection::build(config, &store, seed)?;
+        let radius = crate::protection::start_radius(config).await?;
+        let (auth_tx, auth_rx) = mpsc::channel(call_engine::MAX_PARKED);
+        let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now())
+            .with_security(protection, Instant::now());
         let (control, control_rx) = mpsc::channel(8);
         let (stop, stop_rx) = watch::channel(false);
         let task = EngineTask {
@@ -116,11 +132,13 @@ impl Dataplane {
             zones: config.zone.clone(),
             last_wall_sync: Instant::now(),
             overload_log: RateLimited::new(OVERLOAD_LOG_EVERY),
+            radius,
+            auth_tx,
         };
         let failures = transport
             .take_send_failures()
             .ok_or_else(|| "the transport's failure channel is taken".to_owned())?;
-        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx));
+        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx, auth_rx));
         Ok(Dataplane {
             transport,
             control,
@@ -136,9 +154,17 @@ impl Dataplane {
     /// when the engine task could not take them (its control queue is full or it is gone).
     pub fn reconfigure(&self, config: &Config) -> bool {
         let engine = settings::engine(config, &self.bound, &self.local_ips, self.seed);
+        let security = match crate::protection::policy(config) {
+            Ok(p) => Some(Box::new((p, crate::protection::digest_config(config)))),
+            Err(e) => {
+                warn!("the reloaded policy is not applied: {e}");
+                None
+            }
+        };
         let sent = self.control.try_send(Control::Reload {
             zones: config.zone.clone(),
             engine: Box::new(engine),
+            security,
         });
         if sent.is_err() {
             warn!("the engine task is busy or gone; the reloaded settings are not applied");
@@ -254,6 +280,10 @@ struct EngineTask {
     zones: Vec<ZoneConfig>,
     last_wall_sync: Instant,
     overload_log: RateLimited,
+    /// The RADIUS client (auth.backend = "radius").
+    radius: Option<auth::radius::RadiusHandle>,
+    /// Where RADIUS verdicts come back: (ticket, accepted; None when no server answered).
+    auth_tx: mpsc::Sender<(u64, Option<bool>)>,
 }
 
 /// How often, at most, the refusals of a full transaction table are logged.
@@ -298,6 +328,7 @@ impl EngineTask {
         mut failures: mpsc::Receiver<SendFailure>,
         mut control: mpsc::Receiver<Control>,
         mut stop: watch::Receiver<bool>,
+        mut auth_results: mpsc::Receiver<(u64, Option<bool>)>,
     ) -> String {
         loop {
             let deadline = self.engine.poll_timeout();
@@ -309,11 +340,25 @@ impl EngineTask {
             };
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => return "stopped".to_owned(),
+                _ = stop.wait_for(|s| *s) => {
+                    let p = self.engine.security_stats();
+                    info!(
+                        "protection: {} packets from banned sources and {} over a flood budget \
+                         dropped unread; policy: {} dropped, {} refused; authentication: {} \
+                         challenges, {} failures, {} successes; {} overload 503s",
+                        p.banned_drops, p.flood_drops, p.policy_drops, p.policy_refusals,
+                        p.challenges, p.auth_failures, p.auth_successes, p.overload_refusals
+                    );
+                    return "stopped".to_owned();
+                }
                 Some(c) = control.recv() => match c {
-                    Control::Reload { zones, engine } => {
+                    Control::Reload { zones, engine, security } => {
                         self.zones = zones;
                         self.engine.reconfigure(*engine);
+                        if let Some(s) = security {
+                            let (p, d) = *s;
+                            self.engine.reconfigure_security(p, d, Instant::now());
+                        }
                         debug!("engine reconfigured: {:?}", self.engine.config().registrar);
                         continue;
                     }
@@ -324,6 +369,9 @@ impl EngineTask {
                     // 8.1.3.1, 17.1.4), which the proxy turns into a 503 branch (16.9).
                     debug!(remote = %f.remote, tx = %f.tx, "{} {}: reported to the transaction", f.protocol, f.kind);
                     self.engine.handle_transport_error(Instant::now(), f.tx);
+                }
+                Some((ticket, verdict)) = auth_results.recv() => {
+                    self.engine.handle_auth_result(Instant::now(), ticket, verdict);
                 }
                 msg = incoming.recv() => match msg {
                     Some(m) => self.on_incoming(m),
@@ -346,8 +394,34 @@ impl EngineTask {
             return;
         }
         let now = Instant::now();
+        // Banned sources and sources over their zone's flood budget are dropped before the
+        // engine reads anything (the transport has only framed and indexed the message).
+        if !self.engine.admit(ip, now) {
+            return;
+        }
         let source = m.source();
         self.engine.handle_incoming(now, m.msg, source);
+    }
+
+    /// Verifies digest credentials with RADIUS on a task of its own; the verdict comes back
+    /// through `auth_tx`. The engine bounds how many wait at once (MAX_PARKED).
+    fn verify(&self, ticket: u64, request: auth::radius::DigestRequest) {
+        let back = self.auth_tx.clone();
+        let Some(radius) = self.radius.clone() else {
+            let _ = back.try_send((ticket, None));
+            return;
+        };
+        tokio::spawn(async move {
+            let verdict = match radius.verify(request).await {
+                Ok(auth::radius::Verdict::Accept) => Some(true),
+                Ok(auth::radius::Verdict::Reject) => Some(false),
+                Err(e) => {
+                    warn!("RADIUS: {e}");
+                    None
+                }
+            };
+            let _ = back.send((ticket, verdict)).await;
+        });
     }
 
     fn sync_wall_clock(&mut self, now: Instant) {
@@ -380,6 +454,7 @@ impl EngineTask {
                     }
                 }
                 Output::Event(ev) => log_event(ev),
+                Output::AuthRequest { ticket, request } => self.verify(ticket, *request),
             }
         }
     }
@@ -409,6 +484,22 @@ fn log_event(ev: Event) {
             source,
         } => debug!(source = %source.remote, "{method} answered {status} {reason}"),
         Event::StoreFailed { op, error } => error!("store {op} failed: {error}"),
+        Event::Policy {
+            source,
+            method,
+            verdict,
+            trace,
+        } => debug!(source = %source.remote, "policy: {method} -> {verdict}\n{trace}"),
+        Event::AuthFailed {
+            source,
+            user,
+            reason,
+        } => debug!(
+            source = %source.remote,
+            "authentication failed for {}: {reason}",
+            user.as_deref().unwrap_or("-")
+        ),
+        Event::Banned(ban) => warn!("{}", call_engine::describe_ban(&ban)),
         Event::Purged { bindings } => debug!("{bindings} lapsed bindings purged"),
         Event::Dropped { reason, source } => match source {
             Some(s) => debug!(source = %s.remote, "dropped: {reason}"),
