@@ -146,7 +146,7 @@ pub fn is_stun(buf: &[u8]) -> bool {
     }
     let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
     u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) == MAGIC_COOKIE
-        && len % 4 == 0
+        && len.is_multiple_of(4)
         && HEADER_LEN + len == buf.len()
 }
 

@@ -110,7 +110,7 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, Error> {
         return Err(Error::NotStun);
     }
     let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-    if len % 4 != 0 || HEADER_LEN + len != buf.len() {
+    if !len.is_multiple_of(4) || HEADER_LEN + len != buf.len() {
         return Err(Error::BadLength);
     }
     let (method, class) = split_type(u16::from_be_bytes([buf[0], buf[1]]));
