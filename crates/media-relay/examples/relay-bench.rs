@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Prints `ready`, then answers one line per command line on stdin
-//! (`create ID A_IP:A_PORT B_IP:B_PORT`, `delete ID`, `stats`); exits with
+//! (`create ID A_IP:A_PORT B_IP:B_PORT [srtp=KEY]`, `delete ID`, `stats`); exits with
 //! status 0 at end of input.
 
 use std::process::ExitCode;

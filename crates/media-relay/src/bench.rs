@@ -8,6 +8,11 @@
 //!   to `addr:PORT_A`, the relay forwards it from `PORT_B` to `B_IP:B_PORT`,
 //!   and back. Both sides use rtcp-mux (one port per side); latching is that
 //!   of a NAT zone (source IP from the "SDP", port learned).
+//! * `create ID A_IP:A_PORT B_IP:B_PORT srtp=BASE64KEY` -> the same, but A
+//!   sends SRTP (`AES_CM_128_HMAC_SHA1_80`; the key is the 30 octets of
+//!   master key and salt, base64, as in an SDES `inline:`): the relay
+//!   authenticates and decrypts what A sends and forwards plain RTP to B;
+//!   B to A stays plain. Needs the `srtp` feature (default).
 //! * `delete ID` -> `ok ID`
 //! * `stats` -> one JSON object: `packets_in`, `packets_out`, `bytes` (octets
 //!   forwarded), `bytes_in`, `drops` (`{reason: count}`), over all sessions
@@ -124,19 +129,33 @@ fn create(
     name: &str,
     a: &str,
     b: &str,
+    options: &[&str],
 ) -> Result<(u16, u16), String> {
     if ids.contains_key(name) {
         return Err("exists".into());
     }
     let a: SocketAddr = a.parse().map_err(|e| format!("A address: {e}"))?;
     let b: SocketAddr = b.parse().map_err(|e| format!("B address: {e}"))?;
+    let mut srtp_key = None;
+    for opt in options {
+        match opt.split_once('=') {
+            Some(("srtp", key)) => srtp_key = Some(key),
+            _ => return Err(format!("unknown option {opt}")),
+        }
+    }
+    // Checked before anything is bound, so a bad key leaves no session.
+    let inbound = srtp_key.map(srtp_inbound).transpose()?;
     let id = relay
         .create_session("bench", "bench")
         .map_err(|e| e.to_string())?;
     let setup = relay
         .offer(id, Side::A, &sdp(a))
         .and_then(|_| relay.answer(id, Side::B, &sdp(b)))
-        .and_then(|_| relay.ports(id));
+        .and_then(|_| relay.ports(id))
+        .and_then(|ports| match inbound {
+            Some(t) => relay.set_transform(id, 0, Side::A, Some(t)).map(|()| ports),
+            None => Ok(ports),
+        });
     match setup {
         Ok(ports) => {
             let p = ports.first().ok_or("no stream")?;
@@ -148,6 +167,26 @@ fn create(
             Err(e.to_string())
         }
     }
+}
+
+/// The transform of side A's direction for `srtp=KEY`.
+#[cfg(feature = "srtp")]
+fn srtp_inbound(key: &str) -> Result<Box<dyn crate::PacketTransform>, String> {
+    use base64::Engine as _;
+    use media_srtp::{MasterKey, SrtpContext, SrtpProfile, SrtpTransform};
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map_err(|e| format!("srtp key: {e}"))?;
+    let master = MasterKey::from_concatenated(SrtpProfile::AesCm128HmacSha1_80, &raw)
+        .ok_or_else(|| format!("srtp key: {} octets, want 30", raw.len()))?;
+    Ok(Box::new(SrtpTransform::Decrypt(Box::new(
+        SrtpContext::new(&master),
+    ))))
+}
+
+#[cfg(not(feature = "srtp"))]
+fn srtp_inbound(_key: &str) -> Result<Box<dyn crate::PacketTransform>, String> {
+    Err("built without the srtp feature".into())
 }
 
 fn stats_json(relay: &MediaRelay) -> Result<String, String> {
@@ -180,10 +219,12 @@ pub fn serve(args: &Args, input: impl BufRead, mut output: impl Write) -> Result
         let words: Vec<&str> = line.split_whitespace().collect();
         let reply = match words.as_slice() {
             [] => continue,
-            ["create", name, a, b] => match create(&relay, &mut ids, name, a, b) {
-                Ok((pa, pb)) => format!("ok {name} {pa} {pb}"),
-                Err(e) => format!("err {name} {e}"),
-            },
+            ["create", name, a, b, options @ ..] => {
+                match create(&relay, &mut ids, name, a, b, options) {
+                    Ok((pa, pb)) => format!("ok {name} {pa} {pb}"),
+                    Err(e) => format!("err {name} {e}"),
+                }
+            }
             ["delete", name] => match ids.remove(*name) {
                 Some(id) => match relay.release(id) {
                     Ok(()) => format!("ok {name}"),

@@ -140,7 +140,10 @@
 //!
 //! The relay does not know SRTP: [`PacketTransform`] is an in-place
 //! per-direction hook (buffers have [`TRANSFORM_HEADROOM`] octets spare after
-//! the packet for a tag), and its errors are drop reasons.
+//! the packet for a tag), and its errors are drop reasons. With the `srtp`
+//! feature (default) `media_srtp::SrtpTransform` implements it (module
+//! `srtp`): authentication failures count as `transform_auth`, replayed or
+//! too old packets as `transform_replay`, the rest as `transform_other`.
 
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -160,6 +163,8 @@ mod hook;
 mod ports;
 pub mod rtp;
 mod session;
+#[cfg(feature = "srtp")]
+pub mod srtp;
 mod stats;
 mod transform;
 
