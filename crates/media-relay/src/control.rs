@@ -59,6 +59,10 @@ pub struct RelayConfig {
     pub command_capacity: usize,
     /// Capacity of the event channel.
     pub event_capacity: usize,
+    /// Run the packet path on io_uring (multishot receives over shared
+    /// buffers, batched sends) where the kernel allows it; otherwise, or when
+    /// `false`, on epoll with `recvmmsg`/`sendmmsg`.
+    pub io_uring: bool,
 }
 
 impl Default for RelayConfig {
@@ -70,6 +74,7 @@ impl Default for RelayConfig {
             workers: 0,
             command_capacity: 1024,
             event_capacity: 4096,
+            io_uring: true,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! it.
 
 mod mmsg;
+mod uring;
 mod worker;
 
 use std::collections::HashMap;
@@ -90,7 +91,7 @@ impl MediaRelay {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = mpsc::sync_channel(cfg.command_capacity.max(1));
-            let w = Worker::new(poll, rx, events_tx.clone(), hook.clone());
+            let w = Worker::new(poll, rx, events_tx.clone(), hook.clone(), cfg.io_uring);
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
                 .spawn(move || w.run())?;

@@ -1,0 +1,393 @@
+//! The io_uring packet path (Linux 6.1+): one multishot `recvmsg` armed per
+//! media socket, all drawing from one ring of provided buffers, and the
+//! forwarded packets sent as `sendmsg` entries straight from the buffer they
+//! were received into. A wake-up then costs one `io_uring_enter` for every
+//! socket that had traffic (submitting the previous round's sends and
+//! waiting for new completions), where the epoll path costs an `epoll_wait`
+//! plus a `recvmmsg` and a `sendmmsg` per socket.
+//!
+//! Like `mmsg`, this module holds the `unsafe`: the kernel writes into the
+//! buffer area and reads the send headers asynchronously, so both live in
+//! memory mapped once per worker, addressed by buffer id, and a buffer goes
+//! back to the kernel only once nothing refers to it any more (dropped
+//! packet: at once; forwarded packet: when its send has completed).
+
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use io_uring::types::{BufRingEntry, CancelBuilder, Fd, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+
+use super::mmsg::{read_sockaddr, write_sockaddr};
+use crate::transform::TRANSFORM_HEADROOM;
+
+/// Provided buffers per worker (a power of two, at most 32768).
+pub(crate) const BUFS: u16 = 2048;
+/// The buffer group id of the one ring.
+const BGID: u16 = 0;
+/// Header the kernel writes in front of each multishot `recvmsg` datagram
+/// (`struct io_uring_recvmsg_out`).
+const OUT_HDR: usize = 16;
+/// Room for the source address: `sockaddr_in6` covers both families.
+const NAME_LEN: usize = mem::size_of::<libc::sockaddr_in6>();
+/// Offset of the datagram in its buffer.
+pub(crate) const PAYLOAD: usize = OUT_HDR + NAME_LEN;
+/// Bytes of each buffer: header, address, the largest datagram forwarded,
+/// and the transform headroom after it, rounded to a cache line.
+const BUF_SIZE: usize = (PAYLOAD + super::mmsg::MAX_DATAGRAM + TRANSFORM_HEADROOM + 63) & !63;
+/// What the kernel may fill: everything but the headroom.
+const RECV_LEN: u32 = (PAYLOAD + super::mmsg::MAX_DATAGRAM) as u32;
+
+/// Kinds of request, in the top byte of `user_data`.
+const TAG_RECV: u64 = 1 << 56;
+const TAG_SEND: u64 = 2 << 56;
+const TAG_WAKE: u64 = 3 << 56;
+const TAG_MASK: u64 = 0xff << 56;
+
+/// `user_data` of a socket's multishot receive: its slot and the slot's
+/// generation, so that completions of a closed socket are never taken for
+/// those of the next socket in the same slot.
+pub(crate) fn recv_token(slot: usize, gen: u32) -> u64 {
+    TAG_RECV | (u64::from(gen & 0x00ff_ffff) << 32) | (slot as u64 & 0xffff_ffff)
+}
+
+/// A completion, decoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Event {
+    /// A datagram (or, with `bid == None`, the end of a receive with
+    /// `res < 0`). `more == false`: the multishot receive is over and must
+    /// be armed again if the socket is still open.
+    Recv {
+        token: u64,
+        res: i32,
+        bid: Option<u16>,
+        more: bool,
+    },
+    /// A send finished; `bid` is the buffer it sent from.
+    Sent { bid: u16, res: i32 },
+    /// The command waker fired; `more == false`: arm it again.
+    Wake { more: bool },
+    /// Anything else (cancellations).
+    Other,
+}
+
+/// A received datagram in its buffer.
+pub(crate) struct Datagram {
+    pub(crate) src: Option<SocketAddr>,
+    pub(crate) len: usize,
+    pub(crate) truncated: bool,
+}
+
+struct SendSlot {
+    hdr: libc::msghdr,
+    iov: libc::iovec,
+    name: libc::sockaddr_storage,
+}
+
+/// An anonymous private mapping, unmapped on drop.
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh anonymous mapping; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// One worker's ring, buffers and send headers.
+pub(crate) struct Uring {
+    ring: IoUring,
+    /// `BUFS` buffers of `BUF_SIZE`.
+    bufs: Mapping,
+    /// The provided-buffer ring shared with the kernel.
+    buf_ring: Mapping,
+    /// Our copy of the buffer ring's tail, published in [`Uring::publish`].
+    tail: u16,
+    /// Send headers, one per buffer id.
+    sends: Box<[SendSlot]>,
+    /// The template of every multishot receive (only the name and control
+    /// lengths matter to the kernel).
+    recv_hdr: Box<libc::msghdr>,
+    /// Completions copied out of the queue, so that handling them may queue
+    /// new requests.
+    pub(crate) cqes: Vec<cqueue::Entry>,
+    wake_fd: RawFd,
+}
+
+// SAFETY: the raw pointers refer to mappings and boxes this struct owns; it
+// moves between threads only as a whole, before its first submission.
+unsafe impl Send for Uring {}
+
+impl Uring {
+    /// Sets up the ring, registers the buffers and arms the wake-up poll on
+    /// `wake_fd` (the worker's epoll instance, which holds the waker). Fails
+    /// where io_uring is missing, forbidden (seccomp, `io_uring_disabled`)
+    /// or too old; the caller then uses the epoll path.
+    pub(crate) fn new(wake_fd: RawFd) -> io::Result<Self> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_submit_all()
+            .setup_cqsize(16384)
+            .build(4096)?;
+        let bufs = Mapping::new(BUF_SIZE * usize::from(BUFS))?;
+        let buf_ring = Mapping::new(mem::size_of::<BufRingEntry>() * usize::from(BUFS))?;
+        // SAFETY: the ring memory is page aligned, BUFS entries long, and
+        // lives as long as `self` (the ring is dropped first, see Drop).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(buf_ring.ptr as u64, BUFS, BGID, 0)?;
+        }
+        // SAFETY: all-zero is a valid value of these C structs.
+        let (hdr, iov, name) = unsafe {
+            (
+                mem::zeroed::<libc::msghdr>(),
+                mem::zeroed::<libc::iovec>(),
+                mem::zeroed::<libc::sockaddr_storage>(),
+            )
+        };
+        let sends = (0..BUFS)
+            .map(|_| SendSlot { hdr, iov, name })
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        let mut recv_hdr = Box::new(hdr);
+        recv_hdr.msg_namelen = NAME_LEN as libc::socklen_t;
+        let mut u = Self {
+            ring,
+            bufs,
+            buf_ring,
+            tail: 0,
+            sends,
+            recv_hdr,
+            cqes: Vec::with_capacity(1024),
+            wake_fd,
+        };
+        for bid in 0..BUFS {
+            u.recycle(bid);
+        }
+        u.publish();
+        u.arm_wake()?;
+        Ok(u)
+    }
+
+    fn push(&mut self, e: &squeue::Entry) -> io::Result<()> {
+        // SAFETY: every entry built here points only at memory owned by
+        // `self` (buffers, send headers, the receive template) that stays
+        // valid until its completion is seen.
+        if unsafe { self.ring.submission().push(e) }.is_ok() {
+            return Ok(());
+        }
+        // Queue full: hand it to the kernel and try once more.
+        self.ring.submit()?;
+        // SAFETY: as above.
+        unsafe { self.ring.submission().push(e) }
+            .map_err(|_| io::Error::other("submission queue full"))
+    }
+
+    pub(crate) fn arm_wake(&mut self) -> io::Result<()> {
+        let e = opcode::PollAdd::new(Fd(self.wake_fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(TAG_WAKE);
+        self.push(&e)
+    }
+
+    /// Arms a multishot receive on `fd`.
+    pub(crate) fn arm_recv(&mut self, fd: RawFd, token: u64) -> io::Result<()> {
+        let e = opcode::RecvMsgMulti::new(Fd(fd), &*self.recv_hdr, BGID)
+            .build()
+            .user_data(token);
+        self.push(&e)
+    }
+
+    /// Asks the kernel to end the receive `token`; its last completion (no
+    /// `more`) follows.
+    pub(crate) fn cancel(&mut self, token: u64) -> io::Result<()> {
+        let e = opcode::AsyncCancel2::new(CancelBuilder::user_data(token))
+            .build()
+            .user_data(0);
+        self.push(&e)
+    }
+
+    /// The datagram in buffer `bid`, whose receive completed with `res`
+    /// bytes: its metadata and the buffer from the datagram's first byte to
+    /// the end of the headroom.
+    pub(crate) fn datagram(&mut self, bid: u16, res: i32) -> Option<(Datagram, &mut [u8])> {
+        if bid >= BUFS {
+            return None;
+        }
+        let filled = usize::try_from(res).ok()?.min(RECV_LEN as usize);
+        if filled < PAYLOAD {
+            return None;
+        }
+        // SAFETY: `bid` is in range; the kernel handed this buffer to us
+        // with this completion and does not touch it until it is recycled;
+        // no other reference to it exists.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(self.bufs.ptr.add(usize::from(bid) * BUF_SIZE), BUF_SIZE)
+        };
+        let word = |at: usize| {
+            buf.get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_ne_bytes)
+        };
+        let (namelen, payloadlen, flags) = (word(0), word(8), word(12));
+        let src = if (namelen as usize) <= NAME_LEN {
+            // SAFETY: all-zero is a valid sockaddr_storage.
+            let mut st: libc::sockaddr_storage = unsafe { mem::zeroed() };
+            let name = buf.get(OUT_HDR..OUT_HDR + NAME_LEN)?;
+            // SAFETY: NAME_LEN bytes fit in sockaddr_storage.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    name.as_ptr(),
+                    (&mut st as *mut libc::sockaddr_storage).cast::<u8>(),
+                    NAME_LEN,
+                )
+            };
+            read_sockaddr(&st, namelen as libc::socklen_t)
+        } else {
+            None
+        };
+        let len = (payloadlen as usize).min(filled - PAYLOAD);
+        let truncated = flags & (libc::MSG_TRUNC as u32) != 0 || len < payloadlen as usize;
+        let rest = buf.get_mut(PAYLOAD..)?;
+        Some((
+            Datagram {
+                src,
+                len,
+                truncated,
+            },
+            rest,
+        ))
+    }
+
+    /// Queues the send of buffer `bid`'s datagram (`len` bytes, possibly
+    /// changed by a transform) from `fd` to `dst`. The buffer is recycled
+    /// when the send completes ([`Event::Sent`]).
+    pub(crate) fn send(
+        &mut self,
+        fd: RawFd,
+        bid: u16,
+        len: usize,
+        dst: SocketAddr,
+    ) -> io::Result<()> {
+        let base = self.bufs.ptr;
+        let Some(s) = self.sends.get_mut(usize::from(bid)) else {
+            return Err(io::Error::other("bad buffer id"));
+        };
+        // SAFETY: `bid` is in range (checked by the `get_mut` above) and the
+        // payload with its headroom lies within the buffer.
+        s.iov.iov_base = unsafe { base.add(usize::from(bid) * BUF_SIZE + PAYLOAD) }.cast();
+        s.iov.iov_len = len.min(BUF_SIZE - PAYLOAD);
+        s.hdr.msg_namelen = write_sockaddr(&dst, &mut s.name);
+        s.hdr.msg_name = (&mut s.name as *mut libc::sockaddr_storage).cast();
+        s.hdr.msg_iov = &mut s.iov;
+        s.hdr.msg_iovlen = 1;
+        let e = opcode::SendMsg::new(Fd(fd), &s.hdr)
+            // Never queued for later in the kernel: a full socket buffer
+            // drops the packet, as the epoll path does.
+            .flags(libc::MSG_DONTWAIT as u32)
+            .build()
+            .user_data(TAG_SEND | u64::from(bid));
+        self.push(&e)
+    }
+
+    /// Gives buffer `bid` back to the kernel (visible after [`publish`]).
+    pub(crate) fn recycle(&mut self, bid: u16) {
+        let mask = BUFS - 1;
+        let idx = usize::from(self.tail & mask);
+        // SAFETY: `idx < BUFS`, within the ring mapping; the kernel only
+        // reads entries below the published tail, and this one is not yet.
+        let entry = unsafe { &mut *self.buf_ring.ptr.cast::<BufRingEntry>().add(idx) };
+        // SAFETY: `bid` < BUFS (callers pass ids the kernel gave out).
+        entry.set_addr(unsafe { self.bufs.ptr.add(usize::from(bid % BUFS) * BUF_SIZE) } as u64);
+        entry.set_len(RECV_LEN);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Publishes the recycled buffers to the kernel.
+    pub(crate) fn publish(&mut self) {
+        // SAFETY: the tail field lives in the first ring entry, which is
+        // mapped and aligned for a u16; the kernel reads it atomically.
+        let tail = unsafe {
+            AtomicU16::from_ptr(
+                BufRingEntry::tail(self.buf_ring.ptr.cast::<BufRingEntry>()).cast_mut(),
+            )
+        };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Submits what is queued and waits up to `timeout` for a completion.
+    pub(crate) fn submit_and_wait(&mut self, timeout: Duration) -> io::Result<()> {
+        let ts = Timespec::from(timeout);
+        let args = SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves the pending completions into `self.cqes` (cleared first).
+    pub(crate) fn reap(&mut self) {
+        self.cqes.clear();
+        let cap = self.cqes.capacity();
+        let mut cq = self.ring.completion();
+        for e in cq.by_ref().take(cap) {
+            self.cqes.push(e);
+        }
+    }
+
+    /// Decodes a completion.
+    pub(crate) fn decode(e: &cqueue::Entry) -> Event {
+        let ud = e.user_data();
+        let more = cqueue::more(e.flags());
+        match ud & TAG_MASK {
+            TAG_RECV => Event::Recv {
+                token: ud,
+                res: e.result(),
+                bid: cqueue::buffer_select(e.flags()),
+                more,
+            },
+            TAG_SEND => Event::Sent {
+                bid: (ud & 0xffff) as u16,
+                res: e.result(),
+            },
+            TAG_WAKE => Event::Wake { more },
+            _ => Event::Other,
+        }
+    }
+}
