@@ -285,7 +285,7 @@ impl Worker {
                     if let (Some(Some(e)), Some(u)) =
                         (self.socks.get_mut(slot), self.uring.as_mut())
                     {
-                        e.armed = u.arm_recv(e.fd, token).is_ok();
+                        e.armed = u.arm_recv(slot, e.fd, token).is_ok();
                     }
                 } else if let Some(pos) = self.closing.iter().position(|c| c.token == token) {
                     // The kernel let go of the socket: close it now.
@@ -383,7 +383,7 @@ impl Worker {
                 len,
             });
         }
-        if u.send(out_fd, bid, len, dst).is_err() {
+        if u.send(out_slot, out_fd, bid, len, dst).is_err() {
             sess.core.send_failed(media, side, rtcp, len);
             u.recycle(bid);
         }
@@ -729,9 +729,10 @@ impl Worker {
         let gen = self.next_gen;
         self.next_gen = self.next_gen.wrapping_add(1) & 0x00ff_ffff;
         let registered = match self.uring.as_mut() {
-            Some(u) => u
-                .arm_recv(socket.as_raw_fd(), recv_token(slot, gen))
-                .is_ok(),
+            Some(u) => {
+                let fd = socket.as_raw_fd();
+                u.register(slot, fd).is_ok() && u.arm_recv(slot, fd, recv_token(slot, gen)).is_ok()
+            }
             None => self
                 .poll
                 .registry()
@@ -739,6 +740,9 @@ impl Worker {
                 .is_ok(),
         };
         if !registered {
+            if let Some(u) = self.uring.as_mut() {
+                u.unregister(slot);
+            }
             if slot < self.socks.len() {
                 self.free_socks.push(slot);
             }
@@ -795,6 +799,7 @@ impl Worker {
             match (self.uring.as_mut(), id) {
                 (Some(u), Some(id)) if e.armed => {
                     let token = recv_token(slot, e.gen);
+                    u.unregister(slot);
                     if u.cancel(token).is_ok() {
                         self.closing.push(Closing {
                             token,
@@ -803,7 +808,10 @@ impl Worker {
                         });
                     }
                 }
-                (Some(_), _) => drop(socket),
+                (Some(u), _) => {
+                    u.unregister(slot);
+                    drop(socket);
+                }
                 (None, _) => {
                     let _ = self.poll.registry().deregister(&mut socket);
                     // Dropping the socket closes the port now, not at some
