@@ -16,7 +16,7 @@
 //! * `delete ID` -> `ok ID`
 //! * `stats` -> one JSON object: `packets_in`, `packets_out`, `bytes` (octets
 //!   forwarded), `bytes_in`, `drops` (`{reason: count}`), over all sessions
-//!   since start.
+//!   since start, and `io_uring_workers` (workers on the io_uring path).
 //! * anything that fails -> `err [ID] reason`.
 //!
 //! `ready` is printed first; end of input ends [`serve`].
@@ -45,6 +45,9 @@ pub struct Args {
     pub quarantine: u64,
     /// Media timeout in seconds.
     pub timeout: u64,
+    /// `--io epoll`: force the epoll packet path (default: io_uring where
+    /// the kernel allows it).
+    pub io_uring: bool,
 }
 
 impl Default for Args {
@@ -56,12 +59,14 @@ impl Default for Args {
             workers: 0,
             quarantine: 30,
             timeout: 3600,
+            io_uring: true,
         }
     }
 }
 
 impl Args {
-    /// Parses `--addr --port-min --port-max --workers --quarantine --timeout`.
+    /// Parses `--addr --port-min --port-max --workers --quarantine --timeout
+    /// --io`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let mut a = Args::default();
         let mut it = args.into_iter();
@@ -83,6 +88,13 @@ impl Args {
                 }
                 "--timeout" => {
                     a.timeout = value()?.parse().map_err(|e| format!("--timeout: {e}"))?
+                }
+                "--io" => {
+                    a.io_uring = match value()?.as_str() {
+                        "io_uring" => true,
+                        "epoll" => false,
+                        other => return Err(format!("--io: {other}: io_uring or epoll")),
+                    }
                 }
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -107,6 +119,7 @@ impl Args {
             quarantine: Duration::from_secs(self.quarantine),
             media_timeout: Duration::from_secs(self.timeout),
             workers: self.workers,
+            io_uring: self.io_uring,
             ..RelayConfig::default()
         }
     }
@@ -197,12 +210,13 @@ fn stats_json(relay: &MediaRelay) -> Result<String, String> {
         .map(|(r, n)| format!("\"{}\":{n}", r.as_str()))
         .collect();
     Ok(format!(
-        "{{\"packets_in\":{},\"packets_out\":{},\"bytes\":{},\"bytes_in\":{},\"drops\":{{{}}}}}",
+        "{{\"packets_in\":{},\"packets_out\":{},\"bytes\":{},\"bytes_in\":{},\"drops\":{{{}}},\"io_uring_workers\":{}}}",
         t.rtp_in + t.rtcp_in,
         t.rtp_out + t.rtcp_out,
         t.bytes_out,
         t.bytes_in,
-        drops.join(",")
+        drops.join(","),
+        relay.io_uring_workers()
     ))
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,8 +146,9 @@ pub(crate) struct Worker {
     /// Counters of sessions already released (so totals never go down).
     released: DirectionStats,
     hook: Option<Arc<dyn MediaHook>>,
-    /// Try io_uring first (the epoll path is the fallback).
-    want_uring: bool,
+    /// Try io_uring first (the epoll path is the fallback); counts the
+    /// workers that run it.
+    want_uring: Option<Arc<AtomicUsize>>,
     uring: Option<Box<Uring>>,
     next_gen: u32,
     closing: Vec<Closing>,
@@ -161,7 +163,7 @@ impl Worker {
         rx: Receiver<Command>,
         events_tx: SyncSender<MediaEvent>,
         hook: Option<Arc<dyn MediaHook>>,
-        want_uring: bool,
+        want_uring: Option<Arc<AtomicUsize>>,
     ) -> Self {
         Self {
             poll,
@@ -191,8 +193,9 @@ impl Worker {
     /// The worker's loop; io_uring when wanted and the kernel allows it
     /// (the ring is created here because it belongs to this thread).
     pub(crate) fn run(mut self) {
-        if self.want_uring {
+        if let Some(count) = self.want_uring.take() {
             if let Ok(u) = Uring::new(self.poll.as_raw_fd()) {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.uring = Some(Box::new(u));
                 self.send_meta = vec![None; usize::from(BUFS)];
                 return self.run_uring();
