@@ -48,6 +48,8 @@ pub struct Args {
     /// `--io epoll`: force the epoll packet path (default: io_uring where
     /// the kernel allows it).
     pub io_uring: bool,
+    /// `--batch-wait-us`: [`RelayConfig::io_batch_wait`].
+    pub batch_wait_us: u64,
 }
 
 impl Default for Args {
@@ -60,13 +62,14 @@ impl Default for Args {
             quarantine: 30,
             timeout: 3600,
             io_uring: true,
+            batch_wait_us: 200,
         }
     }
 }
 
 impl Args {
     /// Parses `--addr --port-min --port-max --workers --quarantine --timeout
-    /// --io`.
+    /// --io --batch-wait-us`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let mut a = Args::default();
         let mut it = args.into_iter();
@@ -88,6 +91,11 @@ impl Args {
                 }
                 "--timeout" => {
                     a.timeout = value()?.parse().map_err(|e| format!("--timeout: {e}"))?
+                }
+                "--batch-wait-us" => {
+                    a.batch_wait_us = value()?
+                        .parse()
+                        .map_err(|e| format!("--batch-wait-us: {e}"))?
                 }
                 "--io" => {
                     a.io_uring = match value()?.as_str() {
@@ -120,6 +128,7 @@ impl Args {
             media_timeout: Duration::from_secs(self.timeout),
             workers: self.workers,
             io_uring: self.io_uring,
+            io_batch_wait: Duration::from_micros(self.batch_wait_us),
             ..RelayConfig::default()
         }
     }

@@ -63,6 +63,10 @@ pub struct RelayConfig {
     /// buffers, batched sends) where the kernel allows it; otherwise, or when
     /// `false`, on epoll with `recvmmsg`/`sendmmsg`.
     pub io_uring: bool,
+    /// io_uring on Linux 6.12+: how long a worker, once woken by a packet,
+    /// may wait for more (up to 32) before handling them. Longer: fewer
+    /// wake-ups per packet, more added latency. Zero: handle each at once.
+    pub io_batch_wait: Duration,
 }
 
 impl Default for RelayConfig {
@@ -75,6 +79,7 @@ impl Default for RelayConfig {
             command_capacity: 1024,
             event_capacity: 4096,
             io_uring: true,
+            io_batch_wait: Duration::from_micros(200),
         }
     }
 }

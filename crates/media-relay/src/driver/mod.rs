@@ -100,6 +100,7 @@ impl MediaRelay {
                 events_tx.clone(),
                 hook.clone(),
                 cfg.io_uring.then(|| uring_workers.clone()),
+                cfg.io_batch_wait,
             );
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))

@@ -46,11 +46,10 @@ const RECV_LEN: u32 = (PAYLOAD + super::mmsg::MAX_DATAGRAM) as u32;
 /// slot): requests on them skip the per-request file lookup and reference.
 /// Slots beyond it use plain descriptors.
 const FIXED_FILES: usize = 16384;
-/// Completions to wait for in one `io_uring_enter`, for up to
-/// [`BATCH_WAIT_US`]; after that window any one completion ends the wait.
-/// Fewer wake-ups under load, at most that much added latency.
+/// Completions to wait for in one `io_uring_enter`, for up to the batch
+/// window; after that window any one completion ends the wait. Fewer
+/// wake-ups under load, at most that much added latency.
 const BATCH_WANT: usize = 32;
-const BATCH_WAIT_US: u32 = 200;
 
 /// Builds an opcode on a socket slot's registered file, or on its
 /// descriptor when it has none.
@@ -166,8 +165,9 @@ pub(crate) struct Uring {
     wake_fd: RawFd,
     /// The registered file table is in use.
     fixed: bool,
-    /// The kernel knows `min_wait_usec` (6.12+).
-    min_wait: bool,
+    /// The batch window in µs; 0 where the kernel lacks `min_wait_usec`
+    /// (before 6.12) or none is wanted.
+    min_wait: u32,
 }
 
 // SAFETY: the raw pointers refer to mappings and boxes this struct owns; it
@@ -179,7 +179,7 @@ impl Uring {
     /// `wake_fd` (the worker's epoll instance, which holds the waker). Fails
     /// where io_uring is missing, forbidden (seccomp, `io_uring_disabled`)
     /// or too old; the caller then uses the epoll path.
-    pub(crate) fn new(wake_fd: RawFd) -> io::Result<Self> {
+    pub(crate) fn new(wake_fd: RawFd, batch_wait: Duration) -> io::Result<Self> {
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
@@ -190,7 +190,10 @@ impl Uring {
             .submitter()
             .register_files_sparse(FIXED_FILES as u32)
             .is_ok();
-        let min_wait = ring.params().is_feature_min_timeout();
+        let min_wait = match ring.params().is_feature_min_timeout() {
+            true => u32::try_from(batch_wait.as_micros()).unwrap_or(u32::MAX),
+            false => 0,
+        };
         let bufs = Mapping::new(BUF_SIZE * usize::from(BUFS))?;
         let buf_ring = Mapping::new(mem::size_of::<BufRingEntry>() * usize::from(BUFS))?;
         // SAFETY: the ring memory is page aligned, BUFS entries long, and
@@ -409,8 +412,8 @@ impl Uring {
     pub(crate) fn submit_and_wait(&mut self, timeout: Duration) -> io::Result<()> {
         let ts = Timespec::from(timeout);
         let args = SubmitArgs::new().timespec(&ts);
-        let (want, args) = if self.min_wait {
-            (BATCH_WANT, args.min_wait_usec(BATCH_WAIT_US))
+        let (want, args) = if self.min_wait > 0 {
+            (BATCH_WANT, args.min_wait_usec(self.min_wait))
         } else {
             (1, args)
         };

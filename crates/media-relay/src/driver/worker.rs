@@ -149,6 +149,7 @@ pub(crate) struct Worker {
     /// Try io_uring first (the epoll path is the fallback); counts the
     /// workers that run it.
     want_uring: Option<Arc<AtomicUsize>>,
+    batch_wait: Duration,
     uring: Option<Box<Uring>>,
     next_gen: u32,
     closing: Vec<Closing>,
@@ -164,6 +165,7 @@ impl Worker {
         events_tx: SyncSender<MediaEvent>,
         hook: Option<Arc<dyn MediaHook>>,
         want_uring: Option<Arc<AtomicUsize>>,
+        batch_wait: Duration,
     ) -> Self {
         Self {
             poll,
@@ -181,6 +183,7 @@ impl Worker {
             released: DirectionStats::default(),
             hook,
             want_uring,
+            batch_wait,
             uring: None,
             next_gen: 0,
             closing: Vec::new(),
@@ -194,7 +197,7 @@ impl Worker {
     /// (the ring is created here because it belongs to this thread).
     pub(crate) fn run(mut self) {
         if let Some(count) = self.want_uring.take() {
-            if let Ok(u) = Uring::new(self.poll.as_raw_fd()) {
+            if let Ok(u) = Uring::new(self.poll.as_raw_fd(), self.batch_wait) {
                 count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.uring = Some(Box::new(u));
                 self.send_meta = vec![None; usize::from(BUFS)];
@@ -210,7 +213,9 @@ impl Worker {
             let wait = next_scan.saturating_duration_since(Instant::now());
             match self.uring.as_mut().map(|u| u.submit_and_wait(wait)) {
                 Some(Ok(())) => {}
-                _ => return,
+                // The ring broke: close what is open (the ports must not
+                // outlive the worker) and stop, as a failed epoll does.
+                _ => return self.shutdown_uring(),
             }
             let now = Instant::now();
             loop {
