@@ -197,7 +197,9 @@ impl Uring {
         let bufs = Mapping::new(BUF_SIZE * usize::from(BUFS))?;
         let buf_ring = Mapping::new(mem::size_of::<BufRingEntry>() * usize::from(BUFS))?;
         // SAFETY: the ring memory is page aligned, BUFS entries long, and
-        // lives as long as `self` (the ring is dropped first, see Drop).
+        // lives as long as `self`: fields drop in declaration order, the
+        // ring before the mappings (and `Worker::shutdown_uring` leaks them
+        // if a receive could still be armed).
         unsafe {
             ring.submitter()
                 .register_buf_ring_with_flags(buf_ring.ptr as u64, BUFS, BGID, 0)?;
