@@ -4,11 +4,11 @@
 //! ```text
 //! cargo run --release -p media-relay --example relay-bench -- \
 //!     --addr 127.0.0.1 --port-min 30000 --port-max 39999 [--workers N] \
-//!     [--quarantine SECS] [--timeout SECS]
+//!     [--quarantine SECS] [--timeout SECS] [--io io_uring|epoll] [--batch-wait-us N]
 //! ```
 //!
 //! Prints `ready`, then answers one line per command line on stdin
-//! (`create ID A_IP:A_PORT B_IP:B_PORT`, `delete ID`, `stats`); exits with
+//! (`create ID A_IP:A_PORT B_IP:B_PORT [srtp=KEY]`, `delete ID`, `stats`); exits with
 //! status 0 at end of input.
 
 use std::process::ExitCode;

@@ -8,10 +8,15 @@
 //!   to `addr:PORT_A`, the relay forwards it from `PORT_B` to `B_IP:B_PORT`,
 //!   and back. Both sides use rtcp-mux (one port per side); latching is that
 //!   of a NAT zone (source IP from the "SDP", port learned).
+//! * `create ID A_IP:A_PORT B_IP:B_PORT srtp=BASE64KEY` -> the same, but A
+//!   sends SRTP (`AES_CM_128_HMAC_SHA1_80`; the key is the 30 octets of
+//!   master key and salt, base64, as in an SDES `inline:`): the relay
+//!   authenticates and decrypts what A sends and forwards plain RTP to B;
+//!   B to A stays plain. Needs the `srtp` feature (default).
 //! * `delete ID` -> `ok ID`
 //! * `stats` -> one JSON object: `packets_in`, `packets_out`, `bytes` (octets
 //!   forwarded), `bytes_in`, `drops` (`{reason: count}`), over all sessions
-//!   since start.
+//!   since start, and `io_uring_workers` (workers on the io_uring path).
 //! * anything that fails -> `err [ID] reason`.
 //!
 //! `ready` is printed first; end of input ends [`serve`].
@@ -40,6 +45,11 @@ pub struct Args {
     pub quarantine: u64,
     /// Media timeout in seconds.
     pub timeout: u64,
+    /// `--io epoll`: force the epoll packet path (default: io_uring where
+    /// the kernel allows it).
+    pub io_uring: bool,
+    /// `--batch-wait-us`: [`RelayConfig::io_batch_wait`].
+    pub batch_wait_us: u64,
 }
 
 impl Default for Args {
@@ -51,12 +61,15 @@ impl Default for Args {
             workers: 0,
             quarantine: 30,
             timeout: 3600,
+            io_uring: true,
+            batch_wait_us: 200,
         }
     }
 }
 
 impl Args {
-    /// Parses `--addr --port-min --port-max --workers --quarantine --timeout`.
+    /// Parses `--addr --port-min --port-max --workers --quarantine --timeout
+    /// --io --batch-wait-us`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let mut a = Args::default();
         let mut it = args.into_iter();
@@ -78,6 +91,18 @@ impl Args {
                 }
                 "--timeout" => {
                     a.timeout = value()?.parse().map_err(|e| format!("--timeout: {e}"))?
+                }
+                "--batch-wait-us" => {
+                    a.batch_wait_us = value()?
+                        .parse()
+                        .map_err(|e| format!("--batch-wait-us: {e}"))?
+                }
+                "--io" => {
+                    a.io_uring = match value()?.as_str() {
+                        "io_uring" => true,
+                        "epoll" => false,
+                        other => return Err(format!("--io: {other}: io_uring or epoll")),
+                    }
                 }
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -102,6 +127,8 @@ impl Args {
             quarantine: Duration::from_secs(self.quarantine),
             media_timeout: Duration::from_secs(self.timeout),
             workers: self.workers,
+            io_uring: self.io_uring,
+            io_batch_wait: Duration::from_micros(self.batch_wait_us),
             ..RelayConfig::default()
         }
     }
@@ -124,19 +151,33 @@ fn create(
     name: &str,
     a: &str,
     b: &str,
+    options: &[&str],
 ) -> Result<(u16, u16), String> {
     if ids.contains_key(name) {
         return Err("exists".into());
     }
     let a: SocketAddr = a.parse().map_err(|e| format!("A address: {e}"))?;
     let b: SocketAddr = b.parse().map_err(|e| format!("B address: {e}"))?;
+    let mut srtp_key = None;
+    for opt in options {
+        match opt.split_once('=') {
+            Some(("srtp", key)) => srtp_key = Some(key),
+            _ => return Err(format!("unknown option {opt}")),
+        }
+    }
+    // Checked before anything is bound, so a bad key leaves no session.
+    let inbound = srtp_key.map(srtp_inbound).transpose()?;
     let id = relay
         .create_session("bench", "bench")
         .map_err(|e| e.to_string())?;
     let setup = relay
         .offer(id, Side::A, &sdp(a))
         .and_then(|_| relay.answer(id, Side::B, &sdp(b)))
-        .and_then(|_| relay.ports(id));
+        .and_then(|_| relay.ports(id))
+        .and_then(|ports| match inbound {
+            Some(t) => relay.set_transform(id, 0, Side::A, Some(t)).map(|()| ports),
+            None => Ok(ports),
+        });
     match setup {
         Ok(ports) => {
             let p = ports.first().ok_or("no stream")?;
@@ -150,6 +191,26 @@ fn create(
     }
 }
 
+/// The transform of side A's direction for `srtp=KEY`.
+#[cfg(feature = "srtp")]
+fn srtp_inbound(key: &str) -> Result<Box<dyn crate::PacketTransform>, String> {
+    use base64::Engine as _;
+    use media_srtp::{MasterKey, SrtpContext, SrtpProfile, SrtpTransform};
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map_err(|e| format!("srtp key: {e}"))?;
+    let master = MasterKey::from_concatenated(SrtpProfile::AesCm128HmacSha1_80, &raw)
+        .ok_or_else(|| format!("srtp key: {} octets, want 30", raw.len()))?;
+    Ok(Box::new(SrtpTransform::Decrypt(Box::new(
+        SrtpContext::new(&master),
+    ))))
+}
+
+#[cfg(not(feature = "srtp"))]
+fn srtp_inbound(_key: &str) -> Result<Box<dyn crate::PacketTransform>, String> {
+    Err("built without the srtp feature".into())
+}
+
 fn stats_json(relay: &MediaRelay) -> Result<String, String> {
     let t = relay.totals().map_err(|e| e.to_string())?;
     let drops: Vec<String> = t
@@ -158,12 +219,13 @@ fn stats_json(relay: &MediaRelay) -> Result<String, String> {
         .map(|(r, n)| format!("\"{}\":{n}", r.as_str()))
         .collect();
     Ok(format!(
-        "{{\"packets_in\":{},\"packets_out\":{},\"bytes\":{},\"bytes_in\":{},\"drops\":{{{}}}}}",
+        "{{\"packets_in\":{},\"packets_out\":{},\"bytes\":{},\"bytes_in\":{},\"drops\":{{{}}},\"io_uring_workers\":{}}}",
         t.rtp_in + t.rtcp_in,
         t.rtp_out + t.rtcp_out,
         t.bytes_out,
         t.bytes_in,
-        drops.join(",")
+        drops.join(","),
+        relay.io_uring_workers()
     ))
 }
 
@@ -180,10 +242,12 @@ pub fn serve(args: &Args, input: impl BufRead, mut output: impl Write) -> Result
         let words: Vec<&str> = line.split_whitespace().collect();
         let reply = match words.as_slice() {
             [] => continue,
-            ["create", name, a, b] => match create(&relay, &mut ids, name, a, b) {
-                Ok((pa, pb)) => format!("ok {name} {pa} {pb}"),
-                Err(e) => format!("err {name} {e}"),
-            },
+            ["create", name, a, b, options @ ..] => {
+                match create(&relay, &mut ids, name, a, b, options) {
+                    Ok((pa, pb)) => format!("ok {name} {pa} {pb}"),
+                    Err(e) => format!("err {name} {e}"),
+                }
+            }
             ["delete", name] => match ids.remove(*name) {
                 Some(id) => match relay.release(id) {
                     Ok(()) => format!("ok {name}"),

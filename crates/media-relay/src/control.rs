@@ -59,6 +59,14 @@ pub struct RelayConfig {
     pub command_capacity: usize,
     /// Capacity of the event channel.
     pub event_capacity: usize,
+    /// Run the packet path on io_uring (multishot receives over shared
+    /// buffers, batched sends) where the kernel allows it; otherwise, or when
+    /// `false`, on epoll with `recvmmsg`/`sendmmsg`.
+    pub io_uring: bool,
+    /// io_uring on Linux 6.12+: how long a worker, once woken by a packet,
+    /// may wait for more (up to 32) before handling them. Longer: fewer
+    /// wake-ups per packet, more added latency. Zero: handle each at once.
+    pub io_batch_wait: Duration,
 }
 
 impl Default for RelayConfig {
@@ -70,6 +78,8 @@ impl Default for RelayConfig {
             workers: 0,
             command_capacity: 1024,
             event_capacity: 4096,
+            io_uring: true,
+            io_batch_wait: Duration::from_micros(200),
         }
     }
 }

@@ -16,10 +16,11 @@
 //!   [`StreamUpdate`]s.
 //! * **Driver** ([`MediaRelay`]): binds the sockets the controller asks for,
 //!   hands them with the updates over bounded channels to a fixed number of
-//!   worker threads, and carries out the verdicts with `recvmmsg`/`sendmmsg`.
-//!   Each worker owns an epoll instance (mio), the sockets and cores of the
-//!   sessions placed on it, and one set of buffers: no lock and no
-//!   allocation per packet (checked by `tests/alloc.rs`).
+//!   worker threads, and carries out the verdicts on io_uring (or, where the
+//!   kernel refuses it, with epoll and `recvmmsg`/`sendmmsg`). Each worker
+//!   owns its ring or epoll instance, the sockets and cores of the sessions
+//!   placed on it, and one set of buffers: no lock and no allocation per
+//!   packet (checked by `tests/alloc.rs` on both paths).
 //!
 //! # Interface to the call engine
 //!
@@ -116,11 +117,28 @@
 //!
 //! # Threads and the packet path
 //!
-//! [`RelayConfig::workers`] threads (default: one per core) each run an epoll
+//! [`RelayConfig::workers`] threads (default: one per core) each run an event
 //! loop. A session is placed on the least loaded worker when it is created;
 //! all its sockets live there, so forwarding never crosses threads. A wake-up
 //! first applies pending commands (so a packet that follows an answer meets
-//! the state that answer set up), then drains each readable socket with
+//! the state that answer set up), then handles the packets.
+//!
+//! **io_uring** ([`RelayConfig::io_uring`], default; Linux 6.1+, checked when
+//! each worker starts): every socket has one multishot `recvmsg` armed, all
+//! drawing from one ring of 2048 provided buffers per worker, and sits in the
+//! ring's registered file table. A forwarded packet is sent with a `send`
+//! entry (destination address attached) straight from the buffer it arrived
+//! in; the buffer returns to the kernel when that send completes, a dropped
+//! packet's at once. One `io_uring_enter` submits the previous round's sends
+//! and waits for the next completions (up to 32 of them for at most 200 µs
+//! where the kernel has `min_wait`, 6.12+): about 0.03 system calls per
+//! packet at 100,000 packets/s, against about 1.9 on the epoll path. A
+//! released socket's receive is cancelled and [`MediaRelay::release`]
+//! returns only once the kernel has let go of it, so the port is closed
+//! then, as on the epoll path. [`MediaRelay::io_uring_workers`] says which
+//! path runs.
+//!
+//! **epoll** (fallback): drains each readable socket with
 //! `recvmmsg` (32 datagrams per call, bounded per socket per wake-up so one
 //! busy socket cannot starve the others), runs the core on each datagram in
 //! place, and sends each run of datagrams with the same output socket with
@@ -140,7 +158,10 @@
 //!
 //! The relay does not know SRTP: [`PacketTransform`] is an in-place
 //! per-direction hook (buffers have [`TRANSFORM_HEADROOM`] octets spare after
-//! the packet for a tag), and its errors are drop reasons.
+//! the packet for a tag), and its errors are drop reasons. With the `srtp`
+//! feature (default) `media_srtp::SrtpTransform` implements it (module
+//! `srtp`): authentication failures count as `transform_auth`, replayed or
+//! too old packets as `transform_replay`, the rest as `transform_other`.
 
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -160,6 +181,8 @@ mod hook;
 mod ports;
 pub mod rtp;
 mod session;
+#[cfg(feature = "srtp")]
+pub mod srtp;
 mod stats;
 mod transform;
 

@@ -41,7 +41,12 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn steady_state_packet_path_allocates_nothing() {
-    let (relay, _events) = relay(21600, 21699, LatchMode::Nat, Duration::from_secs(60));
+    // Both packet paths, one after the other: the counter is process-wide.
+    check(relay_with_io(21600, 21649, LatchMode::Nat, Duration::from_secs(60), true).0);
+    check(relay_with_io(21650, 21699, LatchMode::Nat, Duration::from_secs(60), false).0);
+}
+
+fn check(relay: media_relay::MediaRelay) {
     let (a, a_rtcp) = endpoint_pair();
     let (b, b_rtcp) = endpoint_pair();
     let id = relay.create_session("lo", "lo").unwrap();
@@ -85,8 +90,9 @@ fn steady_state_packet_path_allocates_nothing() {
     let forwarded =
         stats.a_to_b.rtp_out + stats.b_to_a.rtp_out + stats.a_to_b.rtcp_out + stats.b_to_a.rtcp_out;
     eprintln!(
-        "allocations during {} forwarded packets: {allocs}",
-        forwarded - 2 * 200 - 40
+        "allocations during {} forwarded packets ({} io_uring workers): {allocs}",
+        forwarded - 2 * 200 - 40,
+        relay.io_uring_workers()
     );
     assert_eq!(forwarded, 2 * (200 + packets) + 2 * (20 + packets / 10));
     assert_eq!(allocs, 0, "the packet path allocated");

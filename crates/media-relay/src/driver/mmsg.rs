@@ -20,7 +20,10 @@ pub(crate) const BUF_SIZE: usize = 2048;
 pub const MAX_DATAGRAM: usize = BUF_SIZE - TRANSFORM_HEADROOM;
 
 /// Writes `addr` into `storage` and returns the length to pass to the kernel.
-fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
+pub(crate) fn write_sockaddr(
+    addr: &SocketAddr,
+    storage: &mut libc::sockaddr_storage,
+) -> libc::socklen_t {
     match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -54,7 +57,10 @@ fn write_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> li
 }
 
 /// Reads the address the kernel wrote into `storage`.
-fn read_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+pub(crate) fn read_sockaddr(
+    storage: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
     let len = len as usize;
     match i32::from(storage.ss_family) {
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {

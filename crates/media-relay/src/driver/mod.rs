@@ -7,10 +7,12 @@
 //! it.
 
 mod mmsg;
+mod uring;
 mod worker;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -56,6 +58,7 @@ pub struct MediaRelay {
     zone_names: Vec<String>,
     media_timeout: Duration,
     hook: Option<Arc<dyn MediaHook>>,
+    uring_workers: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for MediaRelay {
@@ -86,11 +89,19 @@ impl MediaRelay {
         };
         let (events_tx, events_rx) = mpsc::sync_channel(cfg.event_capacity.max(1));
         let mut workers = Vec::with_capacity(n);
+        let uring_workers = Arc::new(AtomicUsize::new(0));
         for i in 0..n {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = mpsc::sync_channel(cfg.command_capacity.max(1));
-            let w = Worker::new(poll, rx, events_tx.clone(), hook.clone());
+            let w = Worker::new(
+                poll,
+                rx,
+                events_tx.clone(),
+                hook.clone(),
+                cfg.io_uring.then(|| uring_workers.clone()),
+                cfg.io_batch_wait,
+            );
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
                 .spawn(move || w.run())?;
@@ -113,6 +124,7 @@ impl MediaRelay {
                 zone_names: cfg.zones.iter().map(|z| z.name.clone()).collect(),
                 media_timeout: cfg.media_timeout,
                 hook,
+                uring_workers,
             },
             events_rx,
         ))
@@ -354,6 +366,13 @@ impl MediaRelay {
             Ok(None) => Ok(SessionStats::default()),
             Err(_) => Err(MediaError::WorkerGone),
         }
+    }
+
+    /// How many workers run the io_uring packet path (the others run the
+    /// epoll one). A worker decides before it handles its first command, so
+    /// after any control call that reached it this is final.
+    pub fn io_uring_workers(&self) -> usize {
+        self.uring_workers.load(Ordering::Relaxed)
     }
 
     /// Counters of all sessions since start (released ones included), both

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
 use super::mmsg::{Batch, SendItem, BATCH};
+use super::uring::{recv_token, Event, Uring, BUFS};
 use crate::control::{SessionId, StreamUpdate};
 use crate::hook::{HookEvent, MediaHook};
 use crate::session::{MediaSession, Side, SocketKind, Verdict, MAX_STREAMS};
@@ -78,6 +80,31 @@ struct SockEntry {
     kind: SocketKind,
     /// Already in `Worker::pending`.
     pending: bool,
+    /// io_uring: the slot's generation (in the receive's token).
+    gen: u32,
+    /// io_uring: a multishot receive is armed on the socket.
+    armed: bool,
+}
+
+/// io_uring: a closed socket whose receive is being cancelled. The kernel
+/// holds the socket until the receive's last completion, so the descriptor
+/// is closed (and the port freed) only then.
+struct Closing {
+    token: u64,
+    /// Held only to be closed when dropped.
+    _socket: UdpSocket,
+    id: SessionId,
+}
+
+/// io_uring: what a send in flight needs if it fails.
+#[derive(Clone, Copy)]
+struct SendMeta {
+    session: usize,
+    id: SessionId,
+    media: usize,
+    from: Side,
+    rtcp: bool,
+    len: usize,
 }
 
 /// Socket slot per (stream, side, kind).
@@ -119,6 +146,16 @@ pub(crate) struct Worker {
     /// Counters of sessions already released (so totals never go down).
     released: DirectionStats,
     hook: Option<Arc<dyn MediaHook>>,
+    /// Try io_uring first (the epoll path is the fallback); counts the
+    /// workers that run it.
+    want_uring: Option<Arc<AtomicUsize>>,
+    batch_wait: Duration,
+    uring: Option<Box<Uring>>,
+    next_gen: u32,
+    closing: Vec<Closing>,
+    release_waits: Vec<(SessionId, SyncSender<()>)>,
+    send_meta: Vec<Option<SendMeta>>,
+    wake_events: Events,
 }
 
 impl Worker {
@@ -127,6 +164,8 @@ impl Worker {
         rx: Receiver<Command>,
         events_tx: SyncSender<MediaEvent>,
         hook: Option<Arc<dyn MediaHook>>,
+        want_uring: Option<Arc<AtomicUsize>>,
+        batch_wait: Duration,
     ) -> Self {
         Self {
             poll,
@@ -143,10 +182,264 @@ impl Worker {
             pending_scratch: Vec::new(),
             released: DirectionStats::default(),
             hook,
+            want_uring,
+            batch_wait,
+            uring: None,
+            next_gen: 0,
+            closing: Vec::new(),
+            release_waits: Vec::new(),
+            send_meta: Vec::new(),
+            wake_events: Events::with_capacity(8),
         }
     }
 
+    /// The worker's loop; io_uring when wanted and the kernel allows it
+    /// (the ring is created here because it belongs to this thread).
     pub(crate) fn run(mut self) {
+        if let Some(count) = self.want_uring.take() {
+            if let Ok(u) = Uring::new(self.poll.as_raw_fd(), self.batch_wait) {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.uring = Some(Box::new(u));
+                self.send_meta = vec![None; usize::from(BUFS)];
+                return self.run_uring();
+            }
+        }
+        self.run_epoll();
+    }
+
+    fn run_uring(mut self) {
+        let mut next_scan = Instant::now() + TIMEOUT_SCAN;
+        loop {
+            let wait = next_scan.saturating_duration_since(Instant::now());
+            match self.uring.as_mut().map(|u| u.submit_and_wait(wait)) {
+                Some(Ok(())) => {}
+                // The ring broke: close what is open (the ports must not
+                // outlive the worker) and stop, as a failed epoll does.
+                _ => return self.shutdown_uring(),
+            }
+            let now = Instant::now();
+            loop {
+                match self.rx.try_recv() {
+                    Ok(Command::Shutdown) => return self.shutdown_uring(),
+                    Ok(cmd) => self.command(cmd, now),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        return self.shutdown_uring()
+                    }
+                }
+            }
+            self.completions(now);
+            if now >= next_scan {
+                self.scan_timeouts(now);
+                next_scan = now + TIMEOUT_SCAN;
+            }
+        }
+    }
+
+    /// Handles every completion waiting, then hands the freed buffers back.
+    fn completions(&mut self, now: Instant) {
+        loop {
+            let Some(u) = self.uring.as_mut() else {
+                return;
+            };
+            u.reap();
+            let n = u.cqes.len();
+            let full = n == u.cqes.capacity();
+            for i in 0..n {
+                let Some(ev) = self
+                    .uring
+                    .as_ref()
+                    .and_then(|u| u.cqes.get(i))
+                    .map(Uring::decode)
+                else {
+                    break;
+                };
+                self.on_event(ev, now);
+            }
+            if !full {
+                break;
+            }
+        }
+        if let Some(u) = self.uring.as_mut() {
+            u.publish();
+        }
+    }
+
+    fn on_event(&mut self, ev: Event, now: Instant) {
+        match ev {
+            Event::Recv {
+                token,
+                res,
+                bid,
+                more,
+            } => {
+                let slot = (token & 0xffff_ffff) as usize;
+                let live = matches!(
+                    self.socks.get(slot),
+                    Some(Some(e)) if recv_token(slot, e.gen) == token
+                );
+                if let Some(bid) = bid {
+                    if live && res >= 0 {
+                        self.forward_uring(slot, bid, res, now);
+                    } else if let Some(u) = self.uring.as_mut() {
+                        u.recycle(bid);
+                    }
+                }
+                if more {
+                    return;
+                }
+                if live {
+                    // Ended (out of buffers, an error): arm it again.
+                    if let (Some(Some(e)), Some(u)) =
+                        (self.socks.get_mut(slot), self.uring.as_mut())
+                    {
+                        e.armed = u.arm_recv(slot, e.fd, token).is_ok();
+                    }
+                } else if let Some(pos) = self.closing.iter().position(|c| c.token == token) {
+                    // The kernel let go of the socket: close it now.
+                    drop(self.closing.swap_remove(pos));
+                    self.answer_releases();
+                }
+            }
+            Event::Sent { bid, res } => {
+                let meta = self
+                    .send_meta
+                    .get_mut(usize::from(bid))
+                    .and_then(Option::take);
+                if res < 0 {
+                    if let Some(m) = meta {
+                        if let Some(Some(s)) = self.sessions.get_mut(m.session) {
+                            if s.id == m.id {
+                                s.core.send_failed(m.media, m.from, m.rtcp, m.len);
+                            }
+                        }
+                    }
+                }
+                if let Some(u) = self.uring.as_mut() {
+                    u.recycle(bid);
+                }
+            }
+            Event::Wake { more } => {
+                // Empties the epoll instance's ready list (the waker is
+                // edge-triggered), so that the next wake polls it again.
+                let _ = self.poll.poll(&mut self.wake_events, Some(Duration::ZERO));
+                if !more {
+                    if let Some(u) = self.uring.as_mut() {
+                        let _ = u.arm_wake();
+                    }
+                }
+            }
+            Event::Other => {}
+        }
+    }
+
+    /// Runs the core on the datagram in buffer `bid` and queues its send.
+    fn forward_uring(&mut self, slot: usize, bid: u16, res: i32, now: Instant) {
+        let Some(Some(entry)) = self.socks.get(slot) else {
+            return;
+        };
+        let (local, si, media, side, kind) = (
+            entry.local,
+            entry.session,
+            entry.media_index,
+            entry.side,
+            entry.kind,
+        );
+        let Some(u) = self.uring.as_mut() else {
+            return;
+        };
+        let Some(Some(sess)) = self.sessions.get_mut(si) else {
+            u.recycle(bid);
+            return;
+        };
+        let Some((dg, buf)) = u.datagram(bid, res) else {
+            sess.core
+                .count_drop(media, side, kind, DropReason::Malformed, 0);
+            u.recycle(bid);
+            return;
+        };
+        let hook = self.hook.as_deref();
+        let Some((out_slot, len, dst, rtcp)) = process(
+            sess,
+            hook,
+            now,
+            local,
+            (media, side, kind),
+            dg.src,
+            dg.truncated,
+            buf,
+            dg.len,
+        ) else {
+            u.recycle(bid);
+            return;
+        };
+        let out_fd = match self.socks.get(out_slot) {
+            Some(Some(out)) => out.fd,
+            _ => {
+                sess.core.send_failed(media, side, rtcp, len);
+                u.recycle(bid);
+                return;
+            }
+        };
+        if let Some(m) = self.send_meta.get_mut(usize::from(bid)) {
+            *m = Some(SendMeta {
+                session: si,
+                id: sess.id,
+                media,
+                from: side,
+                rtcp,
+                len,
+            });
+        }
+        if u.send(out_slot, out_fd, bid, len, dst).is_err() {
+            sess.core.send_failed(media, side, rtcp, len);
+            u.recycle(bid);
+        }
+    }
+
+    /// Answers the releases whose sockets are all closed.
+    fn answer_releases(&mut self) {
+        let closing = &self.closing;
+        self.release_waits.retain(|(id, reply)| {
+            if closing.iter().any(|c| c.id == *id) {
+                return true;
+            }
+            let _ = reply.try_send(());
+            false
+        });
+    }
+
+    /// Closes every socket and waits (bounded) until the kernel let go of
+    /// them, so that the ports are free when the worker has stopped.
+    fn shutdown_uring(mut self) {
+        let ids: Vec<SessionId> = self.by_id.keys().copied().collect();
+        for id in ids {
+            self.release(id);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.closing.is_empty() && Instant::now() < deadline {
+            match self
+                .uring
+                .as_mut()
+                .map(|u| u.submit_and_wait(Duration::from_millis(10)))
+            {
+                Some(Ok(())) => {}
+                _ => break,
+            }
+            self.completions(Instant::now());
+        }
+        for (_, reply) in self.release_waits.drain(..) {
+            let _ = reply.try_send(());
+        }
+        if !self.closing.is_empty() {
+            // The kernel may still write into the buffers: never unmap them.
+            if let Some(u) = self.uring.take() {
+                std::mem::forget(u);
+            }
+        }
+    }
+
+    fn run_epoll(mut self) {
         let mut events = Events::with_capacity(256);
         let mut next_scan = Instant::now() + TIMEOUT_SCAN;
         loop {
@@ -226,50 +519,22 @@ impl Worker {
                     break;
                 };
                 let meta = *meta;
-                let Some(src) = meta.src else {
-                    sess.core
-                        .count_drop(media, side, kind, DropReason::Malformed, meta.len);
-                    continue;
-                };
-                if meta.truncated || meta.len == 0 {
-                    sess.core
-                        .count_drop(media, side, kind, DropReason::BadLength, meta.len);
-                    continue;
-                }
-                let before = match self.hook {
-                    Some(_) => sess.core.stream(media).map(|s| s.latch_state(side, kind)),
-                    None => None,
-                };
-                let v = sess
-                    .core
-                    .on_packet(now, media, side, kind, src, &mut buf[..], meta.len);
-                if let (Some(hook), Some(previous)) = (&self.hook, before) {
-                    report_latch(hook.as_ref(), sess, local, media, side, kind, previous);
-                }
-                if let Verdict::Forward {
-                    side: out,
-                    socket,
-                    dst,
-                    len,
-                } = v
-                {
-                    let out_slot = sess
-                        .socks
-                        .get(media)
-                        .and_then(|t| t.get(out.index()))
-                        .and_then(|t| t.get(kind_index(socket)))
-                        .copied()
-                        .flatten();
-                    match out_slot {
-                        Some(out_slot) => self.plan.push(Planned {
-                            out_slot,
-                            item: SendItem { buf: i, len, dst },
-                            rtcp: socket == SocketKind::Rtcp,
-                        }),
-                        None => sess
-                            .core
-                            .send_failed(media, side, socket == SocketKind::Rtcp, len),
-                    }
+                if let Some((out_slot, len, dst, rtcp)) = process(
+                    sess,
+                    self.hook.as_deref(),
+                    now,
+                    local,
+                    (media, side, kind),
+                    meta.src,
+                    meta.truncated,
+                    &mut buf[..],
+                    meta.len,
+                ) {
+                    self.plan.push(Planned {
+                        out_slot,
+                        item: SendItem { buf: i, len, dst },
+                        rtcp,
+                    });
                 }
             }
             self.flush(si, media, side);
@@ -347,7 +612,13 @@ impl Worker {
             }
             Command::Release { id, reply } => {
                 self.release(id);
-                let _ = reply.try_send(());
+                if self.closing.iter().any(|c| c.id == id) {
+                    // io_uring: answered once the kernel let go of the
+                    // sockets, so that the ports are free when it returns.
+                    self.release_waits.push((id, reply));
+                } else {
+                    let _ = reply.try_send(());
+                }
             }
             Command::Stats { id, reply } => {
                 let st = self.session_mut(id).map(|s| s.core.stats());
@@ -463,12 +734,23 @@ impl Worker {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let slot = self.free_socks.pop().unwrap_or(self.socks.len());
-        if self
-            .poll
-            .registry()
-            .register(&mut socket, Token(slot), Interest::READABLE)
-            .is_err()
-        {
+        let gen = self.next_gen;
+        self.next_gen = self.next_gen.wrapping_add(1) & 0x00ff_ffff;
+        let registered = match self.uring.as_mut() {
+            Some(u) => {
+                let fd = socket.as_raw_fd();
+                u.register(slot, fd).is_ok() && u.arm_recv(slot, fd, recv_token(slot, gen)).is_ok()
+            }
+            None => self
+                .poll
+                .registry()
+                .register(&mut socket, Token(slot), Interest::READABLE)
+                .is_ok(),
+        };
+        if !registered {
+            if let Some(u) = self.uring.as_mut() {
+                u.unregister(slot);
+            }
             if slot < self.socks.len() {
                 self.free_socks.push(slot);
             }
@@ -488,6 +770,8 @@ impl Worker {
             side,
             kind,
             pending: false,
+            gen,
+            armed: self.uring.is_some(),
         };
         if slot == self.socks.len() {
             self.socks.push(Some(entry));
@@ -514,20 +798,37 @@ impl Worker {
 
     fn close_socket(&mut self, slot: usize) {
         if let Some(e) = self.socks.get_mut(slot).and_then(Option::take) {
+            let id = self
+                .sessions
+                .get(e.session)
+                .and_then(Option::as_ref)
+                .map(|s| s.id);
             let mut socket = e.socket;
-            let _ = self.poll.registry().deregister(&mut socket);
-            // Dropping the socket closes the port now, not at some later
-            // point: "no call, no open port".
-            drop(socket);
-            if let Some(hook) = &self.hook {
-                let id = self
-                    .sessions
-                    .get(e.session)
-                    .and_then(Option::as_ref)
-                    .map(|s| s.id);
-                if let Some(id) = id {
-                    hook.on_event(&HookEvent::Closed { id, local: e.local });
+            match (self.uring.as_mut(), id) {
+                (Some(u), Some(id)) if e.armed => {
+                    let token = recv_token(slot, e.gen);
+                    u.unregister(slot);
+                    if u.cancel(token).is_ok() {
+                        self.closing.push(Closing {
+                            token,
+                            _socket: socket,
+                            id,
+                        });
+                    }
                 }
+                (Some(u), _) => {
+                    u.unregister(slot);
+                    drop(socket);
+                }
+                (None, _) => {
+                    let _ = self.poll.registry().deregister(&mut socket);
+                    // Dropping the socket closes the port now, not at some
+                    // later point: "no call, no open port".
+                    drop(socket);
+                }
+            }
+            if let (Some(hook), Some(id)) = (&self.hook, id) {
+                hook.on_event(&HookEvent::Closed { id, local: e.local });
             }
             self.free_socks.push(slot);
             self.pending.retain(|&p| p != slot);
@@ -614,6 +915,64 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Runs one received datagram through the session core: `Some((output
+/// socket slot, length, destination, is RTCP))` when it is to be sent.
+#[allow(clippy::too_many_arguments)]
+fn process(
+    sess: &mut WSession,
+    hook: Option<&dyn MediaHook>,
+    now: Instant,
+    local: SocketAddr,
+    (media, side, kind): (usize, Side, SocketKind),
+    src: Option<SocketAddr>,
+    truncated: bool,
+    buf: &mut [u8],
+    len: usize,
+) -> Option<(usize, usize, SocketAddr, bool)> {
+    let Some(src) = src else {
+        sess.core
+            .count_drop(media, side, kind, DropReason::Malformed, len);
+        return None;
+    };
+    if truncated || len == 0 {
+        sess.core
+            .count_drop(media, side, kind, DropReason::BadLength, len);
+        return None;
+    }
+    let before = match hook {
+        Some(_) => sess.core.stream(media).map(|s| s.latch_state(side, kind)),
+        None => None,
+    };
+    let v = sess.core.on_packet(now, media, side, kind, src, buf, len);
+    if let (Some(hook), Some(previous)) = (hook, before) {
+        report_latch(hook, sess, local, media, side, kind, previous);
+    }
+    let Verdict::Forward {
+        side: out,
+        socket,
+        dst,
+        len,
+    } = v
+    else {
+        return None;
+    };
+    let rtcp = socket == SocketKind::Rtcp;
+    let out_slot = sess
+        .socks
+        .get(media)
+        .and_then(|t| t.get(out.index()))
+        .and_then(|t| t.get(kind_index(socket)))
+        .copied()
+        .flatten();
+    match out_slot {
+        Some(out_slot) => Some((out_slot, len, dst, rtcp)),
+        None => {
+            sess.core.send_failed(media, side, rtcp, len);
+            None
         }
     }
 }

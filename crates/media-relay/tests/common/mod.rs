@@ -17,6 +17,20 @@ pub fn relay(
     MediaRelay,
     std::sync::mpsc::Receiver<media_relay::MediaEvent>,
 ) {
+    relay_with_io(min, max, mode, timeout, true)
+}
+
+/// As [`relay`]; `io_uring: false` forces the epoll packet path.
+pub fn relay_with_io(
+    min: u16,
+    max: u16,
+    mode: LatchMode,
+    timeout: Duration,
+    io_uring: bool,
+) -> (
+    MediaRelay,
+    std::sync::mpsc::Receiver<media_relay::MediaEvent>,
+) {
     let cfg = RelayConfig {
         zones: vec![ZoneConfig {
             name: "lo".into(),
@@ -32,6 +46,7 @@ pub fn relay(
         quarantine: Duration::from_secs(30),
         media_timeout: timeout,
         workers: 2,
+        io_uring,
         ..RelayConfig::default()
     };
     MediaRelay::start(&cfg).unwrap()
