@@ -99,6 +99,8 @@ pub enum Event {
         reason: String,
         source: Option<Source>,
     },
+    /// A call through the B2BUA started, was answered or ended (CDR material).
+    Call(b2bua::B2buaEvent),
 }
 
 /// Counters, monotonic.
@@ -146,6 +148,8 @@ pub struct Engine {
     pub(crate) by_server: HashMap<ServerTxId, u64>,
     pub(crate) by_client: HashMap<ClientTxId, (u64, usize)>,
     pub(crate) stats: Stats,
+    /// Calls between zones (crate::b2b); `None`: every call is proxied.
+    pub(crate) cross: Option<crate::b2b::CrossZone>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -187,6 +191,7 @@ impl Engine {
             by_server: HashMap::new(),
             by_client: HashMap::new(),
             stats: Stats::default(),
+            cross: None,
         };
         if e.cfg.registrar.enabled && !e.cfg.registrar.purge_interval.is_zero() {
             let at = now + e.cfg.registrar.purge_interval;
@@ -296,6 +301,8 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
         self.pump(now);
+        self.b2b_timeout(now);
+        self.pump(now);
         while let Some(Reverse((at, _, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -321,6 +328,10 @@ impl Engine {
     /// When [`Engine::handle_timeout`] must be called next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mine = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        let mine = match (mine, self.b2b_poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (self.layer.poll_timeout(), mine) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -346,7 +357,16 @@ impl Engine {
                 TxOutput::Transmit { dest, bytes, tx } => {
                     self.out.push_back(Output::Transmit { dest, bytes, tx })
                 }
-                TxOutput::Event(ev) => self.tu_event(now, ev),
+                TxOutput::Event(ev) => {
+                    // The B2BUA's calls first, before "request to us" (crate::b2b).
+                    let ev = match self.cross.is_some() {
+                        true => self.b2b_tu_event(now, ev),
+                        false => Some(ev),
+                    };
+                    if let Some(ev) = ev {
+                        self.tu_event(now, ev)
+                    }
+                }
             }
         }
     }

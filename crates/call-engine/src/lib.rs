@@ -79,6 +79,7 @@
 //! supplied), recursion on 3xx, RFC 5626 outbound keepalives, double Record-Route for
 //! transport or interface changes (RFC 5658), NAT rewriting of Contact in responses.
 
+mod b2b;
 mod engine;
 mod proxy;
 mod registrar;
@@ -86,6 +87,7 @@ mod resolve;
 mod settings;
 mod util;
 
+pub use b2b::ZoneNetworks;
 pub use engine::{Engine, Event, Output, Stats, UserDirectory};
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
 pub use settings::{
@@ -93,5 +95,7 @@ pub use settings::{
     RegistrarSettings, Transport,
 };
 
+/// Re-exported: the B2BUA the engine drives for calls between zones.
+pub use b2bua;
 /// Re-exported so that the shell and tests name the same types.
 pub use sip_transaction::{Destination, FlowId, Source, TxId};
