@@ -20,6 +20,7 @@
 mod error;
 mod load;
 mod locate;
+mod media;
 mod reload;
 mod types;
 mod validate;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use ipnet::IpNet;
+pub use media::{B2buaConfig, Firewall, Latching, MediaConfig, MediaZoneConfig, PortRange};
 pub use reload::ReloadDiff;
 pub use types::{
     default_listeners, default_zones, local_networks, Config, ContactRouting, GeneralConfig,

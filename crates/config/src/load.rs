@@ -33,6 +33,8 @@ pub(crate) const SECTIONS: &[&str] = &[
     "registrar",
     "proxy",
     "zone",
+    "media",
+    "b2bua",
 ];
 
 /// The most keys and array elements removed from one table while looking for further errors.
@@ -130,6 +132,16 @@ pub(crate) fn load(text: &str, file: &str, overrides: &Overrides) -> Result<Conf
             "proxy" => {
                 if let Some(v) = table::<ProxyConfig>(&mut ctx, name, value) {
                     input.config.proxy = v;
+                }
+            }
+            "media" => {
+                if let Some(v) = table::<crate::media::MediaConfig>(&mut ctx, name, value) {
+                    input.config.media = v;
+                }
+            }
+            "b2bua" => {
+                if let Some(v) = table::<crate::media::B2buaConfig>(&mut ctx, name, value) {
+                    input.config.b2bua = v;
                 }
             }
             "listen" => {
