@@ -49,6 +49,8 @@ pub struct Dataplane {
     control: mpsc::Sender<Control>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<String>>,
+    /// The media relay of calls between zones (crate::media), stopped after the engine task.
+    media: Option<crate::media::MediaPlane>,
     /// What the engine's settings are built from besides the file (kept for reloads).
     bound: Bound,
     local_ips: Vec<IpAddr>,
@@ -108,6 +110,16 @@ impl Dataplane {
             cfg.identity.listeners, cfg.registrar.domains
         );
         let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now());
+        // Calls between zones: B2BUA and media relay (crate::media).
+        let (engine, media_rx, media) = match crate::media::start(config, &bound)? {
+            Some(c) => (
+                engine.with_b2bua(c.zones, c.b2bua),
+                Some(c.timeouts),
+                Some(c.plane),
+            ),
+            None => (engine, None, None),
+        };
+        let sources = crate::media::SourceSelect::new(config, &bound);
         let (control, control_rx) = mpsc::channel(8);
         let (stop, stop_rx) = watch::channel(false);
         let task = EngineTask {
@@ -116,16 +128,18 @@ impl Dataplane {
             zones: config.zone.clone(),
             last_wall_sync: Instant::now(),
             overload_log: RateLimited::new(OVERLOAD_LOG_EVERY),
+            sources,
         };
         let failures = transport
             .take_send_failures()
             .ok_or_else(|| "the transport's failure channel is taken".to_owned())?;
-        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx));
+        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx, media_rx));
         Ok(Dataplane {
             transport,
             control,
             stop,
             task: Some(task),
+            media,
             bound,
             local_ips,
             seed,
@@ -175,6 +189,9 @@ impl Dataplane {
                     abort.abort();
                 }
             }
+        }
+        if let Some(m) = self.media.take() {
+            m.shutdown();
         }
         tokio::time::sleep(SEND_FLUSH).await;
         self.transport.shutdown();
@@ -254,6 +271,7 @@ struct EngineTask {
     zones: Vec<ZoneConfig>,
     last_wall_sync: Instant,
     overload_log: RateLimited,
+    sources: crate::media::SourceSelect,
 }
 
 /// How often, at most, the refusals of a full transaction table are logged.
@@ -298,8 +316,15 @@ impl EngineTask {
         mut failures: mpsc::Receiver<SendFailure>,
         mut control: mpsc::Receiver<Control>,
         mut stop: watch::Receiver<bool>,
+        mut media: Option<mpsc::Receiver<u64>>,
     ) -> String {
         loop {
+            let media_timeout = async {
+                match media.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let deadline = self.engine.poll_timeout();
             let timer = async {
                 match deadline {
@@ -312,6 +337,7 @@ impl EngineTask {
                 _ = stop.wait_for(|s| *s) => return "stopped".to_owned(),
                 Some(c) = control.recv() => match c {
                     Control::Reload { zones, engine } => {
+                        self.engine.set_zone_networks(crate::media::zone_networks(&zones));
                         self.zones = zones;
                         self.engine.reconfigure(*engine);
                         debug!("engine reconfigured: {:?}", self.engine.config().registrar);
@@ -325,6 +351,7 @@ impl EngineTask {
                     debug!(remote = %f.remote, tx = %f.tx, "{} {}: reported to the transaction", f.protocol, f.kind);
                     self.engine.handle_transport_error(Instant::now(), f.tx);
                 }
+                Some(id) = media_timeout => self.engine.media_timeout(Instant::now(), id),
                 msg = incoming.recv() => match msg {
                     Some(m) => self.on_incoming(m),
                     None => return "the transport stopped delivering messages".to_owned(),
@@ -362,7 +389,11 @@ impl EngineTask {
         while let Some(out) = self.engine.poll_output() {
             match out {
                 Output::Transmit { dest, bytes, tx } => {
-                    if let Err(e) = self.transport.send(Outgoing::new(bytes, dest).with_tx(tx)) {
+                    let mut out = Outgoing::new(bytes, dest).with_tx(tx);
+                    if dest.flow.is_none() {
+                        out.local = self.sources.local_for(&self.zones, dest.remote);
+                    }
+                    if let Err(e) = self.transport.send(out) {
                         debug!(remote = %dest.remote, "send failed: {e}");
                         if let Some(tx) = tx {
                             self.engine.handle_transport_error(Instant::now(), tx);
@@ -414,7 +445,41 @@ fn log_event(ev: Event) {
             Some(s) => debug!(source = %s.remote, "dropped: {reason}"),
             None => debug!("dropped: {reason}"),
         },
+        Event::Call(c) => log_call(c),
         other => debug!("{other:?}"),
+    }
+}
+
+fn log_call(e: call_engine::b2bua::B2buaEvent) {
+    use call_engine::b2bua::B2buaEvent as E;
+    match e {
+        E::CallStarted {
+            call,
+            zone_a,
+            zone_b,
+            from,
+            to,
+            call_id_a,
+            call_id_b,
+            ..
+        } => info!(
+            "call {}: {from} -> {to}, zone {zone_a} -> {zone_b}, Call-IDs {call_id_a} / {call_id_b}",
+            call.0
+        ),
+        E::CallAnswered { call, .. } => info!("call {}: answered", call.0),
+        E::CallEnded {
+            call,
+            cause,
+            status,
+            ..
+        } => info!(
+            "call {}: ended ({cause:?}{})",
+            call.0,
+            status.map(|s| format!(", status {s}")).unwrap_or_default()
+        ),
+        E::Dropped { call, reason } => {
+            debug!("call {}: {reason}", call.map_or(0, |c| c.0))
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod check_cmd;
 mod cli;
 mod dataplane;
 mod logging;
+mod media;
 mod parse_cmd;
 mod reload;
 mod report;
