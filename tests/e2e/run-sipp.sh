@@ -588,6 +588,10 @@ scenario_rfc4475_udp() {
     fi
 }
 
+# Scenarios in files of their own.
+# shellcheck source=tests/e2e/b2bua-media.sh
+source "$root/tests/e2e/b2bua-media.sh"
+
 # ---------------------------------------------------------------------------------------------
 all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
     register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp)
