@@ -1,5 +1,5 @@
-# Scenario b2bua-media of tests/e2e/run-sipp.sh (sourced by it; uses its helpers): a call that
-# crosses zones goes through the B2BUA with its media relayed.
+# Scenarios b2bua-media and b2bua-registered (at the end) of tests/e2e/run-sipp.sh (sourced by
+# it; uses its helpers): calls that cross zones go through the B2BUA with their media relayed.
 #
 # sipwarden with two zones on loopback: lan 127.0.1.0/24 (listener 127.0.1.1, media ports
 # 31000-31099) and wan 127.0.2.0/24 (listener 127.0.2.1, media ports 32000-32099). A SIPp UAC on
@@ -30,17 +30,10 @@ print(n)
 PY
 }
 
-scenario_b2bua_media() {
-    local name=b2bua-media p="$next_sw_port" uas_port uac_port uas_media uac_media i
-    local cfg="$work/$name.toml"
-    port uas_port
-    port uac_port
-    port uas_media
-    port uac_media
-    if [[ ! -r /usr/share/sip-tester/g711a.pcap ]]; then
-        skip="/usr/share/sip-tester/g711a.pcap is missing (Debian package sip-tester)"
-        return 0
-    fi
+# b2b_sw_start NAME PORT: sipwarden with the two zones (lan 127.0.1.1:PORT, wan 127.0.2.1:PORT),
+# registrar for sipwarden.test; waits until it runs.
+b2b_sw_start() {
+    local name="$1" p="$2" cfg="$work/$1.toml" i
     sw_log="$work/$name.sipwarden.log"
     sw_port="$p"
     cat >"$cfg" <<EOF
@@ -49,6 +42,9 @@ scenario_b2bua_media() {
 data_dir = "$work/$name.data"
 log_level = "debug"
 node_name = "e2e-$name"
+
+[registrar]
+domains = ["sipwarden.test"]
 
 [[listen]]
 zone = "lan"
@@ -88,8 +84,22 @@ EOF
     done
     if ! grep -q "sipwarden is running" "$sw_log"; then
         why+="sipwarden did not start: $(tail -n 3 "$sw_log" | tr '\n' ' '); "
+        return 1
+    fi
+
+}
+
+scenario_b2bua_media() {
+    local name=b2bua-media p="$next_sw_port" uas_port uac_port uas_media uac_media i
+    port uas_port
+    port uac_port
+    port uas_media
+    port uac_media
+    if [[ ! -r /usr/share/sip-tester/g711a.pcap ]]; then
+        skip="/usr/share/sip-tester/g711a.pcap is missing (Debian package sip-tester)"
         return 0
     fi
+    b2b_sw_start "$name" "$p" || return 0
 
     local sipp_ip=127.0.2.2
     sipp_bg "$name-uas" 40 -sf "$sippdir/uas-media.xml" -p "$uas_port" -t u1 -m 1 \
@@ -146,5 +156,38 @@ EOF
     summary+="relay: ${ab:-?} RTP packets lan->wan, ${ba:-?} wan->lan; "
     if [[ -z "$ab" || -z "$ba" || "$ab" -eq 0 || "$ba" -eq 0 ]]; then
         why+="RTP did not flow both ways through the relay (${rel:-no release line}); "
+    fi
+}
+
+# Scenario b2bua-registered: a phone in zone wan (127.0.2.3) registers sip:bob@sipwarden.test at
+# sipwarden's wan address; 5 calls from a caller in zone lan (127.0.1.2) to that AOR reach it
+# through the B2BUA (a new Call-ID per call, nothing of the lan in what the phone receives).
+scenario_b2bua_registered() {
+    local name=b2bua-registered p="$next_sw_port" phone_port uac_port i
+    port phone_port
+    port uac_port
+    b2b_sw_start "$name" "$p" || return 0
+    local sipp_ip=127.0.2.3
+    sipp_bg "$name-phone" 40 "127.0.2.1:$p" -sf "$sippdir/phone.xml" -oocsf "$sippdir/uas.xml" \
+        -p "$phone_port" -m 1 -recv_timeout 10000 -key registrar "sip:sipwarden.test" \
+        -key aor "sip:bob@sipwarden.test" -key contact "sip:bob@127.0.2.3:$phone_port" \
+        -key expires 3600 -key hold_ms 8000 -d 0
+    phone_pid=$last_bg
+    for ((i = 0; i < 100; i++)); do
+        grep -q '^SIP/2.0 200' "$work/$name-phone.msg" 2>/dev/null && break
+        sleep 0.1
+    done
+    sipp_ip=127.0.1.2
+    sipp_run "$name-uac" 40 "127.0.1.1:$p" -sf "$sippdir/uac.xml" -p "$uac_port" -t u1 \
+        -key ruri "sip:bob@sipwarden.test" -m 5 -r 5 -d 200 -recv_timeout 20000 || true
+    wait_pid "$phone_pid" 30 || true
+    expect_calls "$name-uac" 5
+    expect_phone "$name-phone" 5
+    local calls
+    calls="$(grep -c 'zone lan -> wan' "$sw_log" || true)"
+    summary+="$calls calls through the B2BUA; "
+    [[ "$calls" == 5 ]] || why+="$calls calls went through the B2BUA, want 5; "
+    if grep -q "127\.0\.1\." "$work/$name-phone.msg"; then
+        why+="a lan address reached the wan phone: $(grep -m3 '127\.0\.1\.' "$work/$name-phone.msg" | tr '\n' ' '); "
     fi
 }
