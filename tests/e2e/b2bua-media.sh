@@ -65,6 +65,7 @@ networks = ["127.0.2.0/24"]
 
 [media]
 quarantine_s = 0
+firewall = "${b2b_firewall:-off}"
 
 [[media.zone]]
 zone = "lan"
@@ -90,7 +91,7 @@ EOF
 }
 
 scenario_b2bua_media() {
-    local name=b2bua-media p="$next_sw_port" uas_port uac_port uas_media uac_media i
+    local name="${b2b_name:-b2bua-media}" p="$next_sw_port" uas_port uac_port uas_media uac_media i
     port uas_port
     port uac_port
     port uas_media
@@ -189,5 +190,28 @@ scenario_b2bua_registered() {
     [[ "$calls" == 5 ]] || why+="$calls calls went through the B2BUA, want 5; "
     if grep -q "127\.0\.1\." "$work/$name-phone.msg"; then
         why+="a lan address reached the wan phone: $(grep -m3 '127\.0\.1\.' "$work/$name-phone.msg" | tr '\n' ' '); "
+    fi
+}
+
+# Scenario b2bua-media-nft: b2bua-media with media.firewall = "nftables" (the relay's ports are
+# opened in an nftables table of sipwarden's own). Skipped without nft or outside the private
+# network namespace (it must not touch the host's firewall).
+scenario_b2bua_media_nft() {
+    if [[ -z "$in_netns" ]] || ! command -v nft >/dev/null; then
+        skip="needs nft and the private network namespace"
+        return 0
+    fi
+    b2b_firewall=nftables b2b_name=b2bua-media-nft scenario_b2bua_media
+    if ! grep -q "media zone wan" "$sw_log"; then
+        return 0
+    fi
+    if nft list table inet sipwarden_media >/dev/null 2>&1; then
+        summary+="nftables table present while running; "
+    else
+        why+="no nftables table while sipwarden runs; "
+    fi
+    sw_stop
+    if nft list table inet sipwarden_media >/dev/null 2>&1; then
+        why+="the nftables table is still there after sipwarden stopped; "
     fi
 }

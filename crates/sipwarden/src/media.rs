@@ -195,6 +195,12 @@ pub fn start(c: &Config, bound: &Bound) -> Result<Option<CrossZone>, String> {
             )
         }
     };
+    if firewall.is_some() {
+        info!(
+            "media firewall: nftables table inet {} follows the relay's ports",
+            c.media.firewall_table
+        );
+    }
     let (relay, events) =
         MediaRelay::start_with_hook(&relay_cfg, firewall.as_ref().map(|f| f.hook()))
             .map_err(|e| format!("media relay: {e}"))?;
