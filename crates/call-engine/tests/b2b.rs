@@ -261,3 +261,43 @@ fn the_b2bua_timers_run_on_simulated_time() {
         .any(|m| m.method_str() == Some("BYE")));
     assert_eq!(media.live(), 0);
 }
+
+#[test]
+fn a_media_timeout_ends_the_call_both_ways() {
+    let (mut h, media) = two_zones();
+    h.send(
+        &invite("sip:bob@198.51.100.70:5060", PBX, "lan-call-5"),
+        PBX,
+    );
+    let b_invite = h.request_to(REMOTE, "INVITE");
+    let ok = with_sdp(
+        reply(
+            &b_invite,
+            200,
+            "OK",
+            "bobtag",
+            &[("Contact", "<sip:bob@198.51.100.70:5060>")],
+        ),
+        "198.51.100.70",
+    );
+    h.send_msg(ok, REMOTE);
+    assert_eq!(h.response_to(PBX).status(), Some(200));
+    // An unknown session changes nothing.
+    h.engine.media_timeout(h.now, 99);
+    h.drain();
+    assert_eq!(media.live(), 1);
+    let session = media
+        .log()
+        .iter()
+        .find(|(op, _)| *op == "create")
+        .unwrap()
+        .1;
+    h.engine.media_timeout(h.now, session);
+    h.drain();
+    assert!(h
+        .take_to(REMOTE)
+        .iter()
+        .any(|m| m.method_str() == Some("BYE")));
+    assert!(h.take_to(PBX).iter().any(|m| m.method_str() == Some("BYE")));
+    assert_eq!(media.live(), 0);
+}
