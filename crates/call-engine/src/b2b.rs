@@ -79,9 +79,11 @@ impl Engine {
     }
 
     /// Offers a transaction-layer event to the B2BUA; gives it back when it is not one of its
-    /// calls.
+    /// calls (or there is no B2BUA).
     pub(crate) fn b2b_tu_event(&mut self, now: Instant, ev: TuEvent) -> Option<TuEvent> {
-        let c = self.cross.as_mut()?;
+        let Some(c) = self.cross.as_mut() else {
+            return Some(ev);
+        };
         let back = c.b2bua.handle_tu_event(now, &mut self.layer, ev);
         self.drain_b2b_events();
         back

@@ -359,11 +359,7 @@ impl Engine {
                 }
                 TxOutput::Event(ev) => {
                     // The B2BUA's calls first, before "request to us" (crate::b2b).
-                    let ev = match self.cross.is_some() {
-                        true => self.b2b_tu_event(now, ev),
-                        false => Some(ev),
-                    };
-                    if let Some(ev) = ev {
+                    if let Some(ev) = self.b2b_tu_event(now, ev) {
                         self.tu_event(now, ev)
                     }
                 }
