@@ -9,6 +9,7 @@
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden (cargo build --release -p sipwarden)
 #   scenarios: by default defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
 #   register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp
+#   b2bua-media b2bua-registered b2bua-media-nft (tests/e2e/b2bua-media.sh)
 # Needs: sipp (Debian package sip-tester), python3, timeout, and unshare + ip (util-linux,
 # iproute2) for the network namespace.
 # Environment: SIPWARDEN_E2E_KEEP=1 keeps the work directory (logs, SIPp traces) even when
@@ -588,9 +589,14 @@ scenario_rfc4475_udp() {
     fi
 }
 
+# Scenarios in files of their own.
+# shellcheck source=tests/e2e/b2bua-media.sh
+source "$root/tests/e2e/b2bua-media.sh"
+
 # ---------------------------------------------------------------------------------------------
 all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
-    register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp)
+    register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp
+    b2bua-media b2bua-registered b2bua-media-nft)
 selected=("$@")
 ((${#selected[@]})) || selected=("${all[@]}")
 

@@ -120,6 +120,8 @@ pub enum Event {
         reason: String,
         source: Option<Source>,
     },
+    /// A call through the B2BUA started, was answered or ended (CDR material).
+    Call(b2bua::B2buaEvent),
 }
 
 /// Counters, monotonic.
@@ -171,6 +173,8 @@ pub struct Engine {
     pub(crate) sec_stats: crate::security::SecurityStats,
     /// The request being answered comes from an untrusted source: no `Server` header.
     pub(crate) hide_server: bool,
+    /// Calls between zones (crate::b2b); `None`: every call is proxied.
+    pub(crate) cross: Option<crate::b2b::CrossZone>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -215,6 +219,7 @@ impl Engine {
             security: None,
             sec_stats: Default::default(),
             hide_server: false,
+            cross: None,
         };
         if e.cfg.registrar.enabled && !e.cfg.registrar.purge_interval.is_zero() {
             let at = now + e.cfg.registrar.purge_interval;
@@ -328,6 +333,8 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
         self.pump(now);
+        self.b2b_timeout(now);
+        self.pump(now);
         while let Some(Reverse((at, _, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -353,6 +360,10 @@ impl Engine {
     /// When [`Engine::handle_timeout`] must be called next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mine = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        let mine = match (mine, self.b2b_poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (self.layer.poll_timeout(), mine) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -382,7 +393,12 @@ impl Engine {
                 TxOutput::Transmit { dest, bytes, tx } => {
                     self.out.push_back(Output::Transmit { dest, bytes, tx })
                 }
-                TxOutput::Event(ev) => self.tu_event(now, ev),
+                TxOutput::Event(ev) => {
+                    // The B2BUA's calls first, before "request to us" (crate::b2b).
+                    if let Some(ev) = self.b2b_tu_event(now, ev) {
+                        self.tu_event(now, ev)
+                    }
+                }
             }
         }
     }

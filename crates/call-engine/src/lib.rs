@@ -72,13 +72,21 @@
 //!   answers, upstream CANCEL (200, branches CANCELled, their 487 goes up), ACK for 2xx and
 //!   stray responses forwarded statelessly (16.11).
 //! - **Local answers**: OPTIONS to us (no user part) gets 200 with Allow, Accept and
-//!   Supported; other methods to us get 405.
+//!   Supported; an in-dialog request (To tag) to us that no B2BUA call owns gets 481; other
+//!   methods to us get 405.
+//! - **Calls between zones** ([`Engine::with_b2bua`], module `b2b`): an initial INVITE whose
+//!   source is in one zone and whose first target's next hop is in another is handed to the
+//!   B2BUA (crate `b2bua`: two dialogs, SDP through the media relay); the B2BUA sees every
+//!   transaction event first, its timers run with the engine's, and its CDR events come out as
+//!   [`Event::Call`]. [`Engine::media_timeout`] passes the relay's timeouts in.
 //!
 //! ## Not here (yet)
-//! B2BUA legs and dialogs, authentication (policy layer), RFC 3263 DNS (a [`Resolver`] is
-//! supplied), recursion on 3xx, RFC 5626 outbound keepalives, double Record-Route for
-//! transport or interface changes (RFC 5658), NAT rewriting of Contact in responses.
+//! Forking across zones, REFER, SRTP key policy on B2BUA calls, authentication (policy
+//! layer), RFC 3263 DNS (a [`Resolver`] is supplied), recursion on 3xx, RFC 5626 outbound
+//! keepalives, double Record-Route for transport or interface changes (RFC 5658), NAT
+//! rewriting of Contact in responses.
 
+mod b2b;
 mod engine;
 mod proxy;
 mod registrar;
@@ -87,6 +95,7 @@ mod security;
 mod settings;
 mod util;
 
+pub use b2b::ZoneNetworks;
 pub use engine::{Engine, Event, Output, Stats, UserDirectory};
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
 pub use security::{describe_ban, SecurityConfig, SecurityStats, FLOOD_CAPACITY, MAX_PARKED};
@@ -95,5 +104,7 @@ pub use settings::{
     RegistrarSettings, Transport,
 };
 
+/// Re-exported: the B2BUA the engine drives for calls between zones.
+pub use b2bua;
 /// Re-exported so that the shell and tests name the same types.
 pub use sip_transaction::{Destination, FlowId, Source, TxId};

@@ -173,6 +173,23 @@ impl Engine {
             if method == Method::Options {
                 return self.answer_options(now, id, &work);
             }
+            // In-dialog, to our Contact, and no B2BUA call took it: no such dialog here
+            // (RFC 3261 12.2.2).
+            if work
+                .to()
+                .and_then(|t| t.ok())
+                .is_some_and(|t| t.tag().is_some())
+            {
+                return self.reject(
+                    now,
+                    id,
+                    &work,
+                    source,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                );
+            }
             return self.reject(
                 now,
                 id,
@@ -253,6 +270,10 @@ impl Engine {
                 q: 1000,
             }]],
         };
+        // Across zones: the B2BUA (crate::b2b).
+        if self.b2b_route(now, id, &work, source, &groups) {
+            return;
+        }
         self.start_context(now, id, source, work, loop_hash, groups);
     }
 
@@ -737,7 +758,10 @@ impl Engine {
         Ok((msg, dest))
     }
 
-    fn destination_of(&self, uri: &str) -> Result<(Destination, Transport), &'static str> {
+    pub(crate) fn destination_of(
+        &self,
+        uri: &str,
+    ) -> Result<(Destination, Transport), &'static str> {
         match Uri::parse(uri) {
             Ok(Uri::Sip(u)) => {
                 uri_destination(&u, &*self.resolver).ok_or("destination not resolvable")

@@ -20,6 +20,7 @@
 mod error;
 mod load;
 mod locate;
+mod media;
 mod reload;
 mod security;
 mod types;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use ipnet::IpNet;
+pub use media::{B2buaConfig, Firewall, Latching, MediaConfig, MediaZoneConfig, PortRange};
 pub use reload::ReloadDiff;
 pub use security::{
     AuthBackend, AuthSection, PolicyConfig, RadiusDialect, RadiusSection, ALGORITHMS,

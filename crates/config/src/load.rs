@@ -35,6 +35,8 @@ pub(crate) const SECTIONS: &[&str] = &[
     "zone",
     "auth",
     "policy",
+    "media",
+    "b2bua",
 ];
 
 /// The most keys and array elements removed from one table while looking for further errors.
@@ -142,6 +144,16 @@ pub(crate) fn load(text: &str, file: &str, overrides: &Overrides) -> Result<Conf
             "policy" => {
                 if let Some(v) = table(&mut ctx, name, value) {
                     input.config.policy = v;
+                }
+            }
+            "media" => {
+                if let Some(v) = table::<crate::media::MediaConfig>(&mut ctx, name, value) {
+                    input.config.media = v;
+                }
+            }
+            "b2bua" => {
+                if let Some(v) = table::<crate::media::B2buaConfig>(&mut ctx, name, value) {
+                    input.config.b2bua = v;
                 }
             }
             "listen" => {

@@ -56,8 +56,13 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         zone: _,
         auth: _,
         policy: _,
+        media,
+        b2bua,
     } = old;
     crate::security::diff(old, new, &mut d);
+    // The relay's sockets and workers, and the B2BUA's identities, are set up at start.
+    d.field(RESTART, "media", media, &new.media);
+    d.field(RESTART, "b2bua", b2bua, &new.b2bua);
 
     let GeneralConfig {
         data_dir,
@@ -207,7 +212,24 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
     for (name, oz) in &old_zones {
         match new_zones.get(name) {
             Some(nz) => {
-                let crate::ZoneConfig { name: _, networks } = oz;
+                let crate::ZoneConfig {
+                    name: _,
+                    networks,
+                    domain,
+                    trusted,
+                } = oz;
+                d.field(
+                    RESTART,
+                    &format!("{}.domain", zone_path(name)),
+                    domain,
+                    &nz.domain,
+                );
+                d.field(
+                    RESTART,
+                    &format!("{}.trusted", zone_path(name)),
+                    trusted,
+                    &nz.trusted,
+                );
                 d.field(
                     RELOAD,
                     &format!("{}.networks", zone_path(name)),
@@ -238,10 +260,17 @@ pub(crate) fn merge(old: &Config, new: &Config) -> Config {
     merged.general.node_name = old.general.node_name.clone();
     merged.listen = old.listen.clone();
     merged.transport = old.transport.clone();
+    merged.media = old.media.clone();
+    merged.b2bua = old.b2bua.clone();
     merged.zone = old
         .zone
         .iter()
-        .map(|z| new.zone(&z.name).unwrap_or(z).clone())
+        .map(|z| {
+            let mut n = new.zone(&z.name).unwrap_or(z).clone();
+            n.domain = z.domain.clone();
+            n.trusted = z.trusted;
+            n
+        })
         .collect();
     crate::security::merge(old, &mut merged);
     merged

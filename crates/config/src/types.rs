@@ -49,6 +49,10 @@ pub struct Config {
     pub auth: crate::security::AuthSection,
     /// `[policy]`
     pub policy: crate::security::PolicyConfig,
+    /// `[media]` (crate::media)
+    pub media: crate::media::MediaConfig,
+    /// `[b2bua]` (crate::media)
+    pub b2bua: crate::media::B2buaConfig,
 }
 
 impl Default for Config {
@@ -65,6 +69,8 @@ impl Default for Config {
             zone: default_zones(),
             auth: Default::default(),
             policy: Default::default(),
+            media: Default::default(),
+            b2bua: Default::default(),
         }
     }
 }
@@ -417,6 +423,14 @@ pub struct ZoneConfig {
         serialize_with = "ser_networks"
     )]
     pub networks: Vec<IpNet>,
+    /// The host of the From URI of calls that leave into this zone through the B2BUA; none:
+    /// our address in the zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Peers in this zone are trusted (the LAN): redirects reach them, reason phrases from
+    /// them are not rewritten.
+    #[serde(default)]
+    pub trusted: bool,
 }
 
 impl ZoneConfig {
@@ -448,6 +462,8 @@ pub fn default_zones() -> Vec<ZoneConfig> {
     vec![ZoneConfig {
         name: default_zone_name(),
         networks: local_networks(),
+        domain: None,
+        trusted: false,
     }]
 }
 

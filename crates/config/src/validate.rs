@@ -58,6 +58,7 @@ pub(crate) fn validate(input: &Input, has: &dyn Fn(&str) -> bool) -> Errors {
     proxy(&input.config, &mut errs);
     zones(input, &mut errs);
     crate::security::validate(&input.config, &mut errs);
+    crate::media::validate(&input.config, &input.zone_index, &mut errs);
     errs
 }
 

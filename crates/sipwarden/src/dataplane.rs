@@ -51,6 +51,8 @@ pub struct Dataplane {
     control: mpsc::Sender<Control>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<String>>,
+    /// The media relay of calls between zones (crate::media), stopped after the engine task.
+    media: Option<crate::media::MediaPlane>,
     /// What the engine's settings are built from besides the file (kept for reloads).
     bound: Bound,
     local_ips: Vec<IpAddr>,
@@ -124,6 +126,16 @@ impl Dataplane {
         let (auth_tx, auth_rx) = mpsc::channel(call_engine::MAX_PARKED);
         let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now())
             .with_security(protection, Instant::now());
+        // Calls between zones: B2BUA and media relay (crate::media).
+        let (engine, media_rx, media) = match crate::media::start(config, &bound)? {
+            Some(c) => (
+                engine.with_b2bua(c.zones, c.b2bua),
+                Some(c.timeouts),
+                Some(c.plane),
+            ),
+            None => (engine, None, None),
+        };
+        let sources = crate::media::SourceSelect::new(config, &bound);
         let (control, control_rx) = mpsc::channel(8);
         let (stop, stop_rx) = watch::channel(false);
         let task = EngineTask {
@@ -134,16 +146,19 @@ impl Dataplane {
             overload_log: RateLimited::new(OVERLOAD_LOG_EVERY),
             radius,
             auth_tx,
+            sources,
         };
         let failures = transport
             .take_send_failures()
             .ok_or_else(|| "the transport's failure channel is taken".to_owned())?;
-        let task = tokio::spawn(task.run(incoming, failures, control_rx, stop_rx, auth_rx));
+        let task =
+            tokio::spawn(task.run(incoming, failures, control_rx, stop_rx, auth_rx, media_rx));
         Ok(Dataplane {
             transport,
             control,
             stop,
             task: Some(task),
+            media,
             bound,
             local_ips,
             seed,
@@ -201,6 +216,9 @@ impl Dataplane {
                     abort.abort();
                 }
             }
+        }
+        if let Some(m) = self.media.take() {
+            m.shutdown();
         }
         tokio::time::sleep(SEND_FLUSH).await;
         self.transport.shutdown();
@@ -284,6 +302,7 @@ struct EngineTask {
     radius: Option<auth::radius::RadiusHandle>,
     /// Where RADIUS verdicts come back: (ticket, accepted; None when no server answered).
     auth_tx: mpsc::Sender<(u64, Option<bool>)>,
+    sources: crate::media::SourceSelect,
 }
 
 /// How often, at most, the refusals of a full transaction table are logged.
@@ -329,8 +348,15 @@ impl EngineTask {
         mut control: mpsc::Receiver<Control>,
         mut stop: watch::Receiver<bool>,
         mut auth_results: mpsc::Receiver<(u64, Option<bool>)>,
+        mut media: Option<mpsc::Receiver<u64>>,
     ) -> String {
         loop {
+            let media_timeout = async {
+                match media.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             let deadline = self.engine.poll_timeout();
             let timer = async {
                 match deadline {
@@ -353,6 +379,7 @@ impl EngineTask {
                 }
                 Some(c) = control.recv() => match c {
                     Control::Reload { zones, engine, security } => {
+                        self.engine.set_zone_networks(crate::media::zone_networks(&zones));
                         self.zones = zones;
                         self.engine.reconfigure(*engine);
                         if let Some(s) = security {
@@ -373,6 +400,7 @@ impl EngineTask {
                 Some((ticket, verdict)) = auth_results.recv() => {
                     self.engine.handle_auth_result(Instant::now(), ticket, verdict);
                 }
+                Some(id) = media_timeout => self.engine.media_timeout(Instant::now(), id),
                 msg = incoming.recv() => match msg {
                     Some(m) => self.on_incoming(m),
                     None => return "the transport stopped delivering messages".to_owned(),
@@ -436,7 +464,11 @@ impl EngineTask {
         while let Some(out) = self.engine.poll_output() {
             match out {
                 Output::Transmit { dest, bytes, tx } => {
-                    if let Err(e) = self.transport.send(Outgoing::new(bytes, dest).with_tx(tx)) {
+                    let mut out = Outgoing::new(bytes, dest).with_tx(tx);
+                    if dest.flow.is_none() {
+                        out.local = self.sources.local_for(&self.zones, dest.remote);
+                    }
+                    if let Err(e) = self.transport.send(out) {
                         debug!(remote = %dest.remote, "send failed: {e}");
                         if let Some(tx) = tx {
                             self.engine.handle_transport_error(Instant::now(), tx);
@@ -505,7 +537,41 @@ fn log_event(ev: Event) {
             Some(s) => debug!(source = %s.remote, "dropped: {reason}"),
             None => debug!("dropped: {reason}"),
         },
+        Event::Call(c) => log_call(c),
         other => debug!("{other:?}"),
+    }
+}
+
+fn log_call(e: call_engine::b2bua::B2buaEvent) {
+    use call_engine::b2bua::B2buaEvent as E;
+    match e {
+        E::CallStarted {
+            call,
+            zone_a,
+            zone_b,
+            from,
+            to,
+            call_id_a,
+            call_id_b,
+            ..
+        } => info!(
+            "call {}: {from} -> {to}, zone {zone_a} -> {zone_b}, Call-IDs {call_id_a} / {call_id_b}",
+            call.0
+        ),
+        E::CallAnswered { call, .. } => info!("call {}: answered", call.0),
+        E::CallEnded {
+            call,
+            cause,
+            status,
+            ..
+        } => info!(
+            "call {}: ended ({cause:?}{})",
+            call.0,
+            status.map(|s| format!(", status {s}")).unwrap_or_default()
+        ),
+        E::Dropped { call, reason } => {
+            debug!("call {}: {reason}", call.map_or(0, |c| c.0))
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod cli;
 mod dataplane;
 mod explain_cmd;
 mod logging;
+mod media;
 mod parse_cmd;
 mod protection;
 mod reload;
