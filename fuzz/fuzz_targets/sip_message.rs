@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use sip_message::{ErrorKind, HeaderName, Limits, Message, StartLine};
+use sip_message::{HeaderName, Limits, Message, StartLine};
 
 const SMALL: Limits = Limits {
     max_message_size: 2048,
