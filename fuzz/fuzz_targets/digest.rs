@@ -172,7 +172,8 @@ fn run(flags: u8, value: &[u8]) {
         Check::Lookup(p) => {
             check_pending(&p, &cfg);
             let right = finish_all(&mut a, p.clone(), now);
-            if right || !value.windows(2).any(|w| w == b"$R") {
+            // Only a response that is exactly `$R` becomes the right one.
+            if right || p.credentials().response != "$R" {
                 return;
             }
             // Second round: the right response in place of `$R`.
