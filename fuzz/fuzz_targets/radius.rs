@@ -59,6 +59,10 @@ fn sign(data: &[u8], req: &[u8]) -> Vec<u8> {
     let mut out = data.to_vec();
     out[1] = req[1];
     let len = usize::from(u16::from_be_bytes([out[2], out[3]])).min(out.len());
+    if len < codec::MIN_PACKET {
+        // Length below the header: nothing to sign, and it cannot decode anyway.
+        return out;
+    }
     let mut auth = [0u8; 16];
     auth.copy_from_slice(&req[4..20]);
     let mut head = out[..len].to_vec();
