@@ -45,7 +45,9 @@ fn rtp(seq: u16, ssrc: u32, pt: u8, payload: usize) -> Vec<u8> {
 
 /// An RTP packet with one CSRC and a one-byte-header extension (RFC 8285).
 fn rtp_ext() -> Vec<u8> {
-    let mut p = vec![0x91, 0x60, 0x12, 0x34, 0, 0, 0x10, 0, 0xca, 0xfe, 0xba, 0xbe];
+    let mut p = vec![
+        0x91, 0x60, 0x12, 0x34, 0, 0, 0x10, 0, 0xca, 0xfe, 0xba, 0xbe,
+    ];
     p.extend_from_slice(&[0, 0, 0, 9]); // CSRC
     p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x10, 0xAA, 0, 0]); // extension, 1 word
     p.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
@@ -61,7 +63,7 @@ fn rtcp_rr(ssrc: u32, about: u32) -> Vec<u8> {
     p.extend_from_slice(&0x0001_0203u32.to_be_bytes()); // highest seq
     p.extend_from_slice(&42u32.to_be_bytes()); // jitter
     p.extend_from_slice(&[0; 8]); // LSR, DLSR
-    // SDES: one chunk, CNAME "fz", end, padding to a word.
+                                  // SDES: one chunk, CNAME "fz", end, padding to a word.
     p.extend_from_slice(&[0x81, 202, 0, 2]);
     p.extend_from_slice(&ssrc.to_be_bytes());
     p.extend_from_slice(&[1, 2, b'f', b'z']);
@@ -87,7 +89,8 @@ fn stun_seeds(out: &Out) {
     let fp = MessageBuilder::new(BINDING, Class::Request, tid).finish(true);
     out.put("stun", "binding-request-fingerprint", &fp);
     let mut b = MessageBuilder::new(BINDING, Class::Request, tid);
-    b.attribute(stun::attr::USERNAME, b"fzuser:peer").expect("fits");
+    b.attribute(stun::attr::USERNAME, b"fzuser:peer")
+        .expect("fits");
     b.attribute(stun::attr::PRIORITY, &0x6e00_1eff_u32.to_be_bytes())
         .expect("fits");
     b.attribute(stun::attr::ICE_CONTROLLING, &[1, 2, 3, 4, 5, 6, 7, 8])
@@ -133,7 +136,11 @@ fn rtp_seeds(out: &Out) {
         r.extend_from_slice(&p[..p.len().min(255)]);
         r
     };
-    for (name, setup) in [("nat-mux", 0x3a_u8), ("strict", 0x00), ("sdp-relatch", 0x45)] {
+    for (name, setup) in [
+        ("nat-mux", 0x3a_u8),
+        ("strict", 0x00),
+        ("sdp-relatch", 0x45),
+    ] {
         let mut s = vec![setup];
         s.extend(rec(0x00, &rtp(1, a, 0, 40)));
         s.extend(rec(0x11, &rtp(7, b, 0, 40)));
@@ -198,7 +205,11 @@ fn sdes_seeds(out: &Out) {
         all.extend_from_slice(line.as_bytes());
         all.push(b'\n');
         c.lifetime = Some(1 << 31);
-        out.put("sdes", &format!("{}-lifetime", p.name()), c.to_string().as_bytes());
+        out.put(
+            "sdes",
+            &format!("{}-lifetime", p.name()),
+            c.to_string().as_bytes(),
+        );
     }
     out.put("sdes", "three-lines", &all);
     out.put(
@@ -235,7 +246,11 @@ fn radius_seeds(out: &Out) {
             reply(code::ACCESS_CHALLENGE, &msg("more"), true),
         ),
         ("accept-no-ma", 3, reply(code::ACCESS_ACCEPT, &[], false)),
-        ("accept-no-ma-required", 1, reply(code::ACCESS_ACCEPT, &[], false)),
+        (
+            "accept-no-ma-required",
+            1,
+            reply(code::ACCESS_ACCEPT, &[], false),
+        ),
         ("accept-stranger", 5, reply(code::ACCESS_ACCEPT, &[], true)),
         ("accept-unsigned", 0, reply(code::ACCESS_ACCEPT, &[], true)),
         (

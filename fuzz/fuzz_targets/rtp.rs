@@ -17,11 +17,58 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use media_relay::rtp::{check_rtcp, check_rtp, last_report_block, looks_like_rtcp, Malformed};
+use media_relay::rtp::{
+    check_rtcp, check_rtp, last_report_block, looks_like_rtcp, Malformed, ReportBlock,
+};
 use media_relay::{
     DropReason, LatchMode, LatchPolicy, MediaSession, PeerAddrs, Side, SocketKind, Verdict,
     TRANSFORM_HEADROOM,
 };
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// RFC 3550 6.4: walks the compound packet part by part and stops, keeping what it found, at
+/// the first part whose header is not RTCP version 2 or whose length runs past the datagram
+/// (trailing octets, an SRTCP trailer, an encrypted payload), or after 64 parts. The last
+/// complete report block of an SR (after 20 octets of sender info) or RR wins.
+fn reference_report_block(buf: &[u8]) -> Option<ReportBlock> {
+    let mut at = 0;
+    let mut found = None;
+    for _ in 0..64 {
+        if at + 4 > buf.len() || buf[at] >> 6 != 2 {
+            break;
+        }
+        let len = (usize::from(u16::from_be_bytes([buf[at + 2], buf[at + 3]])) + 1) * 4;
+        if at + len > buf.len() {
+            break;
+        }
+        let first = match buf[at + 1] {
+            200 => Some(at + 28),
+            201 => Some(at + 8),
+            _ => None,
+        };
+        if let Some(first) = first {
+            for i in 0..usize::from(buf[at] & 0x1f) {
+                let b = first + 24 * i;
+                if b + 24 > at + len {
+                    break;
+                }
+                let lost = be32(buf, b + 4);
+                found = Some(ReportBlock {
+                    ssrc: be32(buf, b),
+                    fraction_lost: (lost >> 24) as u8,
+                    cumulative_lost: ((lost << 8) as i32) >> 8,
+                    highest_seq: be32(buf, b + 8),
+                    jitter: be32(buf, b + 12),
+                });
+            }
+        }
+        at += len;
+    }
+    found
+}
 
 fn check_parsers(data: &[u8]) {
     match check_rtp(data) {
@@ -46,6 +93,11 @@ fn check_parsers(data: &[u8]) {
         Err(Malformed::TooShort) => assert!(data.len() < 8),
         Err(_) => {}
     }
+    assert_eq!(
+        last_report_block(data),
+        reference_report_block(data),
+        "last_report_block differs from the reference walk"
+    );
     if let Some(b) = last_report_block(data) {
         assert!((-(1 << 23)..(1 << 23)).contains(&b.cumulative_lost));
         // A report block lies in an SR or RR of at least 8 + 24 octets.
