@@ -114,7 +114,7 @@ fn check_response(data: &[u8], source: SocketAddr) {
                 let ua = r
                     .attribute(attr::UNKNOWN_ATTRIBUTES)
                     .expect("UNKNOWN-ATTRIBUTES");
-                assert!(!ua.is_empty() && ua.len() % 2 == 0 && ua.len() <= 32);
+                assert!(!ua.is_empty() && ua.len().is_multiple_of(2) && ua.len() <= 32);
             }
         }
     }
