@@ -120,6 +120,6 @@ fuzz_target!(|data: &[u8]| {
         ),
     };
     assert_eq!(again.body(), &body[..], "the body changed");
-    assert_eq!(again.start_line_span().len() > 0, true);
+    assert!(!again.start_line_span().is_empty());
     assert_eq!(again.is_request(), m.is_request());
 });

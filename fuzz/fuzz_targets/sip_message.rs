@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use sip_message::{ErrorKind, HeaderName, Limits, Message, StartLine};
+use sip_message::{HeaderName, Limits, Message, StartLine};
 
 const SMALL: Limits = Limits {
     max_message_size: 2048,
@@ -30,7 +30,7 @@ fn exercise(m: &Message) {
         let _ = m.field_str(f);
         let _ = m.cursor(f);
         let _ = m.decode_field_values(f);
-        if let Some(text) = std::str::from_utf8(m.slice(f.name_span)).ok() {
+        if let Ok(text) = std::str::from_utf8(m.slice(f.name_span)) {
             let _ = m.header_by_name(text);
         }
         let _ = m.count(f.name);

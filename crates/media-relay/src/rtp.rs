@@ -126,7 +126,9 @@ pub fn last_report_block(buf: &[u8]) -> Option<ReportBlock> {
     // A compound packet in one datagram cannot hold more than this many
     // parts; the bound keeps the loop obviously finite.
     for _ in 0..64 {
-        let &[b0, pt, len_hi, len_lo] = buf.get(at..at + 4)? else {
+        // Octets after the last complete part (an SRTCP trailer, padding, junk) end the walk
+        // but keep what was found, whatever they look like.
+        let Some(&[b0, pt, len_hi, len_lo]) = buf.get(at..at + 4) else {
             break;
         };
         if b0 >> 6 != 2 {
@@ -134,7 +136,9 @@ pub fn last_report_block(buf: &[u8]) -> Option<ReportBlock> {
         }
         let count = usize::from(b0 & 0x1f);
         let len = (usize::from(u16::from_be_bytes([len_hi, len_lo])) + 1) * 4;
-        let part = buf.get(at..at + len)?;
+        let Some(part) = buf.get(at..at + len) else {
+            break;
+        };
         let blocks_at = match pt {
             200 => Some(28), // SR: header, SSRC, 20-octet sender info
             201 => Some(8),  // RR: header, SSRC
@@ -253,5 +257,26 @@ pub(crate) mod tests {
         // Truncated block: no report, no panic.
         assert_eq!(last_report_block(&sr[..40]), None);
         assert_eq!(last_report_block(&[]), None);
+    }
+
+    /// Found by the `rtp` fuzz target: a report block was lost when the compound packet was
+    /// followed by 1 to 3 octets, or by a version-2 header whose length runs past the
+    /// datagram, but kept after any other trailing octets.
+    #[test]
+    fn report_block_kept_whatever_follows() {
+        let p = rr(1, 2, 64, -3, 77);
+        let expected = last_report_block(&p);
+        assert!(expected.is_some());
+        for tail in [
+            &[0xab][..],
+            &[0x80, 0x00, 0x00],
+            &[0x80, 201, 0xff, 0xff],
+            &[0x00, 0x00, 0x00, 0x00],
+            &[0x81, 201, 0x00, 0x07, 0, 0, 0, 1],
+        ] {
+            let mut q = p.clone();
+            q.extend_from_slice(tail);
+            assert_eq!(last_report_block(&q), expected, "tail {tail:02x?}");
+        }
     }
 }
