@@ -36,6 +36,27 @@ pub(crate) struct Conn {
     /// TLS: the verified peer certificate's names (None before the handshake, or when the
     /// peer sent no certificate).
     pub peer: Option<Arc<PeerIdentity>>,
+    /// Outbound TLS: the name the server's certificate was (or is being) verified for.
+    pub server_name: Option<ServerName<'static>>,
+}
+
+impl Conn {
+    /// Whether a TLS message for a next hop `name` may use this connection: one opened for
+    /// that name, or one whose verified peer certificate carries it. A connection verified
+    /// for another host at the same address is not used (RFC 5922 section 4).
+    fn serves(&self, name: &Option<ServerName<'static>>) -> bool {
+        let Some(name) = name else { return true };
+        if self.server_name.as_ref() == Some(name) {
+            return true;
+        }
+        match (name, &self.peer) {
+            (ServerName::DnsName(d), Some(p)) => p
+                .dns_names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(d.as_ref())),
+            _ => false,
+        }
+    }
 }
 
 /// Connections by flow and by remote address. `total` and `per_ip` are released by the
@@ -129,8 +150,14 @@ pub(crate) fn send(
     let protocol = over.protocol();
     if let Some(&f) = t.by_remote.get(&(protocol, remote)) {
         if let Some(c) = t.by_flow.get(&f) {
-            enqueue(inner, c, b, tx)?;
-            return Ok(sent(protocol, f, remote, false));
+            let fits = match &over {
+                Over::Tcp => true,
+                Over::Tls(name) => c.serves(name),
+            };
+            if fits {
+                enqueue(inner, c, b, tx)?;
+                return Ok(sent(protocol, f, remote, false));
+            }
         }
     }
     if t.total >= inner.cfg.max_connections {
@@ -144,6 +171,7 @@ pub(crate) fn send(
             Some((client.current(), name))
         }
     };
+    let server_name = tls.as_ref().map(|(_, n)| n.clone());
     let f = inner.new_flow();
     let (qtx, rx) = mpsc::channel(inner.cfg.tcp_send_queue.max(1));
     let _ = qtx.try_send((b, tx));
@@ -156,6 +184,7 @@ pub(crate) fn send(
             inbound: false,
             protocol,
             peer: None,
+            server_name,
         },
     );
     t.by_remote.insert((protocol, remote), f);
@@ -363,6 +392,7 @@ fn on_accept(
             inbound: true,
             protocol,
             peer: None,
+            server_name: None,
         },
     );
     t.by_remote.insert((protocol, remote), flow);
