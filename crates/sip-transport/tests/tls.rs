@@ -492,11 +492,10 @@ async fn outgoing_tls_verifies_the_next_hop_host_name() {
     let m = next(&mut b_rx).await;
     assert_eq!(m.transport, Protocol::Tls);
     // The answer comes back on the same connection.
-    let resp = (
+    let resp =
         "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKok;received=127.0.0.1\r\n\
          From: <sip:a@a.test>;tag=1\r\nTo: <sips:bob@b.test>;tag=2\r\nCall-ID: ok@a.test\r\n\
-         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-    );
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     b.send(Outgoing::new(
         Bytes::from_static(resp.as_bytes()),
         m.source().into(),
