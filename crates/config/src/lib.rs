@@ -21,6 +21,7 @@ mod error;
 mod load;
 mod locate;
 mod reload;
+mod tls;
 mod types;
 mod validate;
 
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 pub use error::{ConfigError, ConfigErrors};
 pub use ipnet::IpNet;
 pub use reload::ReloadDiff;
+pub use tls::{SniConfig, TlsConfig, TlsZoneConfig, SIPS_PORT};
 pub use types::{
     default_listeners, default_zones, local_networks, Config, ContactRouting, GeneralConfig,
     ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig, TransactionConfig,

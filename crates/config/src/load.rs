@@ -33,6 +33,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "registrar",
     "proxy",
     "zone",
+    "tls",
 ];
 
 /// The most keys and array elements removed from one table while looking for further errors.
@@ -130,6 +131,11 @@ pub(crate) fn load(text: &str, file: &str, overrides: &Overrides) -> Result<Conf
             "proxy" => {
                 if let Some(v) = table::<ProxyConfig>(&mut ctx, name, value) {
                     input.config.proxy = v;
+                }
+            }
+            "tls" => {
+                if let Some(v) = table::<crate::tls::TlsConfig>(&mut ctx, name, value) {
+                    input.config.tls = v;
                 }
             }
             "listen" => {

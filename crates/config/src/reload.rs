@@ -54,7 +54,11 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         registrar,
         proxy,
         zone: _,
+        tls,
     } = old;
+    // The certificate files themselves are reloaded on SIGHUP and when they change; the
+    // section's paths and limits are taken when the listeners start.
+    d.field(RESTART, "tls", tls, &new.tls);
 
     let GeneralConfig {
         data_dir,

@@ -45,6 +45,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// `[[zone]]`
     pub zone: Vec<ZoneConfig>,
+    /// `[tls]`
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             registrar: RegistrarConfig::default(),
             proxy: ProxyConfig::default(),
             zone: default_zones(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -174,7 +177,7 @@ pub fn default_listeners() -> Vec<ListenConfig> {
         .collect()
 }
 
-/// A listener's transport protocol. (`tls`, `ws` and `wss` come with later milestones.)
+/// A listener's transport protocol. (`ws` and `wss` come with later milestones.)
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -185,6 +188,8 @@ pub enum Protocol {
     Udp,
     /// SIP over TCP.
     Tcp,
+    /// SIP over TLS (over TCP); see `[tls]`.
+    Tls,
 }
 
 impl Protocol {
@@ -193,6 +198,7 @@ impl Protocol {
         match self {
             Protocol::Udp => "udp",
             Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
         }
     }
 }

@@ -57,6 +57,7 @@ pub(crate) fn validate(input: &Input, has: &dyn Fn(&str) -> bool) -> Errors {
     registrar(&input.config, has, &mut errs);
     proxy(&input.config, &mut errs);
     zones(input, &mut errs);
+    crate::tls::validate(&input.config, &input.listen_index, &mut errs);
     errs
 }
 
