@@ -9,7 +9,10 @@ use call_engine::{
     Transport,
 };
 use config::{Config, Protocol};
-use sip_transport::TransportConfig;
+use sip_transport::tls::{
+    CertFiles, ClientAuth, ClientTls, ClientTlsConfig, ServerTls, ServerTlsConfig, SniCert,
+};
+use sip_transport::{TlsError, TlsListener, TlsRequired, TransportConfig};
 
 /// The transport's settings: the listeners' addresses, socket buffers, TCP limits.
 pub fn transport(config: &Config) -> TransportConfig {
@@ -40,11 +43,122 @@ pub fn transport(config: &Config) -> TransportConfig {
     }
 }
 
+/// What the TLS listener of `zone` serves: the `[tls]` certificates, with the zone's client
+/// certificate policy.
+pub fn server_tls(config: &Config, zone: &str) -> Option<ServerTls> {
+    let t = &config.tls;
+    let default = CertFiles {
+        chain: t.certificate.clone()?,
+        key: t.private_key.clone()?,
+    };
+    let policy = t.zone_policy(zone);
+    Some(ServerTls {
+        default,
+        sni: t
+            .sni
+            .iter()
+            .map(|s| SniCert {
+                names: s.names.clone(),
+                files: CertFiles {
+                    chain: s.certificate.clone(),
+                    key: s.private_key.clone(),
+                },
+            })
+            .collect(),
+        client_auth: policy.client_ca.map(|ca| ClientAuth {
+            ca,
+            crl: policy.crl,
+            required: policy.require_client_cert,
+        }),
+    })
+}
+
+/// How outgoing TLS verifies servers.
+pub fn client_tls(config: &Config) -> ClientTls {
+    let t = &config.tls;
+    ClientTls {
+        ca_bundle: t.ca_bundle.clone(),
+        certificate: match (&t.client_certificate, &t.client_private_key) {
+            (Some(c), Some(k)) => Some(CertFiles {
+                chain: c.clone(),
+                key: k.clone(),
+            }),
+            _ => None,
+        },
+    }
+}
+
+/// What a TLS configuration could not load, with the field that names it.
+#[derive(Debug)]
+pub struct TlsSetupError {
+    pub what: String,
+    pub error: TlsError,
+}
+
+impl std::fmt::Display for TlsSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.error)
+    }
+}
+
+/// Adds the TLS listeners (their files loaded), the outgoing TLS configuration and the zones
+/// that require TLS to the transport's settings. The outgoing configuration is left out, with
+/// a warning returned, when it relies on the system's trust anchors and there are none (then
+/// only requests that need TLS fail).
+pub fn add_tls(config: &Config, t: &mut TransportConfig) -> Result<Vec<String>, TlsSetupError> {
+    let mut warnings = Vec::new();
+    for (i, l) in config.listen.iter().enumerate() {
+        if l.transport != Protocol::Tls {
+            continue;
+        }
+        let what = format!("listen[{i}] (tls {}, zone {})", l.address, l.zone);
+        let Some(server) = server_tls(config, &l.zone) else {
+            return Err(TlsSetupError {
+                what,
+                error: TlsError::Rustls("tls.certificate and tls.private_key are required".into()),
+            });
+        };
+        let cfg = ServerTlsConfig::server(server).map_err(|error| TlsSetupError { what, error })?;
+        t.tls.push(TlsListener {
+            addr: l.address,
+            config: cfg,
+        });
+    }
+    let c = &config.tls;
+    match ClientTlsConfig::client(client_tls(config)) {
+        Ok(cfg) => t.tls_client = Some(cfg),
+        Err(error @ TlsError::NoSystemRoots(_)) => warnings.push(format!(
+            "outgoing TLS is off: {error}; set tls.ca_bundle (or install the system's CA certificates)"
+        )),
+        Err(error) => {
+            return Err(TlsSetupError {
+                what: "tls.ca_bundle / tls.client_certificate".into(),
+                error,
+            })
+        }
+    }
+    t.tls_handshake_timeout = c.handshake_timeout();
+    t.tls_handshakes_per_second = c.handshakes_per_second;
+    t.tls_handshakes_per_source = c.handshakes_per_second_per_source;
+    t.tls_reload_check = c.reload_check();
+    let nets: Vec<config::IpNet> = config
+        .zone
+        .iter()
+        .filter(|z| c.zone_policy(&z.name).require_tls)
+        .flat_map(|z| z.networks.iter().copied())
+        .collect();
+    if !nets.is_empty() {
+        t.tls_required = TlsRequired::new(move |ip| nets.iter().any(|n| n.contains(&ip)));
+    }
+    Ok(warnings)
+}
+
 /// The sockets actually bound, in the order of the configuration's listeners of each transport.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bound {
     pub udp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
 }
 
 /// The engine's settings. `bound` are the sockets the transport bound; `local_ips` the
@@ -61,7 +175,8 @@ pub fn engine(config: &Config, bound: &Bound, local_ips: &[IpAddr], seed: u64) -
         .udp
         .iter()
         .map(|a| (Transport::Udp, *a))
-        .chain(bound.tcp.iter().map(|a| (Transport::Tcp, *a)));
+        .chain(bound.tcp.iter().map(|a| (Transport::Tcp, *a)))
+        .chain(bound.tls.iter().map(|a| (Transport::Tls, *a)));
     for (transport, addr) in each {
         if addr.ip().is_unspecified() {
             let mut ips: Vec<IpAddr> = local_ips
@@ -200,6 +315,7 @@ mod tests {
         let bound = Bound {
             udp: vec!["127.0.0.1:5070".parse().unwrap()],
             tcp: vec![],
+            tls: vec![],
         };
         let e = engine(&c, &bound, &[], 42);
         assert_eq!(e.transaction.t1, Duration::from_millis(250));
@@ -237,6 +353,7 @@ mod tests {
         let bound = Bound {
             udp: vec!["0.0.0.0:5060".parse().unwrap()],
             tcp: vec!["0.0.0.0:5060".parse().unwrap()],
+            tls: vec![],
         };
         let ips: Vec<IpAddr> = ["127.0.0.1", "192.168.1.5", "fd00::5"]
             .iter()
@@ -264,6 +381,7 @@ mod tests {
         let v6 = Bound {
             udp: vec!["[::]:5060".parse().unwrap()],
             tcp: vec![],
+            tls: vec![],
         };
         let e = engine(&c, &v6, &ips, 1);
         assert_eq!(e.registrar.domains, ["[fd00::5]"]);
