@@ -902,3 +902,35 @@ impl TransportHandle {
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_hop_hosts() {
+        assert_eq!(
+            uri_host(b"<sips:proxy.example.com:5061;lr>").as_deref(),
+            Some("proxy.example.com")
+        );
+        assert_eq!(
+            uri_host(b"\"P\" <sip:[2001:db8::1];transport=tls;lr>, <sip:other>").as_deref(),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(
+            uri_host(b"sips:bob@b.example.com").as_deref(),
+            Some("b.example.com")
+        );
+        assert_eq!(uri_host(b"<tel:+1234>"), None);
+        assert_eq!(uri_host(b"\xff"), None);
+    }
+
+    #[test]
+    fn sips_request_lines() {
+        assert!(is_sips_request(b"INVITE sips:bob@b.test SIP/2.0\r\n"));
+        assert!(is_sips_request(b"OPTIONS SIPS:b.test SIP/2.0\r\n"));
+        assert!(!is_sips_request(b"INVITE sip:bob@b.test SIP/2.0\r\n"));
+        assert!(!is_sips_request(b"INVITE"));
+        assert!(!is_sips_request(b""));
+    }
+}

@@ -388,6 +388,33 @@ mod tests {
     }
 
     #[test]
+    fn require_tls_zones_and_tls_listeners_reach_the_transport() {
+        let c = load(
+            "[[listen]]\ntransport = \"udp\"\naddress = \"192.168.1.1:5060\"\nzone = \"lan\"\n\
+             [[zone]]\nname = \"lan\"\nnetworks = [\"192.168.0.0/16\"]\n\
+             [[zone]]\nname = \"wan\"\nnetworks = [\"198.51.100.0/24\"]\n\
+             [tls]\nhandshakes_per_second = 50\nhandshakes_per_second_per_source = 2\n\
+             ca_bundle = \"/nonexistent/ca.pem\"\n\
+             [tls.zone.wan]\nrequire_tls = true\n",
+        );
+        let mut t = transport(&c);
+        // The CA bundle does not exist: named in the error.
+        let e = add_tls(&c, &mut t).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let mut c2 = c.clone();
+        c2.tls.ca_bundle = None;
+        let mut t = transport(&c2);
+        // Without system roots on this machine outgoing TLS is off with a warning; either way
+        // the policy and limits are set.
+        let _ = add_tls(&c2, &mut t).unwrap();
+        assert_eq!(t.tls_handshakes_per_second, 50);
+        assert_eq!(t.tls_handshakes_per_source, 2);
+        assert!(t.tls_required.applies("198.51.100.7".parse().unwrap()));
+        assert!(!t.tls_required.applies("192.168.1.7".parse().unwrap()));
+        assert!(t.tls.is_empty());
+    }
+
+    #[test]
     fn seeds_differ() {
         assert_ne!(random_seed(), random_seed());
     }
