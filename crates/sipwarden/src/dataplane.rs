@@ -62,7 +62,7 @@ const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(86_400);
 
 /// Logs the certificates that end soon (warning) or have ended (error).
 fn log_expiry(config: &Config) {
-    for l in crate::check_cmd::certificate_report(config, SystemTime::now()) {
+    for l in crate::check_cmd::certificate_report(config, SystemTime::now(), false) {
         match l.level {
             crate::check_cmd::Level::Info => debug!("certificate {}", l.text),
             crate::check_cmd::Level::Warn => warn!("certificate {}", l.text),

@@ -88,6 +88,15 @@ pub fn client_tls(config: &Config) -> ClientTls {
     }
 }
 
+/// Whether the configuration has a TLS listener, TLS files or a zone that requires TLS.
+pub fn tls_in_use(config: &Config) -> bool {
+    let t = &config.tls;
+    config.listen.iter().any(|l| l.transport == Protocol::Tls)
+        || !t.certificate_files().is_empty()
+        || t.ca_bundle.is_some()
+        || t.zone.values().any(|z| z.require_tls)
+}
+
 /// What a TLS configuration could not load, with the field that names it.
 #[derive(Debug)]
 pub struct TlsSetupError {
@@ -127,9 +136,15 @@ pub fn add_tls(config: &Config, t: &mut TransportConfig) -> Result<Vec<String>, 
     let c = &config.tls;
     match ClientTlsConfig::client(client_tls(config)) {
         Ok(cfg) => t.tls_client = Some(cfg),
-        Err(error @ TlsError::NoSystemRoots(_)) => warnings.push(format!(
-            "outgoing TLS is off: {error}; set tls.ca_bundle (or install the system's CA certificates)"
-        )),
+        Err(error @ TlsError::NoSystemRoots(_)) => {
+            // Only worth a word when the configuration uses TLS at all.
+            if tls_in_use(config) {
+                warnings.push(format!(
+                    "outgoing TLS is off: {error}; set tls.ca_bundle (or install the system's \
+                     CA certificates)"
+                ));
+            }
+        }
         Err(error) => {
             return Err(TlsSetupError {
                 what: "tls.ca_bundle / tls.client_certificate".into(),
