@@ -248,7 +248,7 @@ async fn connect_and_run(
                     if let Some(c) = inner.conns().by_flow.get_mut(&flow) {
                         c.peer = peer.clone();
                     }
-                    tracing::debug!(%remote, ?flow, server = ?name, "TLS connected");
+                    tracing::debug!(%remote, ?flow, server = %name.to_str(), "TLS connected");
                     let (rd, wr) = tokio::io::split(s);
                     let io = ConnIo {
                         flow,
@@ -263,7 +263,8 @@ async fn connect_and_run(
                 }
                 Ok(Err(e)) => {
                     inc(&inner.stats.tls_handshake_failures);
-                    inner.warn_handshake(remote, false, &format!("server {name:?}: {e}"));
+                    let why = format!("server {}: {e}", name.to_str());
+                    inner.warn_handshake(remote, false, &why);
                     (e.to_string(), FailureKind::ConnectFailed)
                 }
                 Err(_) => {

@@ -10,6 +10,11 @@
 #                 1.3) and one from another CA, accepts one from the client CA
 #   call          SIPp calls over TLS: UAC (SIPp over TCP, wrapped in TLS by socat, which
 #                 verifies sbc.test against the CA) -> sipwarden TLS -> UAS (SIPp over TCP)
+#   tls-to-tls    the same, with the UAS behind a TLS server (socat, certificate for
+#                 127.0.0.1 from the CA): the Request-URI has ;transport=tls, so sipwarden
+#                 connects over TLS and verifies the UAS's certificate against tls.ca_bundle;
+#                 a UAS whose certificate is from another CA gets no call (the caller gets
+#                 500: the branch's transport error is a 503, which a proxy turns into 500)
 #   swap          a call that is running while the certificate files are replaced and
 #                 sipwarden gets SIGHUP: the call completes on its TLS connection, and a new
 #                 connection is served the new certificate (SHA-256 fingerprints compared)
@@ -113,6 +118,8 @@ mkleaf srv1 ca "sbc-first" "DNS:sbc.test,IP:127.0.0.1"
 mkleaf srv2 ca "sbc-second" "DNS:sbc.test,IP:127.0.0.1"
 mkleaf client clientca "pbx.corp.test" "DNS:pbx.corp.test,URI:sip:pbx.corp.test"
 mkleaf stranger otherca "stranger" "DNS:stranger.test"
+mkleaf uas ca "uas" "IP:127.0.0.1"
+mkleaf fakeuas otherca "fake uas" "IP:127.0.0.1"
 cp "$pki/srv1.pem" "$pki/served.pem"
 cp "$pki/srv1.key" "$pki/served.key"
 fingerprint() { openssl x509 -noout -fingerprint -sha256 -in "$1" | cut -d= -f2; }
@@ -251,14 +258,26 @@ stats() { # stats CSV -> ok ko
         END { n = split(last, v, ";"); print v[col["SuccessfulCall(C)"]], v[col["FailedCall(C)"]] }' "$1")
 }
 
-# call NAME COUNT RATE HOLD_MS [HOOK]: COUNT calls UAC -TLS-> sipwarden -TCP-> UAS; HOOK runs
-# while the calls are up. Appends to $why.
+# call NAME COUNT RATE HOLD_MS [HOOK [UAS_CERT]]: COUNT calls UAC -TLS-> sipwarden -TCP-> UAS
+# (with UAS_CERT: -TLS-> a socat TLS server with that certificate -> UAS); HOOK runs while the
+# calls are up. Appends to $why. With want_fail=1, every call is expected to fail.
+want_fail=0
 call() {
-    local name="$1" count="$2" rate="$3" hold="$4" hook="${5:-}" uas_port uac_port br_port
+    local name="$1" count="$2" rate="$3" hold="$4" hook="${5:-}" uas_cert="${6:-}"
+    local uas_port uac_port br_port ruri
     port uas_port
     port uac_port
     port br_port
     bridge "$br_port"
+    ruri="sip:bob@127.0.0.1:$uas_port;transport=tcp"
+    if [[ -n "$uas_cert" ]]; then
+        local tls_uas_port
+        port tls_uas_port
+        timeout 120 socat "OPENSSL-LISTEN:$tls_uas_port,bind=127.0.0.1,reuseaddr,fork,cert=$pki/$uas_cert.pem,key=$pki/$uas_cert.key,verify=0" \
+            "TCP:127.0.0.1:$uas_port" 2>>"$work/socat-uas.log" &
+        pids+=($!)
+        ruri="sip:bob@127.0.0.1:$tls_uas_port;transport=tls"
+    fi
     timeout 90 sipp -nostdin -i 127.0.0.1 -sf "$sippdir/uas.xml" -p "$uas_port" -t t1 \
         -m "$count" -d 0 -trace_stat -stf "$work/$name-uas.csv" -fd 1 \
         -trace_err -error_file "$work/$name-uas.err" >"$work/$name-uas.out" 2>&1 &
@@ -266,7 +285,7 @@ call() {
     pids+=("$uas")
     sleep 0.3
     timeout 90 sipp -nostdin -i 127.0.0.1 "127.0.0.1:$br_port" -sf "$sippdir/uac.xml" \
-        -p "$uac_port" -t t1 -key ruri "sip:bob@127.0.0.1:$uas_port;transport=tcp" \
+        -p "$uac_port" -t t1 -key ruri "$ruri" \
         -m "$count" -r "$rate" -d "$hold" -recv_timeout 20000 \
         -trace_stat -stf "$work/$name-uac.csv" -fd 1 \
         -trace_err -error_file "$work/$name-uac.err" >"$work/$name-uac.out" 2>&1 &
@@ -279,6 +298,15 @@ call() {
     wait "$uac" 2>/dev/null || true
     wait "$uas" 2>/dev/null || true
     kill -TERM "$bridge_pid" 2>/dev/null || true
+    if [[ "$want_fail" == 1 ]]; then
+        stats "$work/$name-uac.csv"
+        if [[ "$ok" != 0 || "$ko" != "$count" ]]; then
+            why+="$name-uac: $ok successful, $ko failed (want 0, $count); "
+        fi
+        stats "$work/$name-uas.csv"
+        [[ "$ok" == 0 || "$ok" == "?" ]] || why+="$name-uas: $ok calls reached the UAS; "
+        return 0
+    fi
     for side in uac uas; do
         stats "$work/$name-$side.csv"
         if [[ "$ok" != "$count" || "$ko" != 0 ]]; then
@@ -291,6 +319,16 @@ why=""
 call call 20 10 200
 grep -q "TLS" "$work/sipwarden.log" || why+="no TLS in the log; "
 result call-over-tls "$why"
+
+why=""
+call tls-to-tls 10 10 200 "" uas
+grep -q "TLS connected" "$work/sipwarden.log" || why+="no outgoing TLS connection logged; "
+# The UAS's server is not from the CA sipwarden trusts: no call gets through.
+want_fail=1
+call tls-untrusted 2 2 200 "" fakeuas
+want_fail=0
+grep -q "TLS handshake to 127.0.0.1" "$work/sipwarden.log" || why+="refused server certificate not logged; "
+result call-tls-to-tls "$why"
 
 # ---------------------------------------------------------------------------------------------
 swap_hook() {
