@@ -23,6 +23,7 @@ mod locate;
 mod media;
 mod reload;
 mod security;
+mod tls;
 mod types;
 mod validate;
 
@@ -35,6 +36,7 @@ pub use reload::ReloadDiff;
 pub use security::{
     AuthBackend, AuthSection, PolicyConfig, RadiusDialect, RadiusSection, ALGORITHMS,
 };
+pub use tls::{SniConfig, TlsConfig, TlsZoneConfig, SIPS_PORT};
 pub use types::{
     default_listeners, default_zones, local_networks, Config, ContactRouting, GeneralConfig,
     ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig, TransactionConfig,

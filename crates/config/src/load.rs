@@ -37,6 +37,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "policy",
     "media",
     "b2bua",
+    "tls",
 ];
 
 /// The most keys and array elements removed from one table while looking for further errors.
@@ -154,6 +155,11 @@ pub(crate) fn load(text: &str, file: &str, overrides: &Overrides) -> Result<Conf
             "b2bua" => {
                 if let Some(v) = table::<crate::media::B2buaConfig>(&mut ctx, name, value) {
                     input.config.b2bua = v;
+                }
+            }
+            "tls" => {
+                if let Some(v) = table::<crate::tls::TlsConfig>(&mut ctx, name, value) {
+                    input.config.tls = v;
                 }
             }
             "listen" => {

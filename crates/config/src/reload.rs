@@ -58,11 +58,15 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         policy: _,
         media,
         b2bua,
+        tls,
     } = old;
     crate::security::diff(old, new, &mut d);
     // The relay's sockets and workers, and the B2BUA's identities, are set up at start.
     d.field(RESTART, "media", media, &new.media);
     d.field(RESTART, "b2bua", b2bua, &new.b2bua);
+    // The certificate files themselves are reloaded on SIGHUP and when they change; the
+    // section's paths and limits are taken when the listeners start.
+    d.field(RESTART, "tls", tls, &new.tls);
 
     let GeneralConfig {
         data_dir,

@@ -53,6 +53,8 @@ pub struct Config {
     pub media: crate::media::MediaConfig,
     /// `[b2bua]` (crate::media)
     pub b2bua: crate::media::B2buaConfig,
+    /// `[tls]`
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             policy: Default::default(),
             media: Default::default(),
             b2bua: Default::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -186,7 +189,7 @@ pub fn default_listeners() -> Vec<ListenConfig> {
         .collect()
 }
 
-/// A listener's transport protocol. (`tls`, `ws` and `wss` come with later milestones.)
+/// A listener's transport protocol. (`ws` and `wss` come with later milestones.)
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -197,6 +200,8 @@ pub enum Protocol {
     Udp,
     /// SIP over TCP.
     Tcp,
+    /// SIP over TLS (over TCP); see `[tls]`.
+    Tls,
 }
 
 impl Protocol {
@@ -205,6 +210,7 @@ impl Protocol {
         match self {
             Protocol::Udp => "udp",
             Protocol::Tcp => "tcp",
+            Protocol::Tls => "tls",
         }
     }
 }

@@ -59,6 +59,7 @@ pub(crate) fn validate(input: &Input, has: &dyn Fn(&str) -> bool) -> Errors {
     zones(input, &mut errs);
     crate::security::validate(&input.config, &mut errs);
     crate::media::validate(&input.config, &input.zone_index, &mut errs);
+    crate::tls::validate(&input.config, &input.listen_index, &mut errs);
     errs
 }
 

@@ -279,7 +279,7 @@ min_expires = 7200
         text,
         &[
             "t.toml:3: general.log_level: unknown variant `verbose`, expected one of `trace`, `debug`, `info`, `warn`, `error`",
-            "t.toml:7: listen[0].transport: unknown variant `sctp`, expected `udp` or `tcp`",
+            "t.toml:7: listen[0].transport: unknown variant `sctp`, expected one of `udp`, `tcp`, `tls`",
             "t.toml:11: listen[1].address: `0.0.0.0:99999` is not an IP:PORT socket address (e.g. 192.168.10.1:5060 or [2001:db8::1]:5060)",
             "t.toml:13: listen[1].colour: unknown field, expected one of `zone`, `transport`, `address`",
             "t.toml:16: transaction.t1_ms: expected an integer from 0 to 4294967295, found string \"fast\"",

@@ -1,9 +1,12 @@
 //! Transport configuration.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sip_message::Limits;
+
+use crate::tls::{ClientTlsConfig, ServerTlsConfig};
 
 /// What [`crate::Transport::start`] binds and how it behaves. Every queue is bounded.
 #[derive(Debug, Clone)]
@@ -45,6 +48,56 @@ pub struct TransportConfig {
     pub udp_send_queue: usize,
     /// Capacity of each TCP connection's send queue.
     pub tcp_send_queue: usize,
+    /// TLS listeners and what each serves.
+    pub tls: Vec<TlsListener>,
+    /// Outgoing TLS: trust anchors and client certificate. None: requests that need TLS fail
+    /// with [`crate::SendError::NoTlsClient`].
+    pub tls_client: Option<Arc<ClientTlsConfig>>,
+    /// A TLS handshake (either side) not done in this time closes the connection.
+    pub tls_handshake_timeout: Duration,
+    /// Inbound handshakes started per second, all sources together (0: no limit).
+    pub tls_handshakes_per_second: u32,
+    /// Inbound handshakes started per second from one IP address (0: no limit).
+    pub tls_handshakes_per_source: u32,
+    /// Sources the per-source handshake limiter tracks at most.
+    pub tls_handshake_sources: usize,
+    /// How often the certificate files are checked for changes (None: only on
+    /// [`crate::TransportHandle::reload_tls`]).
+    pub tls_reload_check: Option<Duration>,
+    /// Addresses with which only TLS is spoken.
+    pub tls_required: TlsRequired,
+}
+
+/// A TLS listener: its address and its (reloadable) configuration.
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub addr: SocketAddr,
+    pub config: Arc<ServerTlsConfig>,
+}
+
+/// Which remote addresses must be reached, and may only be heard, over TLS (the zones with
+/// `require_tls`). Default: none.
+#[derive(Clone, Default)]
+pub struct TlsRequired(Option<Arc<dyn Fn(IpAddr) -> bool + Send + Sync>>);
+
+impl TlsRequired {
+    pub fn new(f: impl Fn(IpAddr) -> bool + Send + Sync + 'static) -> TlsRequired {
+        TlsRequired(Some(Arc::new(f)))
+    }
+
+    pub fn applies(&self, ip: IpAddr) -> bool {
+        self.0.as_ref().is_some_and(|f| f(ip.to_canonical()))
+    }
+}
+
+impl std::fmt::Debug for TlsRequired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "TlsRequired(some)"
+        } else {
+            "TlsRequired(none)"
+        })
+    }
 }
 
 impl Default for TransportConfig {
@@ -67,6 +120,14 @@ impl Default for TransportConfig {
             incoming_queue: 4096,
             udp_send_queue: 4096,
             tcp_send_queue: 256,
+            tls: Vec::new(),
+            tls_client: None,
+            tls_handshake_timeout: Duration::from_secs(5),
+            tls_handshakes_per_second: 500,
+            tls_handshakes_per_source: 20,
+            tls_handshake_sources: 16_384,
+            tls_reload_check: Some(Duration::from_secs(5)),
+            tls_required: TlsRequired::default(),
         }
     }
 }

@@ -36,17 +36,33 @@
 //! Flows: each UDP socket is one [`FlowId`] (the transaction layer hands it back so that
 //! responses leave from the socket the request came to); each TCP connection is another,
 //! reused for responses and for requests to the same flow or the same remote address:port.
+//!
+//! **TLS** ([`TransportConfig::tls`], module [`tls`]): a TLS listener accepts TCP connections
+//! and runs the handshake in the connection's task (admitted first by a global and a
+//! per-source token bucket, bounded by [`TransportConfig::tls_handshake_timeout`]); after it,
+//! the connection is a stream flow like a TCP one (reuse, idle timeout, CRLF keepalives,
+//! per-source limits) whose messages carry the verified client certificate's names
+//! ([`Incoming::peer`]). A request leaves over TLS when its top Via says `TLS` (the engine
+//! writes it so for `sips:` and `;transport=tls` targets), verifying the next hop's host
+//! name (top Route, else Request-URI) against [`TransportConfig::tls_client`]'s trust
+//! anchors. A `sips:` Request-URI never leaves over UDP or TCP, and nothing plain goes to or
+//! is accepted from an address [`TransportConfig::tls_required`] names
+//! ([`SendError::TlsRequired`], [`DropReason::PlainInTlsZone`]). Certificates are reloaded by
+//! [`TransportHandle::reload_tls`] and when their files change (polled): new handshakes use
+//! the new ones, established connections keep theirs.
 
 mod config;
+mod limit;
 mod stateless;
 mod stats;
 mod tcp;
+pub mod tls;
 mod udp;
 pub mod via;
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -56,9 +72,11 @@ use sip_message::{Limits, Message};
 pub use sip_transaction::{Destination, FlowId, Source, TxId};
 use tokio::sync::{mpsc, watch};
 
-pub use config::TransportConfig;
+pub use config::{TlsListener, TlsRequired, TransportConfig};
+pub use limit::{HandshakeLimiter, Refused as HandshakeRefused};
 pub use stateless::{bad_request_response, Unanswerable};
 pub use stats::{DropReason, StatsSnapshot};
+pub use tls::{PeerIdentity, TlsError};
 pub use via::{RouteError, ViaError, ViaTarget};
 
 use stats::{inc, Stats};
@@ -68,11 +86,12 @@ use stats::{inc, Stats};
 pub enum Protocol {
     Udp,
     Tcp,
+    Tls,
 }
 
 impl Protocol {
     pub fn is_reliable(self) -> bool {
-        matches!(self, Protocol::Tcp)
+        matches!(self, Protocol::Tcp | Protocol::Tls)
     }
 
     /// The Via transport token.
@@ -80,6 +99,7 @@ impl Protocol {
         match self {
             Protocol::Udp => "UDP",
             Protocol::Tcp => "TCP",
+            Protocol::Tls => "TLS",
         }
     }
 }
@@ -100,6 +120,9 @@ pub struct Incoming {
     pub reliable: bool,
     pub transport: Protocol,
     pub received_at: Instant,
+    /// TLS: the names of the certificate the peer presented and the listener verified
+    /// (mutual TLS); None over UDP/TCP or when the client sent none.
+    pub peer: Option<Arc<PeerIdentity>>,
 }
 
 impl Incoming {
@@ -221,6 +244,11 @@ pub enum SendError {
     FlowClosed,
     /// [`TransportConfig::max_connections`] reached.
     TooManyConnections,
+    /// It would leave in plain text where TLS is required: a `sips:` Request-URI, or a
+    /// destination [`TransportConfig::tls_required`] names.
+    TlsRequired,
+    /// A TLS connection is needed and [`TransportConfig::tls_client`] is not set.
+    NoTlsClient,
     /// The transport was shut down.
     Shutdown,
 }
@@ -235,6 +263,8 @@ impl fmt::Display for SendError {
             SendError::TooLarge => f.write_str("too large for a datagram"),
             SendError::FlowClosed => f.write_str("flow closed"),
             SendError::TooManyConnections => f.write_str("connection limit reached"),
+            SendError::TlsRequired => f.write_str("TLS required, plain transport refused"),
+            SendError::NoTlsClient => f.write_str("no TLS client configuration"),
             SendError::Shutdown => f.write_str("transport shut down"),
         }
     }
@@ -257,12 +287,13 @@ pub struct FlowInfo {
 const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// Where a message came from, for the common receive path.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Meta {
     pub source: SocketAddr,
     pub local: SocketAddr,
     pub flow: FlowId,
     pub protocol: Protocol,
+    pub peer: Option<Arc<PeerIdentity>>,
 }
 
 pub(crate) struct Inner {
@@ -274,6 +305,12 @@ pub(crate) struct Inner {
     next_flow: AtomicU64,
     pub udp: Vec<udp::UdpSock>,
     pub tcp_listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
+    pub tls_servers: Vec<Arc<tls::ServerTlsConfig>>,
+    pub tls_client: Option<Arc<tls::ClientTlsConfig>>,
+    handshakes: Mutex<limit::HandshakeLimiter>,
+    handshake_log: Mutex<limit::LogLimiter>,
+    plain_log: Mutex<limit::LogLimiter>,
     pub conns: Mutex<tcp::ConnTable>,
     incoming: mpsc::Sender<Incoming>,
     failures: mpsc::Sender<SendFailure>,
@@ -289,6 +326,39 @@ impl Inner {
 
     pub fn conns(&self) -> MutexGuard<'_, tcp::ConnTable> {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn handshakes(&self) -> MutexGuard<'_, limit::HandshakeLimiter> {
+        self.handshakes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A failed or refused handshake: a warning, at most one line per interval with the count
+    /// since the last (a scan or a flood would otherwise fill the log).
+    pub fn warn_handshake(&self, remote: SocketAddr, inbound: bool, why: &str) {
+        let n = self
+            .handshake_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hit(Instant::now());
+        if let Some(n) = n {
+            let dir = if inbound { "from" } else { "to" };
+            tracing::warn!("TLS handshake {dir} {remote} failed: {why} ({n} failure(s) since the last such line)");
+        }
+    }
+
+    fn plain_refused(&self, ip: IpAddr) -> bool {
+        if !self.cfg.tls_required.applies(ip) {
+            return false;
+        }
+        let n = self
+            .plain_log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hit(Instant::now());
+        if let Some(n) = n {
+            tracing::warn!("plain-text SIP with {ip} refused: TLS is required for this address ({n} message(s) since the last such line)");
+        }
+        true
     }
 
     /// Reports a message that did not leave, when a transaction sent it. A full channel (the
@@ -318,12 +388,16 @@ impl Inner {
 
     /// The common receive path for a datagram or a stream frame that is not a keepalive.
     /// Returns a stateless answer to send back the way the message came.
-    pub fn on_sip(&self, pkt: Bytes, meta: Meta) -> Option<Bytes> {
+    pub fn on_sip(&self, pkt: Bytes, meta: &Meta) -> Option<Bytes> {
+        if meta.protocol != Protocol::Tls && self.plain_refused(meta.source.ip().to_canonical()) {
+            self.stats.drop(DropReason::PlainInTlsZone);
+            return None;
+        }
         let msg = match Message::parse_with(pkt.clone(), &self.cfg.limits) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.parse_error(e.kind);
-                return self.answer_bad(&pkt, e.status_code(), e.reason(), &meta);
+                return self.answer_bad(&pkt, e.status_code(), e.reason(), meta);
             }
         };
         let msg = if msg.is_request() {
@@ -339,7 +413,7 @@ impl Inner {
                 },
                 Err(e) => {
                     self.stats.parse_error(e.kind());
-                    return self.answer_bad(&pkt, 400, e.reason(), &meta);
+                    return self.answer_bad(&pkt, 400, e.reason(), meta);
                 }
             }
         } else {
@@ -353,6 +427,7 @@ impl Inner {
             reliable: meta.protocol.is_reliable(),
             transport: meta.protocol,
             received_at: Instant::now(),
+            peer: meta.peer.clone(),
         };
         if self.incoming.try_send(inc).is_err() {
             self.stats.drop(DropReason::IncomingQueueFull);
@@ -437,8 +512,22 @@ impl Transport {
         for addr in &cfg.tcp {
             let l = tokio::net::TcpListener::from_std(tcp::bind(*addr)?)?;
             tcp_listen.push(l.local_addr()?);
-            listeners.push(l);
+            listeners.push((l, None));
         }
+        let mut tls_listen = Vec::new();
+        let mut tls_servers = Vec::new();
+        for t in &cfg.tls {
+            let l = tokio::net::TcpListener::from_std(tcp::bind(t.addr)?)?;
+            tls_listen.push(l.local_addr()?);
+            tls_servers.push(t.config.clone());
+            listeners.push((l, Some(t.config.clone())));
+        }
+        let handshakes = limit::HandshakeLimiter::new(
+            cfg.tls_handshakes_per_second,
+            cfg.tls_handshakes_per_source,
+            cfg.tls_handshake_sources,
+        );
+        let tls_client = cfg.tls_client.clone();
         let mut relaxed = cfg.limits.clone();
         relaxed.max_message_size = relaxed.max_message_size.saturating_add(256);
         relaxed.max_line_length = relaxed.max_line_length.saturating_add(256);
@@ -449,6 +538,12 @@ impl Transport {
             next_flow: AtomicU64::new(next),
             udp: udp_socks,
             tcp_listen,
+            tls_listen,
+            tls_servers,
+            tls_client,
+            handshakes: Mutex::new(handshakes),
+            handshake_log: Mutex::new(limit::LogLimiter::new(LOG_EVERY)),
+            plain_log: Mutex::new(limit::LogLimiter::new(LOG_EVERY)),
             conns: Mutex::new(tcp::ConnTable::default()),
             incoming: in_tx,
             failures: fail_tx,
@@ -460,11 +555,76 @@ impl Transport {
             tokio::spawn(udp::recv_loop(inner.clone(), i, sock.clone()));
             tokio::spawn(udp::send_loop(inner.clone(), sock, flow, rx));
         }
-        for l in listeners {
-            tokio::spawn(tcp::accept_loop(inner.clone(), l));
+        for (l, tls) in listeners {
+            tokio::spawn(tcp::accept_loop(inner.clone(), l, tls));
+        }
+        if let Some(every) = inner.cfg.tls_reload_check {
+            if !inner.tls_servers.is_empty() || inner.tls_client.is_some() {
+                tokio::spawn(watch_tls_files(inner.clone(), every));
+            }
         }
         Ok((TransportHandle { inner }, in_rx))
     }
+}
+
+/// How often, at most, a flood of the same warning (failed handshakes, refused plain text) is
+/// logged.
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Polls the TLS files' modification times and reloads what changed.
+async fn watch_tls_files(inner: Arc<Inner>, every: std::time::Duration) {
+    let mut shutdown = inner.shutdown.subscribe();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => return,
+            _ = tick.tick() => {}
+        }
+        let servers = inner.tls_servers.iter().map(|s| s.reload_if_changed());
+        let client = inner.tls_client.iter().map(|c| c.reload_if_changed());
+        for r in servers.chain(client) {
+            match r {
+                Ok(false) => {}
+                Ok(true) => {
+                    inc(&inner.stats.tls_reloads);
+                    tracing::info!(
+                        "TLS certificates reloaded (a file changed); new handshakes use them"
+                    );
+                }
+                Err(e) => {
+                    inc(&inner.stats.tls_reload_failures);
+                    tracing::error!(
+                        "TLS reload failed, the previous certificates stay in use: {e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The host of the URI in a name-addr header value (`<sips:host;lr>`), or of a bare URI.
+fn uri_host(value: &[u8]) -> Option<String> {
+    let v = std::str::from_utf8(value).ok()?;
+    let v = v.split(',').next()?.trim();
+    let uri = match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if a < b => v.get(a + 1..b)?,
+        _ => v.split(';').next()?,
+    };
+    match sip_message::uri::Uri::parse(uri).ok()? {
+        sip_message::uri::Uri::Sip(u) => Some(u.host_str.to_owned()),
+        _ => None,
+    }
+}
+
+/// Whether a request's Request-URI is a `sips:` URI (without parsing the message).
+fn is_sips_request(b: &[u8]) -> bool {
+    let Some(sp) = b.iter().take(64).position(|c| *c == b' ') else {
+        return false;
+    };
+    b.get(sp + 1..sp + 6)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"sips:"))
 }
 
 /// Sends messages and reads counters. Cheap to clone; usable from any thread.
@@ -478,6 +638,7 @@ impl fmt::Debug for TransportHandle {
         f.debug_struct("TransportHandle")
             .field("udp", &self.udp_addrs())
             .field("tcp", &self.tcp_addrs())
+            .field("tls", &self.tls_addrs())
             .finish()
     }
 }
@@ -511,7 +672,15 @@ impl TransportHandle {
             // (If it closes between the check and the send, the Via decides below.)
             if let Some(f) = dest.flow {
                 if inner.conns().by_flow.contains_key(&f) {
-                    match tcp::send(inner, bytes.clone(), dest.remote, Some(f), true, tx) {
+                    match tcp::send(
+                        inner,
+                        bytes.clone(),
+                        dest.remote,
+                        Some(f),
+                        true,
+                        tx,
+                        tcp::Over::Tcp,
+                    ) {
                         Err(SendError::FlowClosed) => {}
                         r => return r,
                     }
@@ -526,19 +695,52 @@ impl TransportHandle {
                     Protocol::Udp
                 };
                 let t = via::response_target(&msg, over).map_err(SendError::Route)?;
+                let top = msg.top_via().and_then(|v| v.ok());
+                let tls = top
+                    .as_ref()
+                    .is_some_and(|v| v.transport.eq_ignore_ascii_case("TLS"));
+                if !tls && inner.cfg.tls_required.applies(t.addr.ip()) {
+                    return Err(SendError::TlsRequired);
+                }
                 return match t.protocol {
                     Protocol::Udp => inner.send_udp(bytes, t.addr, dest.flow, local, tx),
-                    Protocol::Tcp => tcp::send(inner, bytes, t.addr, None, false, tx),
+                    _ if tls => {
+                        // A new connection for a response: verify the Via's sent-by host
+                        // (RFC 3261 18.2.2, RFC 5922 4.2).
+                        let name = top.and_then(|v| tls::server_name(v.host_str));
+                        tcp::send(inner, bytes, t.addr, None, false, tx, tcp::Over::Tls(name))
+                    }
+                    _ => tcp::send(inner, bytes, t.addr, None, false, tx, tcp::Over::Tcp),
                 };
             }
+            if inner.cfg.tls_required.applies(dest.remote.ip()) {
+                return Err(SendError::TlsRequired);
+            }
             return if dest.reliable {
-                tcp::send(inner, bytes, dest.remote, dest.flow, false, tx)
+                tcp::send(
+                    inner,
+                    bytes,
+                    dest.remote,
+                    dest.flow,
+                    false,
+                    tx,
+                    tcp::Over::Tcp,
+                )
             } else {
                 inner.send_udp(bytes, dest.remote, dest.flow, local, tx)
             };
         }
         if dest.reliable {
-            return tcp::send(inner, bytes, dest.remote, dest.flow, strict_flow, tx);
+            let over = self.request_over(&bytes, dest.flow)?;
+            if matches!(over, tcp::Over::Tcp)
+                && (is_sips_request(&bytes) || inner.cfg.tls_required.applies(dest.remote.ip()))
+            {
+                return Err(SendError::TlsRequired);
+            }
+            return tcp::send(inner, bytes, dest.remote, dest.flow, strict_flow, tx, over);
+        }
+        if is_sips_request(&bytes) || inner.cfg.tls_required.applies(dest.remote.ip()) {
+            return Err(SendError::TlsRequired);
         }
         if bytes.len() > inner.cfg.udp_mtu && inner.cfg.large_requests_over_tcp {
             let msg = Message::parse_with(bytes.clone(), &inner.relaxed)
@@ -546,7 +748,15 @@ impl TransportHandle {
             let rewritten = via::set_top_via_transport(&msg, "TCP")
                 .map_err(|_| SendError::Malformed)?
                 .unwrap_or_else(|| msg.wire());
-            let sent = tcp::send(inner, rewritten, dest.remote, None, false, tx)?;
+            let sent = tcp::send(
+                inner,
+                rewritten,
+                dest.remote,
+                None,
+                false,
+                tx,
+                tcp::Over::Tcp,
+            )?;
             inc(&inner.stats.switched_to_tcp);
             tracing::debug!(remote = %dest.remote, size = bytes.len(), "large request switched to TCP");
             return Ok(Sent {
@@ -555,6 +765,34 @@ impl TransportHandle {
             });
         }
         inner.send_udp(bytes, dest.remote, dest.flow, local, tx)
+    }
+
+    /// How a request over a stream leaves: on the open connection `flow` names, with its
+    /// protocol; else TLS when the top Via says so, verifying the next hop's host (the top
+    /// Route's, else the Request-URI's; RFC 5922 4.1), else TCP.
+    fn request_over(&self, bytes: &Bytes, flow: Option<FlowId>) -> Result<tcp::Over, SendError> {
+        if let Some(f) = flow {
+            if let Some(c) = self.inner.conns().by_flow.get(&f) {
+                return Ok(match c.protocol {
+                    Protocol::Tls => tcp::Over::Tls(None),
+                    _ => tcp::Over::Tcp,
+                });
+            }
+        }
+        let msg = Message::parse_with(bytes.clone(), &self.inner.relaxed)
+            .map_err(|_| SendError::Malformed)?;
+        let tls = msg
+            .top_via()
+            .and_then(|v| v.ok())
+            .is_some_and(|v| v.transport.eq_ignore_ascii_case("TLS"));
+        if !tls {
+            return Ok(tcp::Over::Tcp);
+        }
+        let host = match msg.header(sip_message::HeaderName::Route) {
+            Some(r) => uri_host(r),
+            None => msg.request_uri_str().and_then(|u| uri_host(u.as_bytes())),
+        };
+        Ok(tcp::Over::Tls(host.as_deref().and_then(tls::server_name)))
     }
 
     /// The receiving end of the channel of [`SendFailure`]s: messages that were queued by
@@ -583,6 +821,36 @@ impl TransportHandle {
         self.inner.tcp_listen.clone()
     }
 
+    /// The bound TLS listener addresses, in configuration order.
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.tls_listen.clone()
+    }
+
+    /// Rebuilds every TLS configuration from its files (SIGHUP). New handshakes use the new
+    /// certificates, CAs and CRLs; established connections keep theirs. A configuration whose
+    /// files are wrong keeps running as it was; its error is returned.
+    pub fn reload_tls(&self) -> Vec<TlsError> {
+        let inner = &self.inner;
+        let servers = inner.tls_servers.iter().map(|s| s.reload());
+        let client = inner.tls_client.iter().map(|c| c.reload());
+        let mut errors = Vec::new();
+        for r in servers.chain(client) {
+            match r {
+                Ok(()) => inc(&inner.stats.tls_reloads),
+                Err(e) => {
+                    inc(&inner.stats.tls_reload_failures);
+                    errors.push(e);
+                }
+            }
+        }
+        errors
+    }
+
+    /// The verified certificate names of the peer of a TLS flow.
+    pub fn peer_identity(&self, flow: FlowId) -> Option<Arc<PeerIdentity>> {
+        self.inner.conns().by_flow.get(&flow)?.peer.clone()
+    }
+
     /// What is known about a flow; None for a closed connection or an unknown id.
     pub fn flow(&self, flow: FlowId) -> Option<FlowInfo> {
         if let Some(u) = self.inner.udp.iter().find(|u| u.flow == flow) {
@@ -594,7 +862,7 @@ impl TransportHandle {
             });
         }
         self.inner.conns().by_flow.get(&flow).map(|c| FlowInfo {
-            protocol: Protocol::Tcp,
+            protocol: c.protocol,
             local: c.local,
             remote: Some(c.remote),
             inbound: c.inbound,
@@ -613,8 +881,8 @@ impl TransportHandle {
         let Some(c) = t.by_flow.remove(&flow) else {
             return false;
         };
-        if t.by_remote.get(&c.remote) == Some(&flow) {
-            t.by_remote.remove(&c.remote);
+        if t.by_remote.get(&(c.protocol, c.remote)) == Some(&flow) {
+            t.by_remote.remove(&(c.protocol, c.remote));
         }
         true
     }
@@ -633,4 +901,36 @@ impl TransportHandle {
 /// Resolves once the transport is shut down (at once if it already is).
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_hop_hosts() {
+        assert_eq!(
+            uri_host(b"<sips:proxy.example.com:5061;lr>").as_deref(),
+            Some("proxy.example.com")
+        );
+        assert_eq!(
+            uri_host(b"\"P\" <sip:[2001:db8::1];transport=tls;lr>, <sip:other>").as_deref(),
+            Some("[2001:db8::1]")
+        );
+        assert_eq!(
+            uri_host(b"sips:bob@b.example.com").as_deref(),
+            Some("b.example.com")
+        );
+        assert_eq!(uri_host(b"<tel:+1234>"), None);
+        assert_eq!(uri_host(b"\xff"), None);
+    }
+
+    #[test]
+    fn sips_request_lines() {
+        assert!(is_sips_request(b"INVITE sips:bob@b.test SIP/2.0\r\n"));
+        assert!(is_sips_request(b"OPTIONS SIPS:b.test SIP/2.0\r\n"));
+        assert!(!is_sips_request(b"INVITE sip:bob@b.test SIP/2.0\r\n"));
+        assert!(!is_sips_request(b"INVITE"));
+        assert!(!is_sips_request(b""));
+    }
 }

@@ -37,9 +37,13 @@ pub enum DropReason {
     FramingError,
     /// A message that came to a stream after a stamped Via could not be parsed again (a bug).
     Internal,
+    /// A TLS connection closed before its handshake: a handshake rate limit.
+    HandshakeRateLimited,
+    /// A plain (UDP/TCP) message from an address where TLS is required.
+    PlainInTlsZone,
 }
 
-const REASONS: [DropReason; 13] = [
+const REASONS: [DropReason; 15] = [
     DropReason::IncomingQueueFull,
     DropReason::UdpSendQueueFull,
     DropReason::TcpSendQueueFull,
@@ -53,6 +57,8 @@ const REASONS: [DropReason; 13] = [
     DropReason::ConnectionLimitPerIp,
     DropReason::FramingError,
     DropReason::Internal,
+    DropReason::HandshakeRateLimited,
+    DropReason::PlainInTlsZone,
 ];
 
 impl fmt::Display for DropReason {
@@ -81,6 +87,12 @@ pub(crate) struct Stats {
     pub open_connections: AtomicU64,
     pub failures_reported: AtomicU64,
     pub failures_unreported: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    pub tls_handshake_timeouts: AtomicU64,
+    pub tls_handshakes_rate_limited: AtomicU64,
+    pub tls_reloads: AtomicU64,
+    pub tls_reload_failures: AtomicU64,
     drops: [AtomicU64; REASONS.len()],
     parse_errors: Mutex<HashMap<ErrorKind, u64>>,
     framing_errors: Mutex<HashMap<FramingErrorKind, u64>>,
@@ -145,6 +157,12 @@ impl Stats {
             open_connections: g(&self.open_connections),
             failures_reported: g(&self.failures_reported),
             failures_unreported: g(&self.failures_unreported),
+            tls_handshakes: g(&self.tls_handshakes),
+            tls_handshake_failures: g(&self.tls_handshake_failures),
+            tls_handshake_timeouts: g(&self.tls_handshake_timeouts),
+            tls_handshakes_rate_limited: g(&self.tls_handshakes_rate_limited),
+            tls_reloads: g(&self.tls_reloads),
+            tls_reload_failures: g(&self.tls_reload_failures),
             drops: REASONS
                 .iter()
                 .zip(&self.drops)
@@ -162,11 +180,11 @@ impl Stats {
 pub struct StatsSnapshot {
     /// Datagrams received (SIP, STUN and keepalives).
     pub udp_received: u64,
-    /// SIP messages framed on TCP connections.
+    /// SIP messages framed on TCP and TLS connections.
     pub tcp_received: u64,
     /// Datagrams sent.
     pub udp_sent: u64,
-    /// Messages (and pongs) written to TCP connections.
+    /// Messages (and pongs) written to TCP and TLS connections.
     pub tcp_sent: u64,
     /// STUN requests answered (success or error response).
     pub stun_answered: u64,
@@ -189,6 +207,16 @@ pub struct StatsSnapshot {
     /// Send failures of transactions not reported: the failure channel was full or nobody
     /// took it.
     pub failures_unreported: u64,
+    /// TLS handshakes completed (both directions).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed: protocol version, certificate refused, garbage.
+    pub tls_handshake_failures: u64,
+    pub tls_handshake_timeouts: u64,
+    /// Inbound TLS connections closed before the handshake by a handshake rate limit.
+    pub tls_handshakes_rate_limited: u64,
+    /// TLS configurations rebuilt (a file changed, or `reload_tls`).
+    pub tls_reloads: u64,
+    pub tls_reload_failures: u64,
     /// Non-zero drop counters.
     pub drops: Vec<(DropReason, u64)>,
     /// Messages that failed to parse, by kind (Via errors of requests included).

@@ -1,24 +1,28 @@
-//! TCP: listeners, outbound connects and one task per connection (reads framed with a
+//! TCP and TLS: listeners, outbound connects and one task per connection (reads framed with a
 //! `StreamFramer`, writes from a bounded queue, idle timeout), plus the table that maps flows
-//! and remote addresses to connections.
+//! and remote addresses to connections. A TLS connection is a TCP connection whose task first
+//! runs the handshake (bounded by the handshake timeout, admitted by the handshake limiter)
+//! and then the same loop over the decrypted stream: connection reuse, idle timeouts, CRLF
+//! keepalives and per-source limits are shared.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rustls::pki_types::ServerName;
 use sip_message::{Frame, StreamFramer};
 use sip_transaction::{FlowId, TxId};
 use socket2::{Domain, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use crate::stats::inc;
+use crate::tls::{PeerIdentity, ServerTlsConfig};
 use crate::{DropReason, FailureKind, Inner, Meta, Protocol, Queued, SendError, Sent};
 
 pub(crate) struct Conn {
@@ -27,6 +31,32 @@ pub(crate) struct Conn {
     /// None while an outbound connect is pending.
     pub local: Option<SocketAddr>,
     pub inbound: bool,
+    /// Tcp or Tls.
+    pub protocol: Protocol,
+    /// TLS: the verified peer certificate's names (None before the handshake, or when the
+    /// peer sent no certificate).
+    pub peer: Option<Arc<PeerIdentity>>,
+    /// Outbound TLS: the name the server's certificate was (or is being) verified for.
+    pub server_name: Option<ServerName<'static>>,
+}
+
+impl Conn {
+    /// Whether a TLS message for a next hop `name` may use this connection: one opened for
+    /// that name, or one whose verified peer certificate carries it. A connection verified
+    /// for another host at the same address is not used (RFC 5922 section 4).
+    fn serves(&self, name: &Option<ServerName<'static>>) -> bool {
+        let Some(name) = name else { return true };
+        if self.server_name.as_ref() == Some(name) {
+            return true;
+        }
+        match (name, &self.peer) {
+            (ServerName::DnsName(d), Some(p)) => p
+                .dns_names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(d.as_ref())),
+            _ => false,
+        }
+    }
 }
 
 /// Connections by flow and by remote address. `total` and `per_ip` are released by the
@@ -35,7 +65,8 @@ pub(crate) struct Conn {
 #[derive(Default)]
 pub(crate) struct ConnTable {
     pub by_flow: HashMap<FlowId, Conn>,
-    pub by_remote: HashMap<SocketAddr, FlowId>,
+    /// A plain and a TLS connection to one address are different flows.
+    pub by_remote: HashMap<(Protocol, SocketAddr), FlowId>,
     pub per_ip: HashMap<IpAddr, usize>,
     pub total: usize,
 }
@@ -68,8 +99,25 @@ fn enqueue(inner: &Inner, c: &Conn, b: Bytes, tx: Option<TxId>) -> Result<(), Se
     }
 }
 
+/// How a stream message leaves: plain TCP, or TLS verifying this name (None: the remote's
+/// IP address).
+#[derive(Debug, Clone)]
+pub(crate) enum Over {
+    Tcp,
+    Tls(Option<ServerName<'static>>),
+}
+
+impl Over {
+    fn protocol(&self) -> Protocol {
+        match self {
+            Over::Tcp => Protocol::Tcp,
+            Over::Tls(_) => Protocol::Tls,
+        }
+    }
+}
+
 /// Queues `b` on the connection `flow` names, else (unless `strict`) on a connection to
-/// `remote`, else on a new outbound connection to `remote`.
+/// `remote` of the protocol `over` asks for, else on a new outbound connection to `remote`.
 pub(crate) fn send(
     inner: &Arc<Inner>,
     b: Bytes,
@@ -77,9 +125,10 @@ pub(crate) fn send(
     flow: Option<FlowId>,
     strict: bool,
     tx: Option<TxId>,
+    over: Over,
 ) -> Result<Sent, SendError> {
-    let sent = |flow, remote, new_connection| Sent {
-        protocol: Protocol::Tcp,
+    let sent = |protocol, flow, remote, new_connection| Sent {
+        protocol,
         flow,
         remote,
         switched_to_tcp: false,
@@ -88,22 +137,41 @@ pub(crate) fn send(
     let mut t = inner.conns();
     if let Some(f) = flow {
         if let Some(c) = t.by_flow.get(&f) {
-            enqueue(inner, c, b, tx)?;
-            return Ok(sent(f, c.remote, false));
+            // A TLS message never goes on a plain connection.
+            if !(c.protocol == Protocol::Tcp && matches!(over, Over::Tls(_))) {
+                enqueue(inner, c, b, tx)?;
+                return Ok(sent(c.protocol, f, c.remote, false));
+            }
         }
         if strict {
             return Err(SendError::FlowClosed);
         }
     }
-    if let Some(&f) = t.by_remote.get(&remote) {
+    let protocol = over.protocol();
+    if let Some(&f) = t.by_remote.get(&(protocol, remote)) {
         if let Some(c) = t.by_flow.get(&f) {
-            enqueue(inner, c, b, tx)?;
-            return Ok(sent(f, remote, false));
+            let fits = match &over {
+                Over::Tcp => true,
+                Over::Tls(name) => c.serves(name),
+            };
+            if fits {
+                enqueue(inner, c, b, tx)?;
+                return Ok(sent(protocol, f, remote, false));
+            }
         }
     }
     if t.total >= inner.cfg.max_connections {
         return Err(SendError::TooManyConnections);
     }
+    let tls = match over {
+        Over::Tcp => None,
+        Over::Tls(name) => {
+            let client = inner.tls_client.as_ref().ok_or(SendError::NoTlsClient)?;
+            let name = name.unwrap_or_else(|| ServerName::IpAddress(remote.ip().into()));
+            Some((client.current(), name))
+        }
+    };
+    let server_name = tls.as_ref().map(|(_, n)| n.clone());
     let f = inner.new_flow();
     let (qtx, rx) = mpsc::channel(inner.cfg.tcp_send_queue.max(1));
     let _ = qtx.try_send((b, tx));
@@ -114,25 +182,36 @@ pub(crate) fn send(
             remote,
             local: None,
             inbound: false,
+            protocol,
+            peer: None,
+            server_name,
         },
     );
-    t.by_remote.insert(remote, f);
+    t.by_remote.insert((protocol, remote), f);
     t.total += 1;
     drop(t);
     inc(&inner.stats.connections_opened);
     inner.stats.open_connections.fetch_add(1, Ordering::Relaxed);
     inner
         .rt
-        .spawn(connect_and_run(inner.clone(), f, remote, rx));
-    Ok(sent(f, remote, true))
+        .spawn(connect_and_run(inner.clone(), f, remote, rx, tls));
+    Ok(sent(protocol, f, remote, true))
 }
+
+type ClientTls = (Arc<rustls::ClientConfig>, ServerName<'static>);
 
 async fn connect_and_run(
     inner: Arc<Inner>,
     flow: FlowId,
     remote: SocketAddr,
     mut rx: mpsc::Receiver<Queued>,
+    tls: Option<ClientTls>,
 ) {
+    let protocol = if tls.is_some() {
+        Protocol::Tls
+    } else {
+        Protocol::Tcp
+    };
     let r = tokio::time::timeout(inner.cfg.tcp_connect_timeout, TcpStream::connect(remote)).await;
     let why = match r {
         Ok(Ok(stream)) => {
@@ -140,9 +219,63 @@ async fn connect_and_run(
             if let Some(c) = inner.conns().by_flow.get_mut(&flow) {
                 c.local = local;
             }
-            tracing::debug!(%remote, ?flow, "TCP connected");
-            run_conn(inner, flow, stream, remote, rx, false).await;
-            return;
+            let _ = stream.set_nodelay(true);
+            let local = local.unwrap_or(remote);
+            let Some((cfg, name)) = tls else {
+                tracing::debug!(%remote, ?flow, "TCP connected");
+                let (rd, wr) = stream.into_split();
+                let io = ConnIo {
+                    flow,
+                    remote,
+                    local,
+                    inbound: false,
+                    protocol,
+                    peer: None,
+                };
+                run_conn(inner, io, rd, wr, rx).await;
+                return;
+            };
+            let connector = tokio_rustls::TlsConnector::from(cfg);
+            let hs = tokio::time::timeout(
+                inner.cfg.tls_handshake_timeout,
+                connector.connect(name.clone(), stream),
+            )
+            .await;
+            match hs {
+                Ok(Ok(s)) => {
+                    inc(&inner.stats.tls_handshakes);
+                    let peer = peer_identity(s.get_ref().1.peer_certificates());
+                    if let Some(c) = inner.conns().by_flow.get_mut(&flow) {
+                        c.peer = peer.clone();
+                    }
+                    tracing::debug!(%remote, ?flow, server = %name.to_str(), "TLS connected");
+                    let (rd, wr) = tokio::io::split(s);
+                    let io = ConnIo {
+                        flow,
+                        remote,
+                        local,
+                        inbound: false,
+                        protocol,
+                        peer,
+                    };
+                    run_conn(inner, io, rd, wr, rx).await;
+                    return;
+                }
+                Ok(Err(e)) => {
+                    inc(&inner.stats.tls_handshake_failures);
+                    let why = format!("server {}: {e}", name.to_str());
+                    inner.warn_handshake(remote, false, &why);
+                    (e.to_string(), FailureKind::ConnectFailed)
+                }
+                Err(_) => {
+                    inc(&inner.stats.tls_handshake_timeouts);
+                    inner.warn_handshake(remote, false, "handshake timed out");
+                    (
+                        "TLS handshake timeout".to_owned(),
+                        FailureKind::ConnectTimeout,
+                    )
+                }
+            }
         }
         Ok(Err(e)) => (e.to_string(), FailureKind::ConnectFailed),
         Err(_) => ("timeout".to_owned(), FailureKind::ConnectTimeout),
@@ -150,10 +283,20 @@ async fn connect_and_run(
     inc(&inner.stats.connect_failures);
     // Out of the table first, so that no new message is queued behind the failed connect
     // (a retransmission then opens a new connection, and fails on its own).
-    release(&inner, flow, remote, false);
-    let n = fail_queued(&inner, &mut rx, flow, remote, why.1);
+    release(&inner, flow, remote, false, protocol);
+    let n = fail_queued(&inner, &mut rx, flow, remote, why.1, protocol);
     inner.stats.drop_n(DropReason::ConnectFailed, n);
-    tracing::debug!(%remote, ?flow, error = %why.0, dropped = n, "TCP connect failed");
+    tracing::debug!(%remote, ?flow, error = %why.0, dropped = n, "{protocol} connect failed");
+}
+
+/// The names of a verified peer's leaf certificate.
+fn peer_identity(
+    certs: Option<&[rustls::pki_types::CertificateDer<'_>]>,
+) -> Option<Arc<PeerIdentity>> {
+    let leaf = certs?.first()?;
+    crate::tls::cert_summary(leaf)
+        .ok()
+        .map(|s| Arc::new(s.identity()))
 }
 
 /// Closes a connection's queue and reports every message still in it as failed. Returns how
@@ -164,17 +307,23 @@ fn fail_queued(
     flow: FlowId,
     remote: SocketAddr,
     kind: FailureKind,
+    protocol: Protocol,
 ) -> u64 {
     rx.close();
     let mut n = 0;
     while let Ok((_, tx)) = rx.try_recv() {
         n += 1;
-        inner.report_failure(tx, remote, flow, Protocol::Tcp, kind);
+        inner.report_failure(tx, remote, flow, protocol, kind);
     }
     n
 }
 
-pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
+/// Accepts connections; with `tls`, each one is a TLS server connection.
+pub(crate) async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    tls: Option<Arc<ServerTlsConfig>>,
+) {
     let mut shutdown = inner.shutdown.subscribe();
     loop {
         let r = tokio::select! {
@@ -182,7 +331,7 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
             r = listener.accept() => r,
         };
         match r {
-            Ok((stream, remote)) => on_accept(&inner, stream, remote),
+            Ok((stream, remote)) => on_accept(&inner, stream, remote, tls.as_ref()),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -192,8 +341,31 @@ pub(crate) async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
     }
 }
 
-fn on_accept(inner: &Arc<Inner>, stream: TcpStream, remote: SocketAddr) {
+fn on_accept(
+    inner: &Arc<Inner>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    tls: Option<&Arc<ServerTlsConfig>>,
+) {
     let ip = remote.ip().to_canonical();
+    if tls.is_some() {
+        // Before any handshake work: a flood costs a table look-up per connection.
+        if let Err(why) = inner.handshakes().admit(ip, Instant::now()) {
+            inc(&inner.stats.tls_handshakes_rate_limited);
+            inner.stats.drop(DropReason::HandshakeRateLimited);
+            inner.warn_handshake(
+                remote,
+                true,
+                &format!("refused before the handshake: {why:?} rate limit"),
+            );
+            return;
+        }
+    }
+    let protocol = if tls.is_some() {
+        Protocol::Tls
+    } else {
+        Protocol::Tcp
+    };
     let mut t = inner.conns();
     if t.total >= inner.cfg.max_connections {
         drop(t);
@@ -219,22 +391,89 @@ fn on_accept(inner: &Arc<Inner>, stream: TcpStream, remote: SocketAddr) {
             remote,
             local: stream.local_addr().ok(),
             inbound: true,
+            protocol,
+            peer: None,
+            server_name: None,
         },
     );
-    t.by_remote.insert(remote, flow);
+    t.by_remote.insert((protocol, remote), flow);
     drop(t);
     inc(&inner.stats.connections_accepted);
     inner.stats.open_connections.fetch_add(1, Ordering::Relaxed);
-    inner
-        .rt
-        .spawn(run_conn(inner.clone(), flow, stream, remote, rx, true));
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(remote);
+    let io = ConnIo {
+        flow,
+        remote,
+        local,
+        inbound: true,
+        protocol,
+        peer: None,
+    };
+    match tls {
+        None => {
+            let (rd, wr) = stream.into_split();
+            inner.rt.spawn(run_conn(inner.clone(), io, rd, wr, rx));
+        }
+        Some(cfg) => {
+            inner
+                .rt
+                .spawn(accept_tls(inner.clone(), io, stream, rx, cfg.current()));
+        }
+    }
 }
 
-fn release(inner: &Inner, flow: FlowId, remote: SocketAddr, inbound: bool) {
+/// The server side of a handshake, in the connection's own task (never the engine's), bounded
+/// by the handshake timeout. A refused client certificate (missing, expired, revoked, another
+/// CA) ends here with a warning.
+async fn accept_tls(
+    inner: Arc<Inner>,
+    mut io: ConnIo,
+    stream: TcpStream,
+    mut rx: mpsc::Receiver<Queued>,
+    cfg: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let hs = tokio::time::timeout(inner.cfg.tls_handshake_timeout, acceptor.accept(stream)).await;
+    let why = match hs {
+        Ok(Ok(s)) => {
+            inc(&inner.stats.tls_handshakes);
+            io.peer = peer_identity(s.get_ref().1.peer_certificates());
+            if let Some(c) = inner.conns().by_flow.get_mut(&io.flow) {
+                c.peer = io.peer.clone();
+            }
+            tracing::debug!(remote = %io.remote, flow = ?io.flow, peer = ?io.peer, "TLS accepted");
+            let (rd, wr) = tokio::io::split(s);
+            run_conn(inner, io, rd, wr, rx).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            inc(&inner.stats.tls_handshake_failures);
+            e.to_string()
+        }
+        Err(_) => {
+            inc(&inner.stats.tls_handshake_timeouts);
+            "handshake timed out".to_owned()
+        }
+    };
+    inner.warn_handshake(io.remote, true, &why);
+    release(&inner, io.flow, io.remote, true, Protocol::Tls);
+    let n = fail_queued(
+        &inner,
+        &mut rx,
+        io.flow,
+        io.remote,
+        FailureKind::WriteFailed,
+        Protocol::Tls,
+    );
+    inner.stats.drop_n(DropReason::WriteFailed, n);
+}
+
+fn release(inner: &Inner, flow: FlowId, remote: SocketAddr, inbound: bool, protocol: Protocol) {
     let mut t = inner.conns();
     t.by_flow.remove(&flow);
-    if t.by_remote.get(&remote) == Some(&flow) {
-        t.by_remote.remove(&remote);
+    if t.by_remote.get(&(protocol, remote)) == Some(&flow) {
+        t.by_remote.remove(&(protocol, remote));
     }
     if inbound {
         let ip = remote.ip().to_canonical();
@@ -251,11 +490,23 @@ fn release(inner: &Inner, flow: FlowId, remote: SocketAddr, inbound: bool) {
     inner.stats.open_connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn write(wr: &mut OwnedWriteHalf, b: &[u8], limit: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(limit, wr.write_all(b)).await,
-        Ok(Ok(()))
-    )
+/// Writes and flushes (a TLS stream may hold records back until flushed).
+async fn write<W: AsyncWrite + Unpin>(wr: &mut W, b: &[u8], limit: Duration) -> bool {
+    let w = async {
+        wr.write_all(b).await?;
+        wr.flush().await
+    };
+    matches!(tokio::time::timeout(limit, w).await, Ok(Ok(())))
+}
+
+/// What a connection task knows about its connection.
+pub(crate) struct ConnIo {
+    pub flow: FlowId,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub inbound: bool,
+    pub protocol: Protocol,
+    pub peer: Option<Arc<PeerIdentity>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -269,17 +520,24 @@ enum Close {
     Local,
 }
 
-async fn run_conn(
+async fn run_conn<R, W>(
     inner: Arc<Inner>,
-    flow: FlowId,
-    stream: TcpStream,
-    remote: SocketAddr,
+    io: ConnIo,
+    mut rd: R,
+    mut wr: W,
     mut rx: mpsc::Receiver<Queued>,
-    inbound: bool,
-) {
-    let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().unwrap_or(remote);
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let ConnIo {
+        flow,
+        remote,
+        local,
+        inbound,
+        protocol,
+        peer,
+    } = io;
     let mut framer = StreamFramer::new(inner.cfg.limits.clone());
     let mut buf = vec![0u8; 16 * 1024];
     let idle = inner.cfg.tcp_idle_timeout;
@@ -291,7 +549,8 @@ async fn run_conn(
         source: remote,
         local,
         flow,
-        protocol: Protocol::Tcp,
+        protocol,
+        peer,
     };
     let why = 'conn: loop {
         tokio::select! {
@@ -317,7 +576,7 @@ async fn run_conn(
                         }
                         Ok(Some(Frame::Message(m))) => {
                             inc(&inner.stats.tcp_received);
-                            if let Some(reply) = inner.on_sip(m, meta) {
+                            if let Some(reply) = inner.on_sip(m, &meta) {
                                 if !write(&mut wr, &reply, wlimit).await {
                                     break 'conn Close::WriteFailed;
                                 }
@@ -337,7 +596,7 @@ async fn run_conn(
                 let Some((b, tx)) = m else { break 'conn Close::Local };
                 if !write(&mut wr, &b, wlimit).await {
                     inner.stats.drop(DropReason::WriteFailed);
-                    inner.report_failure(tx, remote, flow, Protocol::Tcp, FailureKind::WriteFailed);
+                    inner.report_failure(tx, remote, flow, protocol, FailureKind::WriteFailed);
                     break 'conn Close::WriteFailed;
                 }
                 inc(&inner.stats.tcp_sent);
@@ -348,11 +607,18 @@ async fn run_conn(
     if matches!(why, Close::Idle) {
         inc(&inner.stats.connections_idle_closed);
     }
-    tracing::debug!(%remote, ?flow, reason = ?why, "TCP connection closed");
+    tracing::debug!(%remote, ?flow, reason = ?why, "{protocol} connection closed");
     let _ = tokio::time::timeout(Duration::from_millis(100), wr.shutdown()).await;
-    release(&inner, flow, remote, inbound);
+    release(&inner, flow, remote, inbound, protocol);
     // What was queued behind the end of the connection never leaves: its transactions learn
     // it now instead of at their timeout.
-    let n = fail_queued(&inner, &mut rx, flow, remote, FailureKind::WriteFailed);
+    let n = fail_queued(
+        &inner,
+        &mut rx,
+        flow,
+        remote,
+        FailureKind::WriteFailed,
+        protocol,
+    );
     inner.stats.drop_n(DropReason::WriteFailed, n);
 }

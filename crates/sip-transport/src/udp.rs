@@ -161,8 +161,9 @@ fn on_datagram(inner: &Inner, idx: usize, pkt: Bytes, src: SocketAddr) {
         local: u.local,
         flow: u.flow,
         protocol: Protocol::Udp,
+        peer: None,
     };
-    if let Some(reply) = inner.on_sip(pkt, meta) {
+    if let Some(reply) = inner.on_sip(pkt, &meta) {
         let _ = queue(inner, idx, reply, src, None);
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use call_engine::{Engine, EngineConfig, Event, Output};
 use config::{Config, ZoneConfig};
-use sip_transport::{Incoming, Outgoing, SendFailure, Transport, TransportHandle};
+use sip_transport::{Incoming, Outgoing, SendError, SendFailure, Transport, TransportHandle};
 use store::RedbStore;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -57,6 +57,56 @@ pub struct Dataplane {
     bound: Bound,
     local_ips: Vec<IpAddr>,
     seed: u64,
+    /// TLS upkeep: certificate reload on SIGHUP, the daily expiry check.
+    tls_tasks: Vec<JoinHandle<()>>,
+}
+
+/// How often the certificates' end dates are checked and logged while running.
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(86_400);
+
+/// Logs the certificates that end soon (warning) or have ended (error).
+fn log_expiry(config: &Config) {
+    for l in crate::check_cmd::certificate_report(config, SystemTime::now(), false) {
+        match l.level {
+            crate::check_cmd::Level::Info => debug!("certificate {}", l.text),
+            crate::check_cmd::Level::Warn => warn!("certificate {}", l.text),
+            crate::check_cmd::Level::Error => error!("certificate {}", l.text),
+        }
+    }
+}
+
+/// SIGHUP: the TLS files are read again (whatever the configuration file's reload decides;
+/// new handshakes use them, established connections keep theirs). Daily: expiry warnings.
+fn spawn_tls_tasks(config: &Config, transport: &TransportHandle) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if config.tls.certificate_files().is_empty() {
+        return tasks;
+    }
+    let t = transport.clone();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hup) => tasks.push(tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let errors = t.reload_tls();
+                if errors.is_empty() {
+                    info!("SIGHUP: TLS certificates reloaded; new handshakes use them");
+                }
+                for e in errors {
+                    error!("SIGHUP: TLS reload failed, the previous certificates stay in use: {e}");
+                }
+            }
+        })),
+        Err(e) => warn!("no SIGHUP handler for TLS reloads ({e}); files are still polled"),
+    }
+    let config = config.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EXPIRY_CHECK_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            log_expiry(&config);
+        }
+    }));
+    tasks
 }
 
 /// Whether a reloadable field (as named by `config::ReloadDiff`) is applied to the running
@@ -97,14 +147,33 @@ pub fn live_part(running: &Config, reloaded: &Config) -> Config {
 impl Dataplane {
     /// Binds the listeners and starts the engine task.
     pub async fn start(config: &Config, store: Arc<RedbStore>) -> Result<Dataplane, String> {
-        let (transport, incoming) = Transport::start(settings::transport(config))
+        let mut tc = settings::transport(config);
+        let warnings =
+            settings::add_tls(config, &mut tc).map_err(|e| format!("TLS not started: {e}"))?;
+        for w in warnings {
+            warn!("{w}");
+        }
+        if !tc.tls.is_empty() {
+            log_expiry(config);
+            info!(
+                "TLS 1.2 and 1.3; cipher suites: {}",
+                sip_transport::tls::cipher_suite_names().join(", ")
+            );
+        }
+        let (transport, incoming) = Transport::start(tc)
             .await
             .map_err(|e| bind_error(config, &e))?;
         let bound = Bound {
             udp: transport.udp_addrs(),
             tcp: transport.tcp_addrs(),
+            tls: transport.tls_addrs(),
         };
-        for (proto, addrs) in [("udp", &bound.udp), ("tcp", &bound.tcp)] {
+        let tls_tasks = spawn_tls_tasks(config, &transport);
+        for (proto, addrs) in [
+            ("udp", &bound.udp),
+            ("tcp", &bound.tcp),
+            ("tls", &bound.tls),
+        ] {
             let zones = config
                 .listen
                 .iter()
@@ -147,6 +216,7 @@ impl Dataplane {
             radius,
             auth_tx,
             sources,
+            plain_log: RateLimited::new(OVERLOAD_LOG_EVERY),
         };
         let failures = transport
             .take_send_failures()
@@ -162,6 +232,7 @@ impl Dataplane {
             bound,
             local_ips,
             seed,
+            tls_tasks,
         })
     }
 
@@ -206,6 +277,9 @@ impl Dataplane {
     /// `grace` for the engine task.
     pub async fn shutdown(mut self, grace: Duration) {
         self.stop.send_replace(true);
+        for t in self.tls_tasks.drain(..) {
+            t.abort();
+        }
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
             match tokio::time::timeout(grace, task).await {
@@ -303,6 +377,8 @@ struct EngineTask {
     /// Where RADIUS verdicts come back: (ticket, accepted; None when no server answered).
     auth_tx: mpsc::Sender<(u64, Option<bool>)>,
     sources: crate::media::SourceSelect,
+    /// Messages refused because they would have left in plain text where TLS is required.
+    plain_log: RateLimited,
 }
 
 /// How often, at most, the refusals of a full transaction table are logged.
@@ -469,6 +545,15 @@ impl EngineTask {
                         out.local = self.sources.local_for(&self.zones, dest.remote);
                     }
                     if let Err(e) = self.transport.send(out) {
+                        if e == SendError::TlsRequired {
+                            if let Some(n) = self.plain_log.hit(Instant::now()) {
+                                warn!(
+                                    remote = %dest.remote,
+                                    "refused to send in plain text: a sips: URI or a zone with \
+                                     tls.zone.*.require_tls; {n} message(s) since the last such line"
+                                );
+                            }
+                        }
                         debug!(remote = %dest.remote, "send failed: {e}");
                         if let Some(tx) = tx {
                             self.engine.handle_transport_error(Instant::now(), tx);

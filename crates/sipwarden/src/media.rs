@@ -328,6 +328,7 @@ mod tests {
                 "127.0.2.1:5060".parse().unwrap(),
             ],
             tcp: vec![],
+            tls: vec![],
         }
     }
 

@@ -9,7 +9,10 @@ use call_engine::{
     Transport,
 };
 use config::{Config, Protocol};
-use sip_transport::TransportConfig;
+use sip_transport::tls::{
+    CertFiles, ClientAuth, ClientTls, ClientTlsConfig, ServerTls, ServerTlsConfig, SniCert,
+};
+use sip_transport::{TlsError, TlsListener, TlsRequired, TransportConfig};
 
 /// The transport's settings: the listeners' addresses, socket buffers, TCP limits.
 pub fn transport(config: &Config) -> TransportConfig {
@@ -40,11 +43,137 @@ pub fn transport(config: &Config) -> TransportConfig {
     }
 }
 
+/// What the TLS listener of `zone` serves: the `[tls]` certificates, with the zone's client
+/// certificate policy.
+pub fn server_tls(config: &Config, zone: &str) -> Option<ServerTls> {
+    let t = &config.tls;
+    let default = CertFiles {
+        chain: t.certificate.clone()?,
+        key: t.private_key.clone()?,
+    };
+    let policy = t.zone_policy(zone);
+    Some(ServerTls {
+        default,
+        sni: t
+            .sni
+            .iter()
+            .map(|s| SniCert {
+                names: s.names.clone(),
+                files: CertFiles {
+                    chain: s.certificate.clone(),
+                    key: s.private_key.clone(),
+                },
+            })
+            .collect(),
+        client_auth: policy.client_ca.map(|ca| ClientAuth {
+            ca,
+            crl: policy.crl,
+            required: policy.require_client_cert,
+        }),
+    })
+}
+
+/// How outgoing TLS verifies servers.
+pub fn client_tls(config: &Config) -> ClientTls {
+    let t = &config.tls;
+    ClientTls {
+        ca_bundle: t.ca_bundle.clone(),
+        certificate: match (&t.client_certificate, &t.client_private_key) {
+            (Some(c), Some(k)) => Some(CertFiles {
+                chain: c.clone(),
+                key: k.clone(),
+            }),
+            _ => None,
+        },
+    }
+}
+
+/// Whether the configuration has a TLS listener, TLS files or a zone that requires TLS.
+pub fn tls_in_use(config: &Config) -> bool {
+    let t = &config.tls;
+    config.listen.iter().any(|l| l.transport == Protocol::Tls)
+        || !t.certificate_files().is_empty()
+        || t.ca_bundle.is_some()
+        || t.zone.values().any(|z| z.require_tls)
+}
+
+/// What a TLS configuration could not load, with the field that names it.
+#[derive(Debug)]
+pub struct TlsSetupError {
+    pub what: String,
+    pub error: TlsError,
+}
+
+impl std::fmt::Display for TlsSetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.error)
+    }
+}
+
+/// Adds the TLS listeners (their files loaded), the outgoing TLS configuration and the zones
+/// that require TLS to the transport's settings. The outgoing configuration is left out, with
+/// a warning returned, when it relies on the system's trust anchors and there are none (then
+/// only requests that need TLS fail).
+pub fn add_tls(config: &Config, t: &mut TransportConfig) -> Result<Vec<String>, TlsSetupError> {
+    let mut warnings = Vec::new();
+    for (i, l) in config.listen.iter().enumerate() {
+        if l.transport != Protocol::Tls {
+            continue;
+        }
+        let what = format!("listen[{i}] (tls {}, zone {})", l.address, l.zone);
+        let Some(server) = server_tls(config, &l.zone) else {
+            return Err(TlsSetupError {
+                what,
+                error: TlsError::Rustls("tls.certificate and tls.private_key are required".into()),
+            });
+        };
+        let cfg = ServerTlsConfig::server(server).map_err(|error| TlsSetupError { what, error })?;
+        t.tls.push(TlsListener {
+            addr: l.address,
+            config: cfg,
+        });
+    }
+    let c = &config.tls;
+    match ClientTlsConfig::client(client_tls(config)) {
+        Ok(cfg) => t.tls_client = Some(cfg),
+        Err(error @ TlsError::NoSystemRoots(_)) => {
+            // Only worth a word when the configuration uses TLS at all.
+            if tls_in_use(config) {
+                warnings.push(format!(
+                    "outgoing TLS is off: {error}; set tls.ca_bundle (or install the system's \
+                     CA certificates)"
+                ));
+            }
+        }
+        Err(error) => {
+            return Err(TlsSetupError {
+                what: "tls.ca_bundle / tls.client_certificate".into(),
+                error,
+            })
+        }
+    }
+    t.tls_handshake_timeout = c.handshake_timeout();
+    t.tls_handshakes_per_second = c.handshakes_per_second;
+    t.tls_handshakes_per_source = c.handshakes_per_second_per_source;
+    t.tls_reload_check = c.reload_check();
+    let nets: Vec<config::IpNet> = config
+        .zone
+        .iter()
+        .filter(|z| c.zone_policy(&z.name).require_tls)
+        .flat_map(|z| z.networks.iter().copied())
+        .collect();
+    if !nets.is_empty() {
+        t.tls_required = TlsRequired::new(move |ip| nets.iter().any(|n| n.contains(&ip)));
+    }
+    Ok(warnings)
+}
+
 /// The sockets actually bound, in the order of the configuration's listeners of each transport.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bound {
     pub udp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
 }
 
 /// The engine's settings. `bound` are the sockets the transport bound; `local_ips` the
@@ -61,7 +190,8 @@ pub fn engine(config: &Config, bound: &Bound, local_ips: &[IpAddr], seed: u64) -
         .udp
         .iter()
         .map(|a| (Transport::Udp, *a))
-        .chain(bound.tcp.iter().map(|a| (Transport::Tcp, *a)));
+        .chain(bound.tcp.iter().map(|a| (Transport::Tcp, *a)))
+        .chain(bound.tls.iter().map(|a| (Transport::Tls, *a)));
     for (transport, addr) in each {
         if addr.ip().is_unspecified() {
             let mut ips: Vec<IpAddr> = local_ips
@@ -200,6 +330,7 @@ mod tests {
         let bound = Bound {
             udp: vec!["127.0.0.1:5070".parse().unwrap()],
             tcp: vec![],
+            tls: vec![],
         };
         let e = engine(&c, &bound, &[], 42);
         assert_eq!(e.transaction.t1, Duration::from_millis(250));
@@ -237,6 +368,7 @@ mod tests {
         let bound = Bound {
             udp: vec!["0.0.0.0:5060".parse().unwrap()],
             tcp: vec!["0.0.0.0:5060".parse().unwrap()],
+            tls: vec![],
         };
         let ips: Vec<IpAddr> = ["127.0.0.1", "192.168.1.5", "fd00::5"]
             .iter()
@@ -264,9 +396,37 @@ mod tests {
         let v6 = Bound {
             udp: vec!["[::]:5060".parse().unwrap()],
             tcp: vec![],
+            tls: vec![],
         };
         let e = engine(&c, &v6, &ips, 1);
         assert_eq!(e.registrar.domains, ["[fd00::5]"]);
+    }
+
+    #[test]
+    fn require_tls_zones_and_tls_listeners_reach_the_transport() {
+        let c = load(
+            "[[listen]]\ntransport = \"udp\"\naddress = \"192.168.1.1:5060\"\nzone = \"lan\"\n\
+             [[zone]]\nname = \"lan\"\nnetworks = [\"192.168.0.0/16\"]\n\
+             [[zone]]\nname = \"wan\"\nnetworks = [\"198.51.100.0/24\"]\n\
+             [tls]\nhandshakes_per_second = 50\nhandshakes_per_second_per_source = 2\n\
+             ca_bundle = \"/nonexistent/ca.pem\"\n\
+             [tls.zone.wan]\nrequire_tls = true\n",
+        );
+        let mut t = transport(&c);
+        // The CA bundle does not exist: named in the error.
+        let e = add_tls(&c, &mut t).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let mut c2 = c.clone();
+        c2.tls.ca_bundle = None;
+        let mut t = transport(&c2);
+        // Without system roots on this machine outgoing TLS is off with a warning; either way
+        // the policy and limits are set.
+        let _ = add_tls(&c2, &mut t).unwrap();
+        assert_eq!(t.tls_handshakes_per_second, 50);
+        assert_eq!(t.tls_handshakes_per_source, 2);
+        assert!(t.tls_required.applies("198.51.100.7".parse().unwrap()));
+        assert!(!t.tls_required.applies("192.168.1.7".parse().unwrap()));
+        assert!(t.tls.is_empty());
     }
 
     #[test]
