@@ -220,7 +220,7 @@ impl<'a> Cursor<'a> {
             };
             let at = match near.iter().position(|&c| c == b'"' || c == b'\\') {
                 Some(k) => i + k,
-                None => match memchr::memchr2(b'"', b'\\', &rest[near.len()..]) {
+                None => match crate::simd::find2(&rest[near.len()..], b'"', b'\\') {
                     Some(k) => i + near.len() + k,
                     None => return Err(self.err_at(ErrorKind::UnterminatedQuote, open)),
                 },

@@ -572,7 +572,7 @@ fn parse_start_line(b: &[u8], from: usize, eol: usize, limits: &Limits) -> Resul
     let line = &b[from..eol];
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-        let sp = memchr::memchr(b' ', line).ok_or(ParseError::new(ErrorKind::BadStartLine, eol))?;
+        let sp = simd::find1(line, b' ').ok_or(ParseError::new(ErrorKind::BadStartLine, eol))?;
         let version_span = Span::new(from, from + sp);
         check_version(b, version_span)?;
         let c0 = sp + 1;
@@ -607,7 +607,7 @@ fn parse_start_line(b: &[u8], from: usize, eol: usize, limits: &Limits) -> Resul
         });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version
-    let sp1 = memchr::memchr(b' ', line).ok_or(ParseError::new(ErrorKind::BadStartLine, from))?;
+    let sp1 = simd::find1(line, b' ').ok_or(ParseError::new(ErrorKind::BadStartLine, from))?;
     let method = &line[..sp1];
     if method.is_empty() || !method.iter().all(|c| TOKEN[*c as usize]) {
         return Err(ParseError::new(ErrorKind::BadMethod, from));

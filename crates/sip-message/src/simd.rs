@@ -21,18 +21,50 @@ pub(crate) fn mask1(s: &[u8], at: usize, a: u8) -> Option<u32> {
     Some(imp::mask2(block, a, a))
 }
 
-/// The index of the first `a` or `b` in `s`.
+/// The index of the first `a` or `b` in `s`. Slices of 16 bytes or more are searched block by
+/// block, the last block overlapping the one before it (so no byte-by-byte tail); shorter
+/// ones of 8 bytes or more as two overlapping words.
 #[inline]
 pub(crate) fn find2(s: &[u8], a: u8, b: u8) -> Option<usize> {
-    let mut i = 0;
-    while let Some(m) = mask2(s, i, a, b) {
-        if m != 0 {
-            return Some(i + m.trailing_zeros() as usize);
+    let n = s.len();
+    if n >= 16 {
+        let mut i = 0;
+        while let Some(m) = mask2(s, i, a, b) {
+            if m != 0 {
+                return Some(i + m.trailing_zeros() as usize);
+            }
+            i += 16;
         }
-        i += 16;
+        if i >= n {
+            return None;
+        }
+        let last = n - 16;
+        return match mask2(s, last, a, b) {
+            Some(m) if m != 0 => Some(last + m.trailing_zeros() as usize),
+            _ => None,
+        };
     }
-    let tail = s.get(i..)?;
-    tail.iter().position(|&c| c == a || c == b).map(|k| i + k)
+    if n >= 8 {
+        let word = |at: usize| -> Option<usize> {
+            let w = u64::from_le_bytes(*s.get(at..)?.first_chunk::<8>()?);
+            swar_first(w, a, b).map(|k| at + k)
+        };
+        return word(0).or_else(|| word(n - 8));
+    }
+    s.iter().position(|&c| c == a || c == b)
+}
+
+/// The first byte of the little-endian word `w` that equals `a` or `b`. A zero byte of
+/// `w ^ splat(x)` marks a match; the borrow of the subtraction can only flag bytes above a
+/// real match, so the lowest flag is exact.
+#[inline(always)]
+fn swar_first(w: u64, a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let xa = w ^ (ONES * u64::from(a));
+    let xb = w ^ (ONES * u64::from(b));
+    let hit = ((xa.wrapping_sub(ONES) & !xa) | (xb.wrapping_sub(ONES) & !xb)) & HIGH;
+    (hit != 0).then(|| (hit.trailing_zeros() / 8) as usize)
 }
 
 /// The index of the first `a` in `s`.
@@ -144,6 +176,12 @@ mod tests {
                 }
                 let want = s.iter().position(|&c| c == b'\r' || c == b'\n');
                 assert_eq!(find2(&s, b'\r', b'\n'), want, "{len} {hit}");
+                // a second match after the first does not change the answer
+                if hit + 3 < len {
+                    s[hit + 3] = b'\r';
+                    assert_eq!(find2(&s, b'\r', b'\n'), want, "{len} {hit}");
+                    s[hit + 3] = b'x';
+                }
                 assert_eq!(find1(&s, b'\n'), want);
                 let ctl = s.iter().position(|&c| c < 0x20 || c == 0x7f);
                 assert_eq!(find_ctl(&s), ctl.unwrap_or(len));

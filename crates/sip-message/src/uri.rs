@@ -352,6 +352,13 @@ pub(crate) fn parse_uri<'a>(
     max_params: usize,
 ) -> Result<Uri<'a>> {
     let b = s.as_bytes();
+    // `sip:` in any case, the scheme of nearly every URI a proxy reads: one word compare (the
+    // colon exactly, the letters with their case bit set).
+    if let Some(head) = b.first_chunk::<4>() {
+        if u32::from_le_bytes(*head) | 0x0020_2020 == u32::from_le_bytes(*b"sip:") {
+            return parse_sip(s, 4, Scheme::Sip, base, ctx, max_params).map(Uri::Sip);
+        }
+    }
     let err = |k: ErrorKind, at: usize| ParseError::new(k, base + at);
     let colon = match find_byte(b':', b) {
         Some(i) if i > 0 => i,
@@ -443,24 +450,18 @@ fn parse_sip<'a>(
         if count > max_params {
             return Err(err(ErrorKind::TooManyParams, i));
         }
+        // name and value are checked as they are scanned: `paramchar` or a valid escape, up
+        // to `=`, `;`, `?` or the end; anything else is an error at the start of the part.
         let n0 = i;
-        while b
-            .get(i)
-            .is_some_and(|c| *c != b'=' && *c != b';' && *c != b'?')
-        {
-            i += 1;
-        }
-        let name = b.get(n0..i).unwrap_or(&[]);
-        if name.is_empty() || !all_escaped(name, &chars::PARAMCHAR) {
+        i = scan_escaped(b, i, &chars::PARAMCHAR);
+        if i == n0 || !matches!(b.get(i), None | Some(b'=' | b';' | b'?')) {
             return Err(err(ErrorKind::BadUri, n0));
         }
         if b.get(i) == Some(&b'=') {
             i += 1;
             let v0 = i;
-            while b.get(i).is_some_and(|c| *c != b';' && *c != b'?') {
-                i += 1;
-            }
-            if !all_escaped(b.get(v0..i).unwrap_or(&[]), &chars::PARAMCHAR) {
+            i = scan_escaped(b, i, &chars::PARAMCHAR);
+            if !matches!(b.get(i), None | Some(b';' | b'?')) {
                 return Err(err(ErrorKind::BadUri, v0));
             }
         }
@@ -609,7 +610,7 @@ fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
 #[inline]
 fn find_byte(needle: u8, s: &[u8]) -> Option<usize> {
     if s.len() < 64 {
-        s.iter().position(|&c| c == needle)
+        crate::simd::find1(s, needle)
     } else {
         memchr::memchr(needle, s)
     }
@@ -630,38 +631,67 @@ pub(crate) fn scan_host(s: &str, start: usize) -> Result<(Host<'_>, usize), Erro
         let ip = inner.parse::<Ipv6Addr>().map_err(|_| ErrorKind::BadHost)?;
         return Ok((Host::V6(ip), end));
     }
+    const ALNUM: u8 = chars::HC_DIGIT | chars::HC_ALPHA;
+    let class = |i: usize| {
+        b.get(i)
+            .map_or(chars::HC_OTHER, |&c| chars::HOST_CLASS[c as usize])
+    };
     let mut i = start;
-    // Class of the previous byte (a virtual '.' before the first) and of every byte so far.
-    let mut prev = chars::HC_DOT;
-    let mut seen = 0u8;
-    while let Some(&c) = b.get(i) {
-        let k = chars::HOST_CLASS[c as usize];
-        if k & (chars::HC_DIGIT | chars::HC_ALPHA) == 0 {
-            match k {
-                // no empty label, no label ending with '-'
-                chars::HC_DOT if prev & (chars::HC_DOT | chars::HC_DASH) == 0 => {}
-                // no label starting with '-'
-                chars::HC_DASH if prev != chars::HC_DOT => {}
-                chars::HC_DOT | chars::HC_DASH => return Err(ErrorKind::BadHost),
-                _ => break,
+    // Label by label: a letter or digit, then letters, digits and `-`, not ending with `-`;
+    // a `.` before each further label. A `.` or `-` where a label should start (leading, `..`,
+    // `.-`) is an error; anything else there ends the host (after a final `.`, or at once).
+    loop {
+        let k = class(i);
+        if k & ALNUM == 0 {
+            if k & (chars::HC_DOT | chars::HC_DASH) != 0 {
+                return Err(ErrorKind::BadHost);
             }
+            break;
         }
-        seen |= k;
-        prev = k;
+        let rest = b.get(i + 1..).unwrap_or(&[]);
+        i += 1 + rest
+            .iter()
+            .position(|&c| chars::HOST_CLASS[c as usize] & (ALNUM | chars::HC_DASH) == 0)
+            .unwrap_or(rest.len());
+        if b.get(i - 1) == Some(&b'-') {
+            return Err(ErrorKind::BadHost);
+        }
+        if b.get(i) != Some(&b'.') {
+            break;
+        }
         i += 1;
     }
-    let digits_only = seen & (chars::HC_ALPHA | chars::HC_DASH) == 0;
     let text = s.get(start..i).unwrap_or("");
-    if text.is_empty() || text.len() > 255 || prev == chars::HC_DASH {
+    if text.is_empty() || text.len() > 255 {
         return Err(ErrorKind::BadHost);
     }
-    if digits_only {
-        return parse_ipv4(text.as_bytes())
-            .map(|a| (Host::V4(a), i))
-            .ok_or(ErrorKind::BadHost);
+    // A name has a letter or `-` somewhere; digits and dots alone must be an IPv4 address.
+    // Names start with a letter far more often than not, which settles it at once.
+    if b.get(start).is_some_and(u8::is_ascii_digit) {
+        if let Some(a) = parse_ipv4(text.as_bytes()) {
+            return Ok((Host::V4(a), i));
+        }
+        if text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            return Err(ErrorKind::BadHost);
+        }
     }
     // A single trailing dot (a fully qualified name) is allowed; two were refused above.
     Ok((Host::Name(text), i))
+}
+
+/// The end of the run from `i` of bytes in `class` and valid `%HH` escapes.
+#[inline]
+fn scan_escaped(b: &[u8], mut i: usize, class: &[bool; 256]) -> usize {
+    loop {
+        match b.get(i) {
+            Some(&c) if class[c as usize] => i += 1,
+            Some(b'%') => match (b.get(i + 1), b.get(i + 2)) {
+                (Some(&h), Some(&l)) if is_hex(h) && is_hex(l) => i += 3,
+                _ => return i,
+            },
+            _ => return i,
+        }
+    }
 }
 
 /// 1 to 5 digits, at most 65535.

@@ -136,7 +136,8 @@ pub(crate) fn decode_name_addr<'a>(
         let open = c.pos() - 1;
         let u0 = c.pos();
         let rest = c.bytes().get(u0..).unwrap_or(&[]);
-        let j = memchr::memchr(b'>', rest).ok_or(c.err_at(ErrorKind::UnterminatedAngle, open))?;
+        let j =
+            crate::simd::find1(rest, b'>').ok_or(c.err_at(ErrorKind::UnterminatedAngle, open))?;
         if j == 0 {
             return Err(c.err_at(E, u0));
         }
