@@ -10,15 +10,20 @@
 /// `at + k`), or `None` when fewer than 16 bytes remain.
 #[inline(always)]
 pub(crate) fn mask2(s: &[u8], at: usize, a: u8, b: u8) -> Option<u32> {
+    mask3(s, at, a, b, b)
+}
+
+/// Like [`mask2`] for three byte values.
+#[inline(always)]
+pub(crate) fn mask3(s: &[u8], at: usize, a: u8, b: u8, c: u8) -> Option<u32> {
     let block = s.get(at..)?.first_chunk::<16>()?;
-    Some(imp::mask2(block, a, b))
+    Some(imp::mask3(block, a, b, c))
 }
 
 /// Like [`mask2`] for one byte value.
 #[inline(always)]
 pub(crate) fn mask1(s: &[u8], at: usize, a: u8) -> Option<u32> {
-    let block = s.get(at..)?.first_chunk::<16>()?;
-    Some(imp::mask2(block, a, a))
+    mask3(s, at, a, a, a)
 }
 
 /// The index of the first `a` or `b` in `s`. Slices of 16 bytes or more are searched block by
@@ -26,10 +31,16 @@ pub(crate) fn mask1(s: &[u8], at: usize, a: u8) -> Option<u32> {
 /// ones of 8 bytes or more as two overlapping words.
 #[inline]
 pub(crate) fn find2(s: &[u8], a: u8, b: u8) -> Option<usize> {
+    find3(s, a, b, b)
+}
+
+/// [`find2`] for three byte values.
+#[inline]
+pub(crate) fn find3(s: &[u8], a: u8, b: u8, c: u8) -> Option<usize> {
     let n = s.len();
     if n >= 16 {
         let mut i = 0;
-        while let Some(m) = mask2(s, i, a, b) {
+        while let Some(m) = mask3(s, i, a, b, c) {
             if m != 0 {
                 return Some(i + m.trailing_zeros() as usize);
             }
@@ -39,7 +50,7 @@ pub(crate) fn find2(s: &[u8], a: u8, b: u8) -> Option<usize> {
             return None;
         }
         let last = n - 16;
-        return match mask2(s, last, a, b) {
+        return match mask3(s, last, a, b, c) {
             Some(m) if m != 0 => Some(last + m.trailing_zeros() as usize),
             _ => None,
         };
@@ -47,23 +58,27 @@ pub(crate) fn find2(s: &[u8], a: u8, b: u8) -> Option<usize> {
     if n >= 8 {
         let word = |at: usize| -> Option<usize> {
             let w = u64::from_le_bytes(*s.get(at..)?.first_chunk::<8>()?);
-            swar_first(w, a, b).map(|k| at + k)
+            swar_first(w, a, b, c).map(|k| at + k)
         };
         return word(0).or_else(|| word(n - 8));
     }
-    s.iter().position(|&c| c == a || c == b)
+    s.iter().position(|&x| x == a || x == b || x == c)
 }
 
-/// The first byte of the little-endian word `w` that equals `a` or `b`. A zero byte of
+/// The first byte of the little-endian word `w` that equals `a`, `b` or `c`. A zero byte of
 /// `w ^ splat(x)` marks a match; the borrow of the subtraction can only flag bytes above a
 /// real match, so the lowest flag is exact.
 #[inline(always)]
-fn swar_first(w: u64, a: u8, b: u8) -> Option<usize> {
+fn swar_first(w: u64, a: u8, b: u8, c: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let xa = w ^ (ONES * u64::from(a));
-    let xb = w ^ (ONES * u64::from(b));
-    let hit = ((xa.wrapping_sub(ONES) & !xa) | (xb.wrapping_sub(ONES) & !xb)) & HIGH;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    let (xa, xb, xc) = (
+        w ^ (ONES * u64::from(a)),
+        w ^ (ONES * u64::from(b)),
+        w ^ (ONES * u64::from(c)),
+    );
+    let hit = (zero(xa) | zero(xb) | zero(xc)) & HIGH;
     (hit != 0).then(|| (hit.trailing_zeros() / 8) as usize)
 }
 
@@ -77,6 +92,7 @@ pub(crate) fn find1(s: &[u8], a: u8) -> Option<usize> {
 /// to 0x7f, or `s.len()`.
 #[inline]
 pub(crate) fn find_ctl(s: &[u8]) -> usize {
+    let n = s.len();
     let mut i = 0;
     while let Some(block) = s.get(i..).and_then(|r| r.first_chunk::<16>()) {
         let m = imp::ctl_mask(block);
@@ -85,11 +101,21 @@ pub(crate) fn find_ctl(s: &[u8]) -> usize {
         }
         i += 16;
     }
-    let tail = s.get(i..).unwrap_or(&[]);
-    i + tail
-        .iter()
-        .position(|&c| c < 0x20 || c == 0x7f)
-        .unwrap_or(tail.len())
+    if i >= n {
+        return n;
+    }
+    // The last bytes: one block overlapping the one before when there is room for it.
+    if let Some(last) = n.checked_sub(16) {
+        if let Some(block) = s.get(last..).and_then(|r| r.first_chunk::<16>()) {
+            let m = imp::ctl_mask(block);
+            return if m != 0 {
+                last + m.trailing_zeros() as usize
+            } else {
+                n
+            };
+        }
+    }
+    s.iter().position(|&c| c < 0x20 || c == 0x7f).unwrap_or(n)
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -112,8 +138,8 @@ mod imp {
     // target (`cfg(target_feature = "sse2")`, the x86_64 baseline), so every CPU that runs this
     // code has it; the functions called touch no memory but their by-value arguments.
     #[inline(always)]
-    pub(super) fn mask2(block: &[u8; 16], a: u8, b: u8) -> u32 {
-        unsafe { mask2_sse2(block, a, b) }
+    pub(super) fn mask3(block: &[u8; 16], a: u8, b: u8, c: u8) -> u32 {
+        unsafe { mask3_sse2(block, a, b, c) }
     }
 
     #[inline(always)]
@@ -123,11 +149,12 @@ mod imp {
 
     #[inline]
     #[target_feature(enable = "sse2")]
-    fn mask2_sse2(block: &[u8; 16], a: u8, b: u8) -> u32 {
+    fn mask3_sse2(block: &[u8; 16], a: u8, b: u8, c: u8) -> u32 {
         let v = load(block);
         let ea = _mm_cmpeq_epi8(v, _mm_set1_epi8(a as i8));
         let eb = _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
-        _mm_movemask_epi8(_mm_or_si128(ea, eb)) as u32
+        let ec = _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ea, eb), ec)) as u32
     }
 
     #[inline]
@@ -144,11 +171,10 @@ mod imp {
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 mod imp {
     #[inline]
-    pub(super) fn mask2(block: &[u8; 16], a: u8, b: u8) -> u32 {
-        block
-            .iter()
-            .enumerate()
-            .fold(0, |m, (k, &c)| m | (u32::from(c == a || c == b) << k))
+    pub(super) fn mask3(block: &[u8; 16], a: u8, b: u8, c: u8) -> u32 {
+        block.iter().enumerate().fold(0, |m, (k, &x)| {
+            m | (u32::from(x == a || x == b || x == c) << k)
+        })
     }
 
     #[inline]

@@ -436,10 +436,9 @@ fn parse_sip<'a>(
     if b.get(i) == Some(&b':') {
         i += 1;
         let p0 = i;
-        while b.get(i).is_some_and(|c| c.is_ascii_digit()) {
-            i += 1;
-        }
-        port = Some(parse_port(b.get(p0..i).unwrap_or(&[])).ok_or(err(ErrorKind::BadPort, p0))?);
+        let (end, p) = port_at(b, i);
+        i = end;
+        port = Some(p.ok_or(err(ErrorKind::BadPort, p0))?);
     }
     // uri-parameters
     let params_at = i;
@@ -696,11 +695,40 @@ fn scan_escaped(b: &[u8], mut i: usize, class: &[bool; 256]) -> usize {
 
 /// 1 to 5 digits, at most 65535.
 pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
-    if d.is_empty() || d.len() > 5 || !d.iter().all(u8::is_ascii_digit) {
+    if d.is_empty() || d.len() > 5 {
         return None;
     }
-    let v = d.iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
+    let mut v = 0u32;
+    for &c in d {
+        let x = c.wrapping_sub(b'0');
+        if x > 9 {
+            return None;
+        }
+        v = v * 10 + u32::from(x);
+    }
     u16::try_from(v).ok()
+}
+
+/// The digits at `b[i..]` (maybe none) read as a port in the same pass: returns the index
+/// after them and the port, `None` when there are none, more than five, or the value is above
+/// 65535 (what [`parse_port`] says of the same digits).
+#[inline]
+pub(crate) fn port_at(b: &[u8], i: usize) -> (usize, Option<u16>) {
+    let mut j = i;
+    let mut v = 0u32;
+    while let Some(&c) = b.get(j) {
+        let x = c.wrapping_sub(b'0');
+        if x > 9 {
+            break;
+        }
+        // Stops growing past 65535 so that a long run of digits cannot overflow.
+        if v <= 65_535 {
+            v = v * 10 + u32::from(x);
+        }
+        j += 1;
+    }
+    let ok = j > i && j - i <= 5;
+    (j, ok.then(|| u16::try_from(v).ok()).flatten())
 }
 
 /// Where an unbracketed addr-spec (`From: sip:a@b;tag=x`) ends: its parameters belong to the

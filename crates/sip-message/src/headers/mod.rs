@@ -118,16 +118,17 @@ pub(crate) fn check_text(c: &Cursor<'_>, kind: ErrorKind) -> Result<(), ParseErr
     let b = c.bytes();
     let wsp = |i: usize| matches!(b.get(i), Some(b' ') | Some(b'\t'));
     let mut i = c.pos();
-    while let Some(&ch) = b.get(i) {
-        match ch {
-            b'\r' if b.get(i + 1) == Some(&b'\n') && wsp(i + 2) => i += 3,
-            b'\n' if wsp(i + 1) => i += 2,
-            b'\t' => i += 1,
-            0..=0x1f | 0x7f => return Err(c.err_at(kind, i)),
-            _ => i += 1,
+    // Jump from control character to control character (usually straight to the end).
+    loop {
+        i += crate::simd::find_ctl(b.get(i..).unwrap_or(&[]));
+        match b.get(i) {
+            None => return Ok(()),
+            Some(b'\r') if b.get(i + 1) == Some(&b'\n') && wsp(i + 2) => i += 3,
+            Some(b'\n') if wsp(i + 1) => i += 2,
+            Some(b'\t') => i += 1,
+            Some(_) => return Err(c.err_at(kind, i)),
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
