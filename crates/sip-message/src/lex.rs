@@ -165,14 +165,8 @@ impl<'a> Cursor<'a> {
     /// Consumes bytes while `class` holds; returns them (maybe empty).
     #[inline]
     pub fn take_class(&mut self, class: &[bool; 256]) -> &'a str {
-        // A local slice iterator keeps the loop in registers (no store of `pos` per byte).
         let start = self.pos;
-        let rest = self.bytes().get(start..).unwrap_or(&[]);
-        let n = rest
-            .iter()
-            .position(|&c| !class[c as usize])
-            .unwrap_or(rest.len());
-        self.pos = start + n;
+        self.pos = chars::run_end(self.bytes(), start, class);
         self.slice(start, self.pos)
     }
 

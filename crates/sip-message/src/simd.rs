@@ -82,6 +82,51 @@ fn swar_first(w: u64, a: u8, b: u8, c: u8) -> Option<usize> {
     (hit != 0).then(|| (hit.trailing_zeros() / 8) as usize)
 }
 
+/// Masks of the 16 bytes at `b[p..]` (bit `k` for byte `p + k`): bytes that are not letters,
+/// digits, `.` or `-` (the bytes past the end of `b` count as such), `.`, and `-`. `None` when
+/// `b` is shorter than 16 bytes. Near the end of `b` the last 16 bytes are loaded and the
+/// masks shifted, so that any position of a slice of 16 bytes or more is covered.
+#[inline(always)]
+fn host_block(b: &[u8], p: usize) -> Option<(u32, u32, u32)> {
+    if let Some(block) = b.get(p..).and_then(|r| r.first_chunk::<16>()) {
+        return Some(imp::host_masks(block));
+    }
+    let n = b.len();
+    let q = n.checked_sub(16)?;
+    if p >= n {
+        return Some((u32::MAX, 0, 0));
+    }
+    let block = b.get(q..).and_then(|r| r.first_chunk::<16>())?;
+    let (bad, dot, dash) = imp::host_masks(block);
+    let shift = (p - q) as u32; // 1..=15
+    Some((
+        (bad >> shift) | (u32::MAX << (16 - shift)),
+        dot >> shift,
+        dash >> shift,
+    ))
+}
+
+/// The end of the run of letters, digits, `.` and `-` at `b[p..]` (a host name or address),
+/// and where its `.` and `-` are (bit `k` for byte `p + k`). `None` when `b` is shorter than
+/// 16 bytes or the run is 64 bytes or longer: the caller scans byte by byte then.
+#[inline]
+pub(crate) fn host_run(b: &[u8], p: usize) -> Option<(usize, u64, u64)> {
+    let (mut dots, mut dashes) = (0u64, 0u64);
+    let mut k = 0usize;
+    while k < 64 {
+        let (bad, dot, dash) = host_block(b, p + k)?;
+        let end = (bad | 0x1_0000).trailing_zeros();
+        let keep = (1u32 << end) - 1;
+        dots |= u64::from(dot & keep) << k;
+        dashes |= u64::from(dash & keep) << k;
+        if end < 16 {
+            return Some((p + k + end as usize, dots, dashes));
+        }
+        k += 16;
+    }
+    None
+}
+
 /// The index of the first `a` in `s`.
 #[inline]
 pub(crate) fn find1(s: &[u8], a: u8) -> Option<usize> {
@@ -122,7 +167,7 @@ pub(crate) fn find_ctl(s: &[u8]) -> usize {
 mod imp {
     use core::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_set_epi64x,
+        _mm_set_epi64x, _mm_sub_epi8,
     };
 
     /// The block as a vector. Built from two integers so that no pointer is involved (the
@@ -157,6 +202,33 @@ mod imp {
         _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(ea, eb), ec)) as u32
     }
 
+    #[inline(always)]
+    pub(super) fn host_masks(block: &[u8; 16]) -> (u32, u32, u32) {
+        unsafe { host_masks_sse2(block) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn host_masks_sse2(block: &[u8; 16]) -> (u32, u32, u32) {
+        let v = load(block);
+        // x in lo..=lo+span exactly when min(x - lo, span) == x - lo (bytes wrap around).
+        let in_range = |x: __m128i, lo: u8, span: u8| {
+            let d = _mm_sub_epi8(x, _mm_set1_epi8(lo as i8));
+            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(span as i8)), d)
+        };
+        // `| 0x20` maps exactly the upper-case letters onto the lower-case ones.
+        let alpha = in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', 25);
+        let digit = in_range(v, b'0', 9);
+        let dot = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'.' as i8));
+        let dash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'-' as i8));
+        let ok = _mm_or_si128(_mm_or_si128(alpha, digit), _mm_or_si128(dot, dash));
+        (
+            !(_mm_movemask_epi8(ok) as u32) & 0xffff,
+            _mm_movemask_epi8(dot) as u32,
+            _mm_movemask_epi8(dash) as u32,
+        )
+    }
+
     #[inline]
     #[target_feature(enable = "sse2")]
     fn ctl_mask_sse2(block: &[u8; 16]) -> u32 {
@@ -178,6 +250,17 @@ mod imp {
     }
 
     #[inline]
+    pub(super) fn host_masks(block: &[u8; 16]) -> (u32, u32, u32) {
+        let mut m = (0, 0, 0);
+        for (k, &c) in block.iter().enumerate() {
+            m.0 |= u32::from(!(c.is_ascii_alphanumeric() || c == b'.' || c == b'-')) << k;
+            m.1 |= u32::from(c == b'.') << k;
+            m.2 |= u32::from(c == b'-') << k;
+        }
+        m
+    }
+
+    #[inline]
     pub(super) fn ctl_mask(block: &[u8; 16]) -> u32 {
         block
             .iter()
@@ -189,6 +272,43 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_runs_match_the_plain_loops() {
+        let hostish = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
+        let alphabet = b"aZ09.-_:;@[ \xff\x7f/`{";
+        let mut seed = 12345u32;
+        for len in 0..90usize {
+            for _ in 0..40 {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        // mostly host characters, so that runs are long
+                        let r = (seed >> 16) as usize;
+                        if r % 5 == 0 {
+                            alphabet[r % alphabet.len()]
+                        } else {
+                            alphabet[r % 6]
+                        }
+                    })
+                    .collect();
+                for p in 0..=len {
+                    let want = p + s[p..].iter().position(|&c| !hostish(c)).unwrap_or(len - p);
+                    if let Some((e, dots, dashes)) = host_run(&s, p) {
+                        assert_eq!(e, want);
+                        for k in 0..(e - p) {
+                            assert_eq!(dots >> k & 1 == 1, s[p + k] == b'.');
+                            assert_eq!(dashes >> k & 1 == 1, s[p + k] == b'-');
+                        }
+                        assert_eq!(dots >> (e - p), 0);
+                        assert_eq!(dashes >> (e - p), 0);
+                    } else {
+                        assert!(len < 16 || want - p >= 64);
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn searches_match_the_plain_loops() {

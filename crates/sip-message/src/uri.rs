@@ -630,6 +630,9 @@ pub(crate) fn scan_host(s: &str, start: usize) -> Result<(Host<'_>, usize), Erro
         let ip = inner.parse::<Ipv6Addr>().map_err(|_| ErrorKind::BadHost)?;
         return Ok((Host::V6(ip), end));
     }
+    if let Some(r) = host_fast(s, start) {
+        return r;
+    }
     const ALNUM: u8 = chars::HC_DIGIT | chars::HC_ALPHA;
     let class = |i: usize| {
         b.get(i)
@@ -678,12 +681,46 @@ pub(crate) fn scan_host(s: &str, start: usize) -> Result<(Host<'_>, usize), Erro
     Ok((Host::Name(text), i))
 }
 
+/// [`scan_host`] for a name or IPv4 address under 64 bytes in a string of 16 bytes or more:
+/// the run of letters, digits, `.` and `-` is found 16 bytes at a time, and the label rules
+/// are checked on the masks of its dots and dashes instead of byte by byte. `None` when it does
+/// not apply (the byte-by-byte scan then decides).
+#[inline]
+fn host_fast(s: &str, start: usize) -> Option<Result<(Host<'_>, usize), ErrorKind>> {
+    let b = s.as_bytes();
+    let (end, dots, dashes) = crate::simd::host_run(b, start)?;
+    let len = end - start;
+    if len == 0 {
+        return None;
+    }
+    let edge = dots | dashes;
+    // A `.` or `-` first, `..`, `-.` or `.-` anywhere, or a `-` last: no host.
+    if edge & 1 != 0
+        || (dots & (dots >> 1)) != 0
+        || (dashes & (dots >> 1)) != 0
+        || (dots & (dashes >> 1)) != 0
+        || (dashes >> (len - 1)) & 1 != 0
+    {
+        return Some(Err(ErrorKind::BadHost));
+    }
+    let text = s.get(start..end)?;
+    if b.get(start).is_some_and(u8::is_ascii_digit) {
+        if let Some(a) = parse_ipv4(text.as_bytes()) {
+            return Some(Ok((Host::V4(a), end)));
+        }
+        if dashes == 0 && text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            return Some(Err(ErrorKind::BadHost));
+        }
+    }
+    Some(Ok((Host::Name(text), end)))
+}
+
 /// The end of the run from `i` of bytes in `class` and valid `%HH` escapes.
 #[inline]
 fn scan_escaped(b: &[u8], mut i: usize, class: &[bool; 256]) -> usize {
     loop {
+        i = chars::run_end(b, i, class);
         match b.get(i) {
-            Some(&c) if class[c as usize] => i += 1,
             Some(b'%') => match (b.get(i + 1), b.get(i + 2)) {
                 (Some(&h), Some(&l)) if is_hex(h) && is_hex(l) => i += 3,
                 _ => return i,
