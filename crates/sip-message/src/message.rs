@@ -493,6 +493,11 @@ impl Message {
         ))
     }
 
+    /// The parameter limit the typed decoders apply.
+    pub(crate) fn max_params(&self) -> usize {
+        self.max_params as usize
+    }
+
     /// Limits the typed decoders apply.
     pub fn max_values(&self) -> usize {
         self.max_values as usize

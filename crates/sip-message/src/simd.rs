@@ -127,6 +127,34 @@ pub(crate) fn host_run(b: &[u8], p: usize) -> Option<(usize, u64, u64)> {
     None
 }
 
+/// True when every byte of `s` is below 0x80.
+#[inline]
+pub(crate) fn is_ascii(s: &[u8]) -> bool {
+    let n = s.len();
+    if n < 16 {
+        return s.is_ascii();
+    }
+    let mut high = 0u32;
+    // 64 bytes per step (four vectors OR-ed, one mask), then 16 at a time.
+    let mut quads = s.chunks_exact(64);
+    for quad in quads.by_ref() {
+        if let Some(q) = quad.first_chunk::<64>() {
+            high |= imp::high_mask64(q);
+        }
+    }
+    let rest = quads.remainder();
+    let mut i = 0;
+    while let Some(block) = rest.get(i..).and_then(|r| r.first_chunk::<16>()) {
+        high |= imp::high_mask(block);
+        i += 16;
+    }
+    // The last bytes, in one block overlapping the one before.
+    if let Some(block) = s.get(n - 16..).and_then(|r| r.first_chunk::<16>()) {
+        high |= imp::high_mask(block);
+    }
+    high == 0
+}
+
 /// The index of the first `a` in `s`.
 #[inline]
 pub(crate) fn find1(s: &[u8], a: u8) -> Option<usize> {
@@ -207,6 +235,39 @@ mod imp {
         unsafe { host_masks_sse2(block) }
     }
 
+    /// The top bit of every byte.
+    #[inline(always)]
+    pub(super) fn high_mask(block: &[u8; 16]) -> u32 {
+        unsafe { high_mask_sse2(block) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn high_mask_sse2(block: &[u8; 16]) -> u32 {
+        _mm_movemask_epi8(load(block)) as u32
+    }
+
+    /// The top bits of 64 bytes OR-ed together (bit `k` set when byte `k`, `16 + k`, `32 + k`
+    /// or `48 + k` has it).
+    #[inline(always)]
+    pub(super) fn high_mask64(q: &[u8; 64]) -> u32 {
+        unsafe { high_mask64_sse2(q) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn high_mask64_sse2(q: &[u8; 64]) -> u32 {
+        let part = |k: usize| {
+            let block = q.get(k * 16..).and_then(|r| r.first_chunk::<16>());
+            load(block.unwrap_or(&[0; 16]))
+        };
+        let v = _mm_or_si128(
+            _mm_or_si128(part(0), part(1)),
+            _mm_or_si128(part(2), part(3)),
+        );
+        _mm_movemask_epi8(v) as u32
+    }
+
     #[inline]
     #[target_feature(enable = "sse2")]
     fn host_masks_sse2(block: &[u8; 16]) -> (u32, u32, u32) {
@@ -247,6 +308,21 @@ mod imp {
         block.iter().enumerate().fold(0, |m, (k, &x)| {
             m | (u32::from(x == a || x == b || x == c) << k)
         })
+    }
+
+    #[inline]
+    pub(super) fn high_mask(block: &[u8; 16]) -> u32 {
+        block
+            .iter()
+            .enumerate()
+            .fold(0, |m, (k, &c)| m | (u32::from(c >> 7) << k))
+    }
+
+    #[inline]
+    pub(super) fn high_mask64(q: &[u8; 64]) -> u32 {
+        q.iter()
+            .enumerate()
+            .fold(0, |m, (k, &c)| m | (u32::from(c >> 7) << (k % 16)))
     }
 
     #[inline]
@@ -306,6 +382,20 @@ mod tests {
                         assert!(len < 16 || want - p >= 64);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn ascii_check_matches_std() {
+        for len in 0..200usize {
+            let mut s = vec![b'a'; len];
+            assert!(is_ascii(&s));
+            for k in 0..len {
+                s[k] = 0x80 | (k as u8);
+                assert!(!is_ascii(&s), "{len} {k}");
+                s[k] = 0x7f;
+                assert!(is_ascii(&s));
             }
         }
     }

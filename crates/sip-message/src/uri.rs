@@ -577,31 +577,36 @@ fn parse_tel<'a>(s: &'a str, at: usize, base: usize, max_params: usize) -> Resul
 /// three digits, each at most 255, no leading zero), without its generic parser's cost.
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     let mut out = [0u8; 4];
-    let (mut part, mut value, mut digits) = (0usize, 0u16, 0u8);
-    for &c in b {
-        if c == b'.' {
-            if digits == 0 || part == 3 {
+    let mut i = 0;
+    for (k, octet) in out.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            out[part] = value as u8;
-            (part, value, digits) = (part + 1, 0, 0);
-            continue;
+            i += 1;
         }
-        // A digit after a leading zero, a fourth digit, or a value above 255 is no octet.
-        if !c.is_ascii_digit() || (digits == 1 && value == 0) || digits == 3 {
+        let first = b.get(i)?.wrapping_sub(b'0');
+        if first > 9 {
             return None;
         }
-        value = value * 10 + u16::from(c - b'0');
-        digits += 1;
-        if value > 255 {
-            return None;
+        let mut v = u16::from(first);
+        i += 1;
+        // Up to two more digits; none after a leading zero.
+        for _ in 0..2 {
+            match b.get(i) {
+                Some(&c) if c.is_ascii_digit() => {
+                    if v == 0 {
+                        return None;
+                    }
+                    v = v * 10 + u16::from(c - b'0');
+                    i += 1;
+                }
+                _ => break,
+            }
         }
+        *octet = u8::try_from(v).ok()?;
     }
-    if digits == 0 || part != 3 {
-        return None;
-    }
-    out[3] = value as u8;
-    Some(Ipv4Addr::from(out))
+    (i == b.len()).then(|| Ipv4Addr::from(out))
 }
 
 /// `memchr` for the short strings URIs usually are: a plain loop costs less than the vectorised
