@@ -238,22 +238,27 @@ impl Message {
             if next - line_start > limits.max_line_length {
                 return Err(ParseError::new(ErrorKind::LineTooLong, line_start));
             }
-            let mut vs = value_from;
-            // Usually one space, then the value.
-            if b.get(vs) == Some(&b' ') && b.get(vs + 1).is_some_and(|&c| c > b' ') {
-                vs += 1;
-            }
-            while vs < eol {
-                match b[vs] {
-                    b' ' | b'\t' | b'\n' => vs += 1,
-                    b'\r' => vs += 2,
-                    _ => break,
+            // Usually one space, then the value, and no white space at its end.
+            let vs = if b.get(value_from) == Some(&b' ')
+                && b.get(value_from + 1).is_some_and(|&c| c > b' ')
+            {
+                value_from + 1
+            } else {
+                let mut vs = value_from;
+                while vs < eol {
+                    match b[vs] {
+                        b' ' | b'\t' | b'\n' => vs += 1,
+                        b'\r' => vs += 2,
+                        _ => break,
+                    }
                 }
-            }
-            let vs = vs.min(eol);
+                vs.min(eol)
+            };
             let mut ve = eol;
-            while ve > vs && matches!(b[ve - 1], b' ' | b'\t') {
-                ve -= 1;
+            if eol <= vs || b.get(eol - 1).is_none_or(|&c| c <= b' ') {
+                while ve > vs && matches!(b[ve - 1], b' ' | b'\t') {
+                    ve -= 1;
+                }
             }
             if name == HeaderName::ContentLength {
                 if content_length.is_some() {
@@ -617,7 +622,11 @@ fn parse_start_line(b: &[u8], from: usize, eol: usize, limits: &Limits) -> Resul
     if method.is_empty() || !method.iter().all(|c| TOKEN[*c as usize]) {
         return Err(ParseError::new(ErrorKind::BadMethod, from));
     }
-    let sp2 = memchr::memrchr(b' ', line).unwrap_or(sp1);
+    // The last space: where ` SIP/2.0` ends the line, without a search.
+    let sp2 = match line.len().checked_sub(8) {
+        Some(at) if at > sp1 && line.get(at..).is_some_and(|v| v == b" SIP/2.0") => at,
+        _ => memchr::memrchr(b' ', line).unwrap_or(sp1),
+    };
     if sp2 == sp1 {
         return Err(ParseError::new(ErrorKind::BadStartLine, from + sp1));
     }
