@@ -79,9 +79,24 @@ pub(crate) fn delta_seconds_str(d: &str) -> Option<u32> {
 
 /// [`delta_seconds_str`] at the cursor.
 pub(crate) fn delta_seconds(c: &mut Cursor<'_>, kind: ErrorKind) -> Result<u32, ParseError> {
+    // Digits and value in one pass, with the saturation of `delta_seconds_str`.
     let start = c.pos();
-    let d = c.take_while(|b| b.is_ascii_digit());
-    delta_seconds_str(d).ok_or(c.err_at(kind, start))
+    let b = c.bytes();
+    let mut i = start;
+    let mut v = 0u32;
+    while let Some(&d) = b.get(i) {
+        let x = d.wrapping_sub(b'0');
+        if x > 9 {
+            break;
+        }
+        v = v.saturating_mul(10).saturating_add(u32::from(x));
+        i += 1;
+    }
+    if i == start {
+        return Err(c.err_at(kind, start));
+    }
+    c.set_pos(i);
+    Ok(v)
 }
 
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
