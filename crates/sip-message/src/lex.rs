@@ -237,6 +237,7 @@ impl<'a> Cursor<'a> {
     /// Generic parameters `*( SEMI generic-param )` from the cursor. Returns the raw text from the
     /// first `;` (white space before it skipped) to the end of the last parameter, and calls `each`
     /// with every name and value so that callers can pick out the ones they know in this one pass.
+    #[inline(always)]
     pub fn header_params(
         &mut self,
         mut each: impl FnMut(&'a str, Option<&'a str>) -> Result<()>,

@@ -80,7 +80,7 @@ fn is_ws(b: u8) -> bool {
 
 /// Decodes one address value at the cursor. `list`: the header is a comma-separated list (a
 /// top-level `,` ends the value). `each` sees every header parameter during the one pass.
-#[inline]
+#[inline(always)]
 pub(crate) fn decode_name_addr<'a>(
     c: &mut Cursor<'a>,
     list: bool,
@@ -216,7 +216,7 @@ macro_rules! name_addr_header {
             const LIST: bool = $list;
             const ERROR: ErrorKind = ErrorKind::BadNameAddr;
 
-            #[inline]
+            #[inline(always)]
             fn decode(c: &mut Cursor<'a>) -> Result<Self> {
                 decode_name_addr(c, $list, $spec, |_, _| Ok(())).map($ty)
             }
@@ -314,7 +314,7 @@ impl<'a> TypedHeader<'a> for Contact<'a> {
     const LIST: bool = true;
     const ERROR: ErrorKind = ErrorKind::BadNameAddr;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let start = c.pos();
         if c.peek() == Some(b'*') {

@@ -50,7 +50,7 @@ impl<'a> TypedHeader<'a> for ContentType<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let (mtype, subtype) = media_range(c, Self::ERROR)?;
         let at = At::new(c);
@@ -101,7 +101,7 @@ impl<'a> TypedHeader<'a> for Accept<'a> {
     const LIST: bool = true;
     const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let (mtype, subtype) = media_range(c, Self::ERROR)?;
         if mtype == "*" && subtype != "*" {

@@ -17,7 +17,7 @@ impl<'a> TypedHeader<'a> for ContentLength {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadContentLength;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         parse_u32(c, u32::MAX, Self::ERROR).map(ContentLength)
     }
@@ -33,7 +33,7 @@ impl<'a> TypedHeader<'a> for Expires {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadNumber;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         delta_seconds(c, Self::ERROR).map(Expires)
     }
@@ -48,7 +48,7 @@ impl<'a> TypedHeader<'a> for MinExpires {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadNumber;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         delta_seconds(c, Self::ERROR).map(MinExpires)
     }
@@ -66,7 +66,7 @@ impl<'a> TypedHeader<'a> for MinSe<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadNumber;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let delta = delta_seconds(c, Self::ERROR)?;
         let params = c.header_params(|_, _| Ok(()))?;
@@ -96,7 +96,7 @@ impl<'a> TypedHeader<'a> for SessionExpires<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadNumber;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let delta = delta_seconds(c, Self::ERROR)?;
         let at = At::new(c);

@@ -16,7 +16,7 @@ impl<'a> TypedHeader<'a> for CallId<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let start = c.pos();
         let w = c.take_class(&chars::WORD);
@@ -44,7 +44,7 @@ impl<'a> TypedHeader<'a> for CSeq<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadCSeq;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let seq = parse_u32(c, (1 << 31) - 1, Self::ERROR)?;
         if !c.skip_ws() {
@@ -68,7 +68,7 @@ impl<'a> TypedHeader<'a> for MaxForwards {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadMaxForwards;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         Ok(MaxForwards(parse_u32(c, 255, Self::ERROR)? as u8))
     }

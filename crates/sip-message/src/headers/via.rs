@@ -81,7 +81,7 @@ impl<'a> TypedHeader<'a> for Via<'a> {
     const LIST: bool = true;
     const ERROR: ErrorKind = ErrorKind::BadVia;
 
-    #[inline]
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         const E: ErrorKind = ErrorKind::BadVia;
         let (protocol, version);
