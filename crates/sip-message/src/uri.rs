@@ -393,6 +393,7 @@ pub(crate) fn parse_uri<'a>(
     }
 }
 
+#[inline(always)]
 fn parse_sip<'a>(
     s: &'a str,
     at: usize,
@@ -625,6 +626,7 @@ fn find_byte(needle: u8, s: &[u8]) -> Option<usize> {
 /// every URI and Via of every message, so the host is looked at once: names are checked as
 /// they are scanned (`hostname = *( domainlabel "." ) toplabel [ "." ]`, labels of letters,
 /// digits and inner `-`), and a host of digits and dots only is an IPv4 address.
+#[inline(always)]
 pub(crate) fn scan_host(s: &str, start: usize) -> Result<(Host<'_>, usize), ErrorKind> {
     let b = s.as_bytes();
     if b.get(start) == Some(&b'[') {
