@@ -361,7 +361,7 @@ mod tests {
                         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
                         // mostly host characters, so that runs are long
                         let r = (seed >> 16) as usize;
-                        if r % 5 == 0 {
+                        if r.is_multiple_of(5) {
                             alphabet[r % alphabet.len()]
                         } else {
                             alphabet[r % 6]
