@@ -86,6 +86,22 @@ pub struct Message {
     max_values: u16,
 }
 
+/// The index of the first byte that is neither CR nor LF, 16 bytes at a time (a flood of
+/// empty lines costs little).
+fn skip_line_breaks(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(m) = simd::mask2(b, i, b'\r', b'\n') {
+        if m != 0xffff {
+            return Some(i + (!m).trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    let tail = b.get(i..)?;
+    tail.iter()
+        .position(|c| *c != b'\r' && *c != b'\n')
+        .map(|k| i + k)
+}
+
 /// The general header-name path: the name (token characters), optional SP/HT, the colon.
 /// Returns the end of the name and the index after the colon.
 fn scan_name(b: &[u8], line_start: usize) -> Result<(usize, usize)> {
@@ -168,10 +184,7 @@ impl Message {
             ));
         }
         // Leading CRLFs are ignored (RFC 3261 7.5).
-        let mut pos = b
-            .iter()
-            .position(|c| *c != b'\r' && *c != b'\n')
-            .ok_or(ParseError::new(ErrorKind::Empty, 0))?;
+        let mut pos = skip_line_breaks(b).ok_or(ParseError::new(ErrorKind::Empty, 0))?;
         let sl_start = pos;
         let (eol, next) = find_eol(b, pos)?;
         if eol - pos > limits.max_line_length {
@@ -670,6 +683,22 @@ fn parse_start_line(b: &[u8], from: usize, eol: usize, limits: &Limits) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_line_breaks_are_skipped_like_the_plain_loop() {
+        for len in 0..80usize {
+            for first in 0..=len {
+                let mut s: Vec<u8> = (0..len)
+                    .map(|k| if k % 3 == 0 { b'\n' } else { b'\r' })
+                    .collect();
+                if first < len {
+                    s[first] = b'X';
+                }
+                let want = s.iter().position(|c| *c != b'\r' && *c != b'\n');
+                assert_eq!(skip_line_breaks(&s), want, "{len} {first}");
+            }
+        }
+    }
 
     const INVITE: &[u8] = b"INVITE sip:bob@biloxi.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bK776asdhds\r\n\
