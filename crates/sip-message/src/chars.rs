@@ -61,23 +61,32 @@ pub(crate) fn hex_val(b: u8) -> u8 {
     }
 }
 
+/// The end of the run of `class` bytes at `b[i..]`. (A plain indexed loop: it compiles to
+/// fewer instructions per byte than an iterator's `position` here.)
+#[inline]
+pub(crate) fn run_end(b: &[u8], mut i: usize, class: &[bool; 256]) -> usize {
+    loop {
+        match b.get(i) {
+            Some(&c) if class[c as usize] => i += 1,
+            _ => return i,
+        }
+    }
+}
+
 /// True when every byte of `s` is in `class` or is part of a valid `%HH` escape.
 pub(crate) fn all_escaped(s: &[u8], class: &[bool; 256]) -> bool {
     let mut i = 0;
-    while i < s.len() {
-        let b = s[i];
-        if b == b'%' {
-            match (s.get(i + 1), s.get(i + 2)) {
+    loop {
+        i = run_end(s, i, class);
+        match s.get(i) {
+            None => return true,
+            Some(b'%') => match (s.get(i + 1), s.get(i + 2)) {
                 (Some(&h), Some(&l)) if is_hex(h) && is_hex(l) => i += 3,
                 _ => return false,
-            }
-        } else if class[b as usize] {
-            i += 1;
-        } else {
-            return false;
+            },
+            Some(_) => return false,
         }
     }
-    true
 }
 
 /// True when `s` is a non-empty token.

@@ -165,14 +165,8 @@ impl<'a> Cursor<'a> {
     /// Consumes bytes while `class` holds; returns them (maybe empty).
     #[inline]
     pub fn take_class(&mut self, class: &[bool; 256]) -> &'a str {
-        // A local slice iterator keeps the loop in registers (no store of `pos` per byte).
         let start = self.pos;
-        let rest = self.bytes().get(start..).unwrap_or(&[]);
-        let n = rest
-            .iter()
-            .position(|&c| !class[c as usize])
-            .unwrap_or(rest.len());
-        self.pos = start + n;
+        self.pos = chars::run_end(self.bytes(), start, class);
         self.slice(start, self.pos)
     }
 
@@ -220,7 +214,7 @@ impl<'a> Cursor<'a> {
             };
             let at = match near.iter().position(|&c| c == b'"' || c == b'\\') {
                 Some(k) => i + k,
-                None => match memchr::memchr2(b'"', b'\\', &rest[near.len()..]) {
+                None => match crate::simd::find2(&rest[near.len()..], b'"', b'\\') {
                     Some(k) => i + near.len() + k,
                     None => return Err(self.err_at(ErrorKind::UnterminatedQuote, open)),
                 },
@@ -243,6 +237,7 @@ impl<'a> Cursor<'a> {
     /// Generic parameters `*( SEMI generic-param )` from the cursor. Returns the raw text from the
     /// first `;` (white space before it skipped) to the end of the last parameter, and calls `each`
     /// with every name and value so that callers can pick out the ones they know in this one pass.
+    #[inline(always)]
     pub fn header_params(
         &mut self,
         mut each: impl FnMut(&'a str, Option<&'a str>) -> Result<()>,

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod message;
 pub mod method;
 pub mod name;
+mod simd;
 pub mod typed;
 pub mod uri;
 pub mod validate;

@@ -63,6 +63,60 @@ macro_rules! header_names {
             }
         }
 
+        /// Every known name of two or more bytes as little-endian words, zero-padded, with its
+        /// length (0 for none); indexed like `ALL`.
+        static WORDS: [([u64; 3], u8, HeaderName); ALL.len()] = {
+            let mut t = [([0u64; 3], 0u8, HeaderName::Other); ALL.len()];
+            let mut i = 0;
+            while i < ALL.len() {
+                let n = ALL[i].1.as_bytes();
+                if n.len() <= 24 {
+                    let mut k = 0;
+                    while k < n.len() {
+                        t[i].0[k / 8] |= (n[k] as u64) << (8 * (k % 8));
+                        k += 1;
+                    }
+                    t[i].1 = n.len() as u8;
+                    t[i].2 = ALL[i].0;
+                }
+                i += 1;
+            }
+            t
+        };
+
+        impl HeaderName {
+            /// A known name in its canonical spelling at `b[at..]`, directly followed by `:`;
+            /// returns it and its length. `None` when the name is spelled otherwise, unknown,
+            /// followed by anything but the colon, or too close to the end of `b` to look at 32
+            /// bytes at once: the caller then takes the general path.
+            #[inline]
+            pub(crate) fn canonical_at(b: &[u8], at: usize) -> Option<(HeaderName, usize)> {
+                let w: &[u8; 32] = b.get(at..)?.first_chunk::<32>()?;
+                let m = crate::simd::mask1(w, 0, b':')? | crate::simd::mask1(w, 16, b':')? << 16;
+                let len = m.trailing_zeros() as usize;
+                if !(2..=24).contains(&len) {
+                    return None;
+                }
+                let slot = TABLE[name_hash(w.get(..len)?)];
+                let (words, n, h) = WORDS.get(usize::from(slot).checked_sub(1)?)?;
+                if usize::from(*n) != len {
+                    return None;
+                }
+                let word = |k: usize| -> u64 {
+                    let chunk = w.get(k * 8..).and_then(|r| r.first_chunk::<8>());
+                    u64::from_le_bytes(chunk.copied().unwrap_or_default())
+                };
+                let mask = LEN_MASKS.get(len)?;
+                let diff = ((word(0) ^ words[0]) & mask[0])
+                    | ((word(1) ^ words[1]) & mask[1])
+                    | ((word(2) ^ words[2]) & mask[2]);
+                if diff != 0 {
+                    return None;
+                }
+                Some((*h, len))
+            }
+        }
+
         /// Every known name with its canonical spelling.
         const ALL: &[(HeaderName, &str)] = &[ $( (HeaderName::$variant, $canon), )* ];
         /// Compact form (either case) to index + 1 in `ALL`, 0 for none.
@@ -95,6 +149,22 @@ macro_rules! header_names {
         };
     };
 }
+
+/// For a name of `len` bytes (index), the masks that keep its bytes in three little-endian
+/// words.
+static LEN_MASKS: [[u64; 3]; 25] = {
+    let mut t = [[0u64; 3]; 25];
+    let mut len = 0;
+    while len <= 24 {
+        let mut k = 0;
+        while k < len {
+            t[len][k / 8] |= 0xff << (8 * (k % 8));
+            k += 1;
+        }
+        len += 1;
+    }
+    t
+};
 
 /// A hash of a name of two or more bytes that ignores ASCII case (`| 0x20` lower-cases letters
 /// and keeps `-`; any other byte only selects a candidate that the comparison then rejects).

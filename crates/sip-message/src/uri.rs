@@ -352,6 +352,13 @@ pub(crate) fn parse_uri<'a>(
     max_params: usize,
 ) -> Result<Uri<'a>> {
     let b = s.as_bytes();
+    // `sip:` in any case, the scheme of nearly every URI a proxy reads: one word compare (the
+    // colon exactly, the letters with their case bit set).
+    if let Some(head) = b.first_chunk::<4>() {
+        if u32::from_le_bytes(*head) | 0x0020_2020 == u32::from_le_bytes(*b"sip:") {
+            return parse_sip(s, 4, Scheme::Sip, base, ctx, max_params).map(Uri::Sip);
+        }
+    }
     let err = |k: ErrorKind, at: usize| ParseError::new(k, base + at);
     let colon = match find_byte(b':', b) {
         Some(i) if i > 0 => i,
@@ -386,6 +393,7 @@ pub(crate) fn parse_uri<'a>(
     }
 }
 
+#[inline(always)]
 fn parse_sip<'a>(
     s: &'a str,
     at: usize,
@@ -429,10 +437,9 @@ fn parse_sip<'a>(
     if b.get(i) == Some(&b':') {
         i += 1;
         let p0 = i;
-        while b.get(i).is_some_and(|c| c.is_ascii_digit()) {
-            i += 1;
-        }
-        port = Some(parse_port(b.get(p0..i).unwrap_or(&[])).ok_or(err(ErrorKind::BadPort, p0))?);
+        let (end, p) = port_at(b, i);
+        i = end;
+        port = Some(p.ok_or(err(ErrorKind::BadPort, p0))?);
     }
     // uri-parameters
     let params_at = i;
@@ -443,24 +450,18 @@ fn parse_sip<'a>(
         if count > max_params {
             return Err(err(ErrorKind::TooManyParams, i));
         }
+        // name and value are checked as they are scanned: `paramchar` or a valid escape, up
+        // to `=`, `;`, `?` or the end; anything else is an error at the start of the part.
         let n0 = i;
-        while b
-            .get(i)
-            .is_some_and(|c| *c != b'=' && *c != b';' && *c != b'?')
-        {
-            i += 1;
-        }
-        let name = b.get(n0..i).unwrap_or(&[]);
-        if name.is_empty() || !all_escaped(name, &chars::PARAMCHAR) {
+        i = scan_escaped(b, i, &chars::PARAMCHAR);
+        if i == n0 || !matches!(b.get(i), None | Some(b'=' | b';' | b'?')) {
             return Err(err(ErrorKind::BadUri, n0));
         }
         if b.get(i) == Some(&b'=') {
             i += 1;
             let v0 = i;
-            while b.get(i).is_some_and(|c| *c != b';' && *c != b'?') {
-                i += 1;
-            }
-            if !all_escaped(b.get(v0..i).unwrap_or(&[]), &chars::PARAMCHAR) {
+            i = scan_escaped(b, i, &chars::PARAMCHAR);
+            if !matches!(b.get(i), None | Some(b';' | b'?')) {
                 return Err(err(ErrorKind::BadUri, v0));
             }
         }
@@ -577,31 +578,36 @@ fn parse_tel<'a>(s: &'a str, at: usize, base: usize, max_params: usize) -> Resul
 /// three digits, each at most 255, no leading zero), without its generic parser's cost.
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
     let mut out = [0u8; 4];
-    let (mut part, mut value, mut digits) = (0usize, 0u16, 0u8);
-    for &c in b {
-        if c == b'.' {
-            if digits == 0 || part == 3 {
+    let mut i = 0;
+    for (k, octet) in out.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            out[part] = value as u8;
-            (part, value, digits) = (part + 1, 0, 0);
-            continue;
+            i += 1;
         }
-        // A digit after a leading zero, a fourth digit, or a value above 255 is no octet.
-        if !c.is_ascii_digit() || (digits == 1 && value == 0) || digits == 3 {
+        let first = b.get(i)?.wrapping_sub(b'0');
+        if first > 9 {
             return None;
         }
-        value = value * 10 + u16::from(c - b'0');
-        digits += 1;
-        if value > 255 {
-            return None;
+        let mut v = u16::from(first);
+        i += 1;
+        // Up to two more digits; none after a leading zero.
+        for _ in 0..2 {
+            match b.get(i) {
+                Some(&c) if c.is_ascii_digit() => {
+                    if v == 0 {
+                        return None;
+                    }
+                    v = v * 10 + u16::from(c - b'0');
+                    i += 1;
+                }
+                _ => break,
+            }
         }
+        *octet = u8::try_from(v).ok()?;
     }
-    if digits == 0 || part != 3 {
-        return None;
-    }
-    out[3] = value as u8;
-    Some(Ipv4Addr::from(out))
+    (i == b.len()).then(|| Ipv4Addr::from(out))
 }
 
 /// `memchr` for the short strings URIs usually are: a plain loop costs less than the vectorised
@@ -609,7 +615,7 @@ fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
 #[inline]
 fn find_byte(needle: u8, s: &[u8]) -> Option<usize> {
     if s.len() < 64 {
-        s.iter().position(|&c| c == needle)
+        crate::simd::find1(s, needle)
     } else {
         memchr::memchr(needle, s)
     }
@@ -620,6 +626,7 @@ fn find_byte(needle: u8, s: &[u8]) -> Option<usize> {
 /// every URI and Via of every message, so the host is looked at once: names are checked as
 /// they are scanned (`hostname = *( domainlabel "." ) toplabel [ "." ]`, labels of letters,
 /// digits and inner `-`), and a host of digits and dots only is an IPv4 address.
+#[inline(always)]
 pub(crate) fn scan_host(s: &str, start: usize) -> Result<(Host<'_>, usize), ErrorKind> {
     let b = s.as_bytes();
     if b.get(start) == Some(&b'[') {
@@ -630,47 +637,142 @@ pub(crate) fn scan_host(s: &str, start: usize) -> Result<(Host<'_>, usize), Erro
         let ip = inner.parse::<Ipv6Addr>().map_err(|_| ErrorKind::BadHost)?;
         return Ok((Host::V6(ip), end));
     }
+    if let Some(r) = host_fast(s, start) {
+        return r;
+    }
+    const ALNUM: u8 = chars::HC_DIGIT | chars::HC_ALPHA;
+    let class = |i: usize| {
+        b.get(i)
+            .map_or(chars::HC_OTHER, |&c| chars::HOST_CLASS[c as usize])
+    };
     let mut i = start;
-    // Class of the previous byte (a virtual '.' before the first) and of every byte so far.
-    let mut prev = chars::HC_DOT;
-    let mut seen = 0u8;
-    while let Some(&c) = b.get(i) {
-        let k = chars::HOST_CLASS[c as usize];
-        if k & (chars::HC_DIGIT | chars::HC_ALPHA) == 0 {
-            match k {
-                // no empty label, no label ending with '-'
-                chars::HC_DOT if prev & (chars::HC_DOT | chars::HC_DASH) == 0 => {}
-                // no label starting with '-'
-                chars::HC_DASH if prev != chars::HC_DOT => {}
-                chars::HC_DOT | chars::HC_DASH => return Err(ErrorKind::BadHost),
-                _ => break,
+    // Label by label: a letter or digit, then letters, digits and `-`, not ending with `-`;
+    // a `.` before each further label. A `.` or `-` where a label should start (leading, `..`,
+    // `.-`) is an error; anything else there ends the host (after a final `.`, or at once).
+    loop {
+        let k = class(i);
+        if k & ALNUM == 0 {
+            if k & (chars::HC_DOT | chars::HC_DASH) != 0 {
+                return Err(ErrorKind::BadHost);
             }
+            break;
         }
-        seen |= k;
-        prev = k;
+        let rest = b.get(i + 1..).unwrap_or(&[]);
+        i += 1 + rest
+            .iter()
+            .position(|&c| chars::HOST_CLASS[c as usize] & (ALNUM | chars::HC_DASH) == 0)
+            .unwrap_or(rest.len());
+        if b.get(i - 1) == Some(&b'-') {
+            return Err(ErrorKind::BadHost);
+        }
+        if b.get(i) != Some(&b'.') {
+            break;
+        }
         i += 1;
     }
-    let digits_only = seen & (chars::HC_ALPHA | chars::HC_DASH) == 0;
     let text = s.get(start..i).unwrap_or("");
-    if text.is_empty() || text.len() > 255 || prev == chars::HC_DASH {
+    if text.is_empty() || text.len() > 255 {
         return Err(ErrorKind::BadHost);
     }
-    if digits_only {
-        return parse_ipv4(text.as_bytes())
-            .map(|a| (Host::V4(a), i))
-            .ok_or(ErrorKind::BadHost);
+    // A name has a letter or `-` somewhere; digits and dots alone must be an IPv4 address.
+    // Names start with a letter far more often than not, which settles it at once.
+    if b.get(start).is_some_and(u8::is_ascii_digit) {
+        if let Some(a) = parse_ipv4(text.as_bytes()) {
+            return Ok((Host::V4(a), i));
+        }
+        if text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            return Err(ErrorKind::BadHost);
+        }
     }
     // A single trailing dot (a fully qualified name) is allowed; two were refused above.
     Ok((Host::Name(text), i))
 }
 
-/// 1 to 5 digits, at most 65535.
-pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
-    if d.is_empty() || d.len() > 5 || !d.iter().all(u8::is_ascii_digit) {
+/// [`scan_host`] for a name or IPv4 address under 64 bytes in a string of 16 bytes or more:
+/// the run of letters, digits, `.` and `-` is found 16 bytes at a time, and the label rules
+/// are checked on the masks of its dots and dashes instead of byte by byte. `None` when it does
+/// not apply (the byte-by-byte scan then decides).
+#[inline]
+fn host_fast(s: &str, start: usize) -> Option<Result<(Host<'_>, usize), ErrorKind>> {
+    let b = s.as_bytes();
+    let (end, dots, dashes) = crate::simd::host_run(b, start)?;
+    let len = end - start;
+    if len == 0 {
         return None;
     }
-    let v = d.iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
+    let edge = dots | dashes;
+    // A `.` or `-` first, `..`, `-.` or `.-` anywhere, or a `-` last: no host.
+    if edge & 1 != 0
+        || (dots & (dots >> 1)) != 0
+        || (dashes & (dots >> 1)) != 0
+        || (dots & (dashes >> 1)) != 0
+        || (dashes >> (len - 1)) & 1 != 0
+    {
+        return Some(Err(ErrorKind::BadHost));
+    }
+    let text = s.get(start..end)?;
+    if b.get(start).is_some_and(u8::is_ascii_digit) {
+        if let Some(a) = parse_ipv4(text.as_bytes()) {
+            return Some(Ok((Host::V4(a), end)));
+        }
+        if dashes == 0 && text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            return Some(Err(ErrorKind::BadHost));
+        }
+    }
+    Some(Ok((Host::Name(text), end)))
+}
+
+/// The end of the run from `i` of bytes in `class` and valid `%HH` escapes.
+#[inline]
+fn scan_escaped(b: &[u8], mut i: usize, class: &[bool; 256]) -> usize {
+    loop {
+        i = chars::run_end(b, i, class);
+        match b.get(i) {
+            Some(b'%') => match (b.get(i + 1), b.get(i + 2)) {
+                (Some(&h), Some(&l)) if is_hex(h) && is_hex(l) => i += 3,
+                _ => return i,
+            },
+            _ => return i,
+        }
+    }
+}
+
+/// 1 to 5 digits, at most 65535.
+pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
+    if d.is_empty() || d.len() > 5 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in d {
+        let x = c.wrapping_sub(b'0');
+        if x > 9 {
+            return None;
+        }
+        v = v * 10 + u32::from(x);
+    }
     u16::try_from(v).ok()
+}
+
+/// The digits at `b[i..]` (maybe none) read as a port in the same pass: returns the index
+/// after them and the port, `None` when there are none, more than five, or the value is above
+/// 65535 (what [`parse_port`] says of the same digits).
+#[inline]
+pub(crate) fn port_at(b: &[u8], i: usize) -> (usize, Option<u16>) {
+    let mut j = i;
+    let mut v = 0u32;
+    while let Some(&c) = b.get(j) {
+        let x = c.wrapping_sub(b'0');
+        if x > 9 {
+            break;
+        }
+        // Stops growing past 65535 so that a long run of digits cannot overflow.
+        if v <= 65_535 {
+            v = v * 10 + u32::from(x);
+        }
+        j += 1;
+    }
+    let ok = j > i && j - i <= 5;
+    (j, ok.then(|| u16::try_from(v).ok()).flatten())
 }
 
 /// Where an unbracketed addr-spec (`From: sip:a@b;tag=x`) ends: its parameters belong to the

@@ -80,6 +80,7 @@ fn is_ws(b: u8) -> bool {
 
 /// Decodes one address value at the cursor. `list`: the header is a comma-separated list (a
 /// top-level `,` ends the value). `each` sees every header parameter during the one pass.
+#[inline(always)]
 pub(crate) fn decode_name_addr<'a>(
     c: &mut Cursor<'a>,
     list: bool,
@@ -136,7 +137,8 @@ pub(crate) fn decode_name_addr<'a>(
         let open = c.pos() - 1;
         let u0 = c.pos();
         let rest = c.bytes().get(u0..).unwrap_or(&[]);
-        let j = memchr::memchr(b'>', rest).ok_or(c.err_at(ErrorKind::UnterminatedAngle, open))?;
+        let j =
+            crate::simd::find1(rest, b'>').ok_or(c.err_at(ErrorKind::UnterminatedAngle, open))?;
         if j == 0 {
             return Err(c.err_at(E, u0));
         }
@@ -214,6 +216,7 @@ macro_rules! name_addr_header {
             const LIST: bool = $list;
             const ERROR: ErrorKind = ErrorKind::BadNameAddr;
 
+            #[inline(always)]
             fn decode(c: &mut Cursor<'a>) -> Result<Self> {
                 decode_name_addr(c, $list, $spec, |_, _| Ok(())).map($ty)
             }
@@ -311,6 +314,7 @@ impl<'a> TypedHeader<'a> for Contact<'a> {
     const LIST: bool = true;
     const ERROR: ErrorKind = ErrorKind::BadNameAddr;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let start = c.pos();
         if c.peek() == Some(b'*') {

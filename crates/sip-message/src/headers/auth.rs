@@ -214,6 +214,7 @@ macro_rules! auth_header {
             const LIST: bool = false;
             const ERROR: ErrorKind = ErrorKind::BadAuth;
 
+            #[inline(always)]
             fn decode(c: &mut Cursor<'a>) -> Result<Self> {
                 decode_auth(c).map($ty)
             }

@@ -25,18 +25,29 @@ impl Message {
             },
             ..*first
         };
-        let Ok(all) = self.cursor(&block) else {
-            return fields
-                .iter()
-                .try_fold(0, |n, f| Ok(n + self.decode_field_values(f)?));
+        let raw = self.slice(block.value_span);
+        let checked;
+        let text = if crate::simd::is_ascii(raw) {
+            // SAFETY: every byte of `raw` is below 0x80 (checked on the line above), and a
+            // sequence of ASCII bytes is valid UTF-8. The vector check costs about half of
+            // `from_utf8`'s on the ASCII that header blocks nearly always are.
+            unsafe { std::str::from_utf8_unchecked(raw) }
+        } else {
+            let Ok(all) = self.cursor(&block) else {
+                return fields
+                    .iter()
+                    .try_fold(0, |n, f| Ok(n + self.decode_field_values(f)?));
+            };
+            checked = all;
+            checked.rest()
         };
-        let text = all.rest();
+        let max_params = self.max_params();
         let start = block.value_span.start as usize;
         let mut n = 0;
         for f in fields {
             let r = f.value_span.range();
             let c = match text.get(r.start - start..r.end - start) {
-                Some(s) => Cursor::new(s, r.start, all.max_params()),
+                Some(s) => Cursor::new(s, r.start, max_params),
                 None => self.cursor(f)?,
             };
             n += self.decode_cursor(f.name, c)?;

@@ -50,6 +50,7 @@ impl<'a> TypedHeader<'a> for ContentType<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let (mtype, subtype) = media_range(c, Self::ERROR)?;
         let at = At::new(c);
@@ -100,6 +101,7 @@ impl<'a> TypedHeader<'a> for Accept<'a> {
     const LIST: bool = true;
     const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let (mtype, subtype) = media_range(c, Self::ERROR)?;
         if mtype == "*" && subtype != "*" {

@@ -34,6 +34,7 @@ impl<'a> TypedHeader<'a> for Event<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadToken;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let package = c.token(Self::ERROR)?;
         if package.starts_with('.') || package.ends_with('.') || package.contains("..") {
@@ -75,6 +76,7 @@ impl<'a> TypedHeader<'a> for Replaces<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let start = c.pos();
         if c.take_class(&chars::WORD).is_empty() {
@@ -136,6 +138,7 @@ impl<'a> TypedHeader<'a> for Reason<'a> {
     const LIST: bool = true;
     const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let protocol = c.token(Self::ERROR)?;
         let at = At::new(c);
@@ -175,6 +178,7 @@ macro_rules! text_header {
             const LIST: bool = false;
             const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
+            #[inline(always)]
             fn decode(c: &mut Cursor<'a>) -> Result<Self> {
                 check_text(c, Self::ERROR)?;
                 let s = c.rest().trim_end_matches([' ', '\t']);

@@ -79,9 +79,24 @@ pub(crate) fn delta_seconds_str(d: &str) -> Option<u32> {
 
 /// [`delta_seconds_str`] at the cursor.
 pub(crate) fn delta_seconds(c: &mut Cursor<'_>, kind: ErrorKind) -> Result<u32, ParseError> {
+    // Digits and value in one pass, with the saturation of `delta_seconds_str`.
     let start = c.pos();
-    let d = c.take_while(|b| b.is_ascii_digit());
-    delta_seconds_str(d).ok_or(c.err_at(kind, start))
+    let b = c.bytes();
+    let mut i = start;
+    let mut v = 0u32;
+    while let Some(&d) = b.get(i) {
+        let x = d.wrapping_sub(b'0');
+        if x > 9 {
+            break;
+        }
+        v = v.saturating_mul(10).saturating_add(u32::from(x));
+        i += 1;
+    }
+    if i == start {
+        return Err(c.err_at(kind, start));
+    }
+    c.set_pos(i);
+    Ok(v)
 }
 
 /// `qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`, in thousandths.
@@ -118,16 +133,17 @@ pub(crate) fn check_text(c: &Cursor<'_>, kind: ErrorKind) -> Result<(), ParseErr
     let b = c.bytes();
     let wsp = |i: usize| matches!(b.get(i), Some(b' ') | Some(b'\t'));
     let mut i = c.pos();
-    while let Some(&ch) = b.get(i) {
-        match ch {
-            b'\r' if b.get(i + 1) == Some(&b'\n') && wsp(i + 2) => i += 3,
-            b'\n' if wsp(i + 1) => i += 2,
-            b'\t' => i += 1,
-            0..=0x1f | 0x7f => return Err(c.err_at(kind, i)),
-            _ => i += 1,
+    // Jump from control character to control character (usually straight to the end).
+    loop {
+        i += crate::simd::find_ctl(b.get(i..).unwrap_or(&[]));
+        match b.get(i) {
+            None => return Ok(()),
+            Some(b'\r') if b.get(i + 1) == Some(&b'\n') && wsp(i + 2) => i += 3,
+            Some(b'\n') if wsp(i + 1) => i += 2,
+            Some(b'\t') => i += 1,
+            Some(_) => return Err(c.err_at(kind, i)),
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

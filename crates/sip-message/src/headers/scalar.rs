@@ -17,6 +17,7 @@ impl<'a> TypedHeader<'a> for ContentLength {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadContentLength;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         parse_u32(c, u32::MAX, Self::ERROR).map(ContentLength)
     }
@@ -32,6 +33,7 @@ impl<'a> TypedHeader<'a> for Expires {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadNumber;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         delta_seconds(c, Self::ERROR).map(Expires)
     }
@@ -46,6 +48,7 @@ impl<'a> TypedHeader<'a> for MinExpires {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadNumber;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         delta_seconds(c, Self::ERROR).map(MinExpires)
     }
@@ -63,6 +66,7 @@ impl<'a> TypedHeader<'a> for MinSe<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadNumber;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let delta = delta_seconds(c, Self::ERROR)?;
         let params = c.header_params(|_, _| Ok(()))?;
@@ -92,6 +96,7 @@ impl<'a> TypedHeader<'a> for SessionExpires<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadNumber;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let delta = delta_seconds(c, Self::ERROR)?;
         let at = At::new(c);

@@ -16,6 +16,7 @@ impl<'a> TypedHeader<'a> for CallId<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadHeaderValue;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let start = c.pos();
         let w = c.take_class(&chars::WORD);
@@ -43,6 +44,7 @@ impl<'a> TypedHeader<'a> for CSeq<'a> {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadCSeq;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         let seq = parse_u32(c, (1 << 31) - 1, Self::ERROR)?;
         if !c.skip_ws() {
@@ -66,6 +68,7 @@ impl<'a> TypedHeader<'a> for MaxForwards {
     const LIST: bool = false;
     const ERROR: ErrorKind = ErrorKind::BadMaxForwards;
 
+    #[inline(always)]
     fn decode(c: &mut Cursor<'a>) -> Result<Self> {
         Ok(MaxForwards(parse_u32(c, 255, Self::ERROR)? as u8))
     }
@@ -74,18 +77,26 @@ impl<'a> TypedHeader<'a> for MaxForwards {
 /// `1*DIGIT` at most `max`. Leading zeros are allowed (`wsinv.dat` has `0068`); the digit count
 /// is bounded so that no input can overflow.
 pub(crate) fn parse_u32(c: &mut Cursor<'_>, max: u32, kind: ErrorKind) -> Result<u32> {
+    // Digits and value in one pass.
     let start = c.pos();
-    let d = c.take_while(|b| b.is_ascii_digit());
-    if d.is_empty() {
-        return Err(c.err_at(kind, start));
-    }
+    let b = c.bytes();
+    let mut i = start;
     let mut v: u64 = 0;
-    for b in d.bytes() {
-        v = v * 10 + u64::from(b - b'0');
+    while let Some(&d) = b.get(i) {
+        let x = d.wrapping_sub(b'0');
+        if x > 9 {
+            break;
+        }
+        v = v * 10 + u64::from(x);
         if v > u64::from(max) {
             return Err(c.err_at(kind, start));
         }
+        i += 1;
     }
+    if i == start {
+        return Err(c.err_at(kind, start));
+    }
+    c.set_pos(i);
     Ok(v as u32)
 }
 

@@ -33,6 +33,7 @@ macro_rules! token_list {
             const LIST: bool = true;
             const ERROR: ErrorKind = ErrorKind::BadToken;
 
+            #[inline(always)]
             fn decode(c: &mut Cursor<'a>) -> Result<Self> {
                 c.token(Self::ERROR).map($ty)
             }
