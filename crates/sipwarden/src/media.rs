@@ -6,6 +6,7 @@
 //! counters are logged (`media-N released: ...`), which is what an operator (and the e2e test)
 //! reads to see that media flowed both ways.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +15,12 @@ use call_engine::b2bua::{
     self, B2bua, MediaPort, MediaPortError, MediaSessionId, MediaSide, ZoneIdentity,
 };
 use call_engine::ZoneNetworks;
-use config::{Config, Firewall, Latching, ZoneConfig};
-use media_relay::{LatchMode, LatchPolicy, MediaEvent, MediaRelay, RelayConfig, SessionId};
+use config::{Config, Firewall, Latching, SrtpMode, ZoneConfig};
+use media_relay::{
+    LatchMode, LatchPolicy, MediaEvent, MediaRelay, PacketTransform, RelayConfig, SessionId,
+};
+use media_srtp::policy::{plan_offer, CryptoLines, OfferPlan, ZoneSrtpMode, ZoneSrtpPolicy};
+use media_srtp::{SrtpProfile, SrtpTransform};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -227,7 +232,7 @@ pub fn start(c: &Config, bound: &Bound) -> Result<Option<CrossZone>, String> {
             }
         })
         .map_err(|e| format!("media event thread: {e}"))?;
-    let port = LoggedRelay(relay.clone());
+    let port = LoggedRelay::new(relay.clone(), srtp_policies(c));
     let b2bua = B2bua::new(b2bua_config(c, ids), Box::new(port));
     Ok(Some(CrossZone {
         b2bua,
@@ -237,12 +242,345 @@ pub fn start(c: &Config, bound: &Bound) -> Result<Option<CrossZone>, String> {
     }))
 }
 
-/// The relay as the B2BUA's media port, logging each session's counters when it is released.
-struct LoggedRelay(Arc<MediaRelay>);
+/// The SRTP policy of every zone, from `[[media.zone]] srtp` and `srtp_suites`.
+pub fn srtp_policies(c: &Config) -> HashMap<String, ZoneSrtpPolicy> {
+    c.zone
+        .iter()
+        .map(|z| {
+            let m = c.media_zone(&z.name);
+            let mode = match m.srtp {
+                SrtpMode::Plain => ZoneSrtpMode::Plain,
+                SrtpMode::Terminate => ZoneSrtpMode::Terminate,
+                SrtpMode::Rekey => ZoneSrtpMode::Rekey,
+                SrtpMode::Passthrough => ZoneSrtpMode::Passthrough,
+            };
+            // The config validated the names; an unknown one is skipped rather than fatal.
+            let suites: Vec<SrtpProfile> = m
+                .srtp_suites
+                .iter()
+                .filter_map(|n| SrtpProfile::from_name(n))
+                .collect();
+            let mut policy = ZoneSrtpPolicy::new(mode);
+            if !suites.is_empty() {
+                policy.suites = suites;
+            }
+            (z.name.clone(), policy)
+        })
+        .collect()
+}
+
+/// The relay as the B2BUA's media port: applies the zones' SRTP policy to every offer and
+/// answer (`a=crypto` lines, `RTP/SAVP` or `RTP/AVP`, the relay's SRTP transforms) and logs
+/// each session's counters when it is released.
+pub struct LoggedRelay {
+    relay: Arc<MediaRelay>,
+    srtp: HashMap<String, ZoneSrtpPolicy>,
+    calls: HashMap<u64, SrtpCall>,
+}
+
+/// A call's zones (side A, side B) and per `m=` line SRTP state.
+struct SrtpCall {
+    zones: [String; 2],
+    streams: Vec<SrtpStream>,
+}
+
+#[derive(Default)]
+struct SrtpStream {
+    pending: Pending,
+    /// The `a=crypto` values each side (A, B) sent last, once an offer/answer completed:
+    /// a re-offer that repeats them keeps the keys and transforms.
+    last: [Option<Vec<String>>; 2],
+    /// Per side the SDP is sent toward (A, B): `Some(true)` RTP/SAVP, `Some(false)` RTP/AVP,
+    /// `None` as the peer wrote it.
+    secure_toward: [Option<bool>; 2],
+}
+
+#[derive(Default)]
+enum Pending {
+    #[default]
+    None,
+    /// The re-offer repeated the established keys: the answer changes nothing either.
+    Keep,
+    Plan {
+        offerer: MediaSide,
+        plan: OfferPlan,
+        offer_lines: Vec<String>,
+    },
+}
+
+fn idx(side: MediaSide) -> usize {
+    match side {
+        MediaSide::A => 0,
+        MediaSide::B => 1,
+    }
+}
+
+fn other(side: MediaSide) -> MediaSide {
+    match side {
+        MediaSide::A => MediaSide::B,
+        MediaSide::B => MediaSide::A,
+    }
+}
+
+fn relay_side(side: MediaSide) -> media_relay::Side {
+    match side {
+        MediaSide::A => media_relay::Side::A,
+        MediaSide::B => media_relay::Side::B,
+    }
+}
+
+/// `Some(values)`: the `a=crypto` values for `set_crypto`; and whether that side is SRTP.
+fn crypto_lines(c: &CryptoLines) -> (Option<Vec<String>>, Option<bool>) {
+    match c {
+        CryptoLines::Untouched => (None, None),
+        CryptoLines::Remove => (Some(Vec::new()), Some(false)),
+        CryptoLines::Replace(ls) => (Some(ls.iter().map(|l| l.to_string()).collect()), Some(true)),
+    }
+}
+
+/// The SRTP-relevant part of one `m=` line of an SDP.
+struct MediaCrypto<'a> {
+    /// RTP over UDP (`RTP/AVP(F)`, `RTP/SAVP(F)`) on a port other than 0.
+    rtp: bool,
+    crypto: Vec<sdp_message::Crypto<'a>>,
+    values: Vec<String>,
+}
+
+fn media_crypto<'a>(sdp: &'a sdp_message::SessionDescription<'a>) -> Vec<MediaCrypto<'a>> {
+    sdp.media
+        .iter()
+        .map(|m| {
+            let rtp =
+                m.port != 0 && matches!(m.proto, "RTP/AVP" | "RTP/SAVP" | "RTP/AVPF" | "RTP/SAVPF");
+            // A malformed line cannot be used; the policy then sees the usable ones only.
+            let crypto: Vec<_> = m.crypto().filter_map(Result::ok).collect();
+            let values = m
+                .attributes_named("crypto")
+                .filter_map(|a| a.value.map(str::to_owned))
+                .collect();
+            MediaCrypto {
+                rtp,
+                crypto,
+                values,
+            }
+        })
+        .collect()
+}
+
+/// Sets the transport of the `m=` lines whose stream has a decision to `RTP/SAVP(F)` or
+/// `RTP/AVP(F)`, copying everything else byte for byte.
+fn set_protos(sdp: &[u8], secure: &[Option<bool>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sdp.len() + 8);
+    let mut m_index = 0usize;
+    for line in sdp.split_inclusive(|&b| b == b'\n') {
+        if !line.starts_with(b"m=") {
+            out.extend_from_slice(line);
+            continue;
+        }
+        let want = secure.get(m_index).copied().flatten();
+        m_index += 1;
+        let Some(want) = want else {
+            out.extend_from_slice(line);
+            continue;
+        };
+        // m=<media> <port> <proto> <fmt>...: the proto is the third token.
+        let mut parts = line.splitn(4, |&b| b == b' ');
+        let (Some(media), Some(port), Some(proto), Some(rest)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            out.extend_from_slice(line);
+            continue;
+        };
+        let new: &[u8] = match (proto, want) {
+            (b"RTP/AVP" | b"RTP/SAVP", true) => b"RTP/SAVP",
+            (b"RTP/AVP" | b"RTP/SAVP", false) => b"RTP/AVP",
+            (b"RTP/AVPF" | b"RTP/SAVPF", true) => b"RTP/SAVPF",
+            (b"RTP/AVPF" | b"RTP/SAVPF", false) => b"RTP/AVPF",
+            _ => proto,
+        };
+        for part in [media, b" ", port, b" ", new, b" ", rest] {
+            out.extend_from_slice(part);
+        }
+    }
+    out
+}
+
+fn not_acceptable(e: impl std::fmt::Display) -> MediaPortError {
+    MediaPortError::NotAcceptable(e.to_string())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> MediaPortError {
+    MediaPortError::Unavailable(e.to_string())
+}
+
+impl LoggedRelay {
+    pub fn new(relay: Arc<MediaRelay>, srtp: HashMap<String, ZoneSrtpPolicy>) -> LoggedRelay {
+        LoggedRelay {
+            relay,
+            srtp,
+            calls: HashMap::new(),
+        }
+    }
+
+    fn policy(&self, zone: &str) -> ZoneSrtpPolicy {
+        self.srtp.get(zone).cloned().unwrap_or_default()
+    }
+
+    fn srtp_offer(
+        &mut self,
+        id: MediaSessionId,
+        from: MediaSide,
+        sdp: &[u8],
+    ) -> Result<Vec<Option<bool>>, MediaPortError> {
+        // An SDP that does not parse is the relay's to refuse.
+        let Ok(parsed) = sdp_message::parse(sdp) else {
+            return Ok(Vec::new());
+        };
+        let media = media_crypto(&parsed);
+        let Some(call) = self.calls.get(&id.0) else {
+            return Ok(Vec::new());
+        };
+        let toward = other(from);
+        let pol_from = self.policy(&call.zones[idx(from)]);
+        let pol_to = self.policy(&call.zones[idx(toward)]);
+        // Decide every stream before changing anything, so that a refusal leaves the call as
+        // it was.
+        let mut decided: Vec<Option<Pending>> = Vec::with_capacity(media.len());
+        for (i, m) in media.iter().enumerate() {
+            if !m.rtp {
+                decided.push(None);
+                continue;
+            }
+            let established = call.streams.get(i).and_then(|s| s.last[idx(from)].as_ref());
+            if established == Some(&m.values) {
+                decided.push(Some(Pending::Keep));
+                continue;
+            }
+            let plan = plan_offer(&m.crypto, &pol_from, &pol_to).map_err(not_acceptable)?;
+            decided.push(Some(Pending::Plan {
+                offerer: from,
+                plan,
+                offer_lines: m.values.clone(),
+            }));
+        }
+        let Some(call) = self.calls.get_mut(&id.0) else {
+            return Ok(Vec::new());
+        };
+        if call.streams.len() < decided.len() {
+            call.streams.resize_with(decided.len(), SrtpStream::default);
+        }
+        let mut secure = Vec::with_capacity(decided.len());
+        for (i, (d, st)) in decided.into_iter().zip(call.streams.iter_mut()).enumerate() {
+            match d {
+                None => st.pending = Pending::None,
+                Some(Pending::Plan {
+                    offerer,
+                    plan,
+                    offer_lines,
+                }) => {
+                    let (lines, sec) = crypto_lines(&plan.forward_offer);
+                    self.relay
+                        .set_crypto(SessionId(id.0), relay_side(toward), i, lines)
+                        .map_err(not_acceptable)?;
+                    st.secure_toward[idx(toward)] = sec;
+                    st.pending = Pending::Plan {
+                        offerer,
+                        plan,
+                        offer_lines,
+                    };
+                }
+                Some(p) => st.pending = p,
+            }
+            secure.push(st.secure_toward[idx(toward)]);
+        }
+        Ok(secure)
+    }
+
+    fn srtp_answer(
+        &mut self,
+        id: MediaSessionId,
+        from: MediaSide,
+        sdp: &[u8],
+    ) -> Result<Vec<Option<bool>>, MediaPortError> {
+        let Ok(parsed) = sdp_message::parse(sdp) else {
+            return Ok(Vec::new());
+        };
+        let media = media_crypto(&parsed);
+        let Some(call) = self.calls.get_mut(&id.0) else {
+            return Ok(Vec::new());
+        };
+        let toward = other(from);
+        let sid = SessionId(id.0);
+        let mut secure = Vec::with_capacity(call.streams.len());
+        for (i, st) in call.streams.iter_mut().enumerate() {
+            let answer = media.get(i);
+            match std::mem::take(&mut st.pending) {
+                Pending::None => {}
+                Pending::Keep => {
+                    let same = answer.map(|m| &m.values) == st.last[idx(from)].as_ref();
+                    if !same {
+                        return Err(not_acceptable(
+                            "the answer to a re-offer that kept the SRTP keys changed its own",
+                        ));
+                    }
+                }
+                Pending::Plan {
+                    offerer,
+                    plan,
+                    offer_lines,
+                } => {
+                    if offerer == from {
+                        return Err(not_acceptable("an answer from the offering side"));
+                    }
+                    let Some(m) = answer.filter(|m| m.rtp) else {
+                        // The stream was refused (port 0): nothing to key.
+                        st.last = [None, None];
+                        continue;
+                    };
+                    let done = plan.on_answer(&m.crypto).map_err(not_acceptable)?;
+                    let (lines, sec) = crypto_lines(&done.answer_lines);
+                    self.relay
+                        .set_crypto(sid, relay_side(toward), i, lines)
+                        .map_err(unavailable)?;
+                    st.secure_toward[idx(toward)] = sec;
+                    let boxed = |t: SrtpTransform| -> Option<Box<dyn PacketTransform>> {
+                        match t {
+                            SrtpTransform::Passthrough => None,
+                            t => Some(Box::new(t)),
+                        }
+                    };
+                    self.relay
+                        .set_transform(sid, i, relay_side(offerer), boxed(done.offerer_to_answerer))
+                        .map_err(unavailable)?;
+                    self.relay
+                        .set_transform(sid, i, relay_side(from), boxed(done.answerer_to_offerer))
+                        .map_err(unavailable)?;
+                    st.last[idx(offerer)] = Some(offer_lines);
+                    st.last[idx(from)] = Some(m.values.clone());
+                    info!(
+                        "media-{} m={i}: SRTP {:?} ({:?}) toward the offerer, {:?} ({:?}) toward the answerer",
+                        id.0, done.offerer_side, done.offerer_reason, done.answerer_side,
+                        done.answerer_reason
+                    );
+                }
+            }
+            secure.push(st.secure_toward[idx(toward)]);
+        }
+        Ok(secure)
+    }
+}
 
 impl MediaPort for LoggedRelay {
     fn create_session(&mut self, a: &str, b: &str) -> Result<MediaSessionId, MediaPortError> {
-        self.0.create_session(a, b)
+        let id = self.relay.create_session(a, b)?;
+        self.calls.insert(
+            id.0,
+            SrtpCall {
+                zones: [a.to_owned(), b.to_owned()],
+                streams: Vec::new(),
+            },
+        );
+        Ok(id)
     }
     fn offer(
         &mut self,
@@ -250,7 +588,9 @@ impl MediaPort for LoggedRelay {
         from: MediaSide,
         sdp: &[u8],
     ) -> Result<Vec<u8>, MediaPortError> {
-        self.0.offer(id, from, sdp)
+        let secure = self.srtp_offer(id, from, sdp)?;
+        let out = self.relay.offer(id, from, sdp)?;
+        Ok(set_protos(&out, &secure))
     }
     fn answer(
         &mut self,
@@ -258,10 +598,13 @@ impl MediaPort for LoggedRelay {
         from: MediaSide,
         sdp: &[u8],
     ) -> Result<Vec<u8>, MediaPortError> {
-        self.0.answer(id, from, sdp)
+        let secure = self.srtp_answer(id, from, sdp)?;
+        let out = self.relay.answer(id, from, sdp)?;
+        Ok(set_protos(&out, &secure))
     }
     fn release(&mut self, id: MediaSessionId) {
-        if let Ok(s) = self.0.stats(SessionId(id.0)) {
+        self.calls.remove(&id.0);
+        if let Ok(s) = self.relay.stats(SessionId(id.0)) {
             let (mut ab, mut ba) = (0, 0);
             let mut drops = 0;
             for st in &s.streams {
@@ -274,7 +617,7 @@ impl MediaPort for LoggedRelay {
                 id.0
             );
         }
-        self.0.release(id);
+        self.relay.release(id);
     }
 }
 
