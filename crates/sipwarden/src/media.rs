@@ -653,6 +653,7 @@ impl SourceSelect {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use media_srtp::sdes::SdesCrypto;
 
     fn load(text: &str) -> Config {
         Config::from_str_with(text, "t.toml", &config::Overrides::none()).unwrap()
@@ -714,6 +715,199 @@ mod tests {
             s.local_for(&c.zone, "192.0.2.1:5060".parse().unwrap()),
             None
         );
+    }
+
+    fn relay_wan_lan(wan: ZoneSrtpMode, lan: ZoneSrtpMode, base: u16) -> LoggedRelay {
+        let zone = |name: &str, min: u16| media_relay::ZoneConfig {
+            name: name.into(),
+            bind: "127.0.0.1".parse().unwrap(),
+            advertise: None,
+            port_min: min,
+            port_max: min + 99,
+            latch: LatchPolicy {
+                mode: LatchMode::SdpAddress,
+                relatch_after_silence: None,
+            },
+        };
+        let cfg = RelayConfig {
+            zones: vec![zone("wan", base), zone("lan", base + 100)],
+            media_timeout: Duration::from_secs(60),
+            workers: 1,
+            ..RelayConfig::default()
+        };
+        let (relay, _events) = MediaRelay::start(&cfg).unwrap();
+        let policies = [
+            ("wan".to_owned(), ZoneSrtpPolicy::new(wan)),
+            ("lan".to_owned(), ZoneSrtpPolicy::new(lan)),
+        ]
+        .into_iter()
+        .collect();
+        LoggedRelay::new(Arc::new(relay), policies)
+    }
+
+    fn sdp(port: u16, proto: &str, crypto: Option<&str>) -> Vec<u8> {
+        let mut s = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} {proto} 0\r\na=rtcp-mux\r\n"
+        );
+        if let Some(c) = crypto {
+            s.push_str(&format!("{c}\r\n"));
+        }
+        s.into_bytes()
+    }
+
+    fn crypto_of(sdp: &[u8]) -> Vec<SdesCrypto> {
+        let parsed = sdp_message::parse(sdp).unwrap();
+        parsed.media[0]
+            .crypto()
+            .map(|c| SdesCrypto::from_sdp(&c.unwrap()).unwrap())
+            .collect()
+    }
+
+    fn rtp(seq: u16) -> Vec<u8> {
+        let mut p = vec![
+            0x80,
+            0,
+            (seq >> 8) as u8,
+            seq as u8,
+            0,
+            0,
+            0,
+            160,
+            1,
+            2,
+            3,
+            4,
+        ];
+        p.extend((0..160u32).map(|i| (i as u8) ^ (seq as u8)));
+        p
+    }
+
+    fn recv(sock: &std::net::UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; 1500];
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn terminated_srtp_from_wan_is_plain_rtp_on_lan_and_back() {
+        let mut port = relay_wan_lan(ZoneSrtpMode::Terminate, ZoneSrtpMode::Plain, 41200);
+        let wan_peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let lan_peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&wan_peer, &lan_peer] {
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        }
+        let offered = SdesCrypto::generate(1, SrtpProfile::AesCm128HmacSha1_80).unwrap();
+        let id = port.create_session("wan", "lan").unwrap();
+        let offer = sdp(
+            wan_peer.local_addr().unwrap().port(),
+            "RTP/SAVP",
+            Some(&offered.attribute_line()),
+        );
+        let to_lan = port.offer(id, MediaSide::A, &offer).unwrap();
+        let text = String::from_utf8(to_lan.clone()).unwrap();
+        assert!(text.contains(" RTP/AVP 0\r\n"), "{text}");
+        assert!(!text.contains("a=crypto"), "{text}");
+        let answer = sdp(lan_peer.local_addr().unwrap().port(), "RTP/AVP", None);
+        let to_wan = port.answer(id, MediaSide::B, &answer).unwrap();
+        let text = String::from_utf8(to_wan.clone()).unwrap();
+        assert!(text.contains(" RTP/SAVP 0\r\n"), "{text}");
+        let ours = crypto_of(&to_wan);
+        assert_eq!(ours.len(), 1, "{text}");
+        assert_eq!(ours[0].profile(), SrtpProfile::AesCm128HmacSha1_80);
+        let ports = port.relay.ports(SessionId(id.0)).unwrap()[0];
+
+        // wan -> lan: SRTP with the offered key arrives as the same plain RTP.
+        let mut tx = offered.context();
+        for seq in 1..=3u16 {
+            let plain = rtp(seq);
+            let mut buf = plain.clone();
+            buf.resize(plain.len() + 20, 0);
+            let n = tx.protect_rtp(&mut buf, plain.len()).unwrap();
+            assert_ne!(&buf[12..plain.len()], &plain[12..]);
+            wan_peer.send_to(&buf[..n], ("127.0.0.1", ports.a)).unwrap();
+            assert_eq!(recv(&lan_peer), plain);
+        }
+        // lan -> wan: plain RTP leaves as SRTP under the key of our answer.
+        let mut rx = ours[0].context();
+        for seq in 100..=102u16 {
+            let plain = rtp(seq);
+            lan_peer.send_to(&plain, ("127.0.0.1", ports.b)).unwrap();
+            let mut got = recv(&wan_peer);
+            assert_eq!(got.len(), plain.len() + 10);
+            let len = got.len();
+            let n = rx.unprotect_rtp(&mut got, len).unwrap();
+            assert_eq!(&got[..n], &plain[..]);
+        }
+
+        // A re-offer with the same keys keeps them: same lines, no rekeying.
+        let again = port.offer(id, MediaSide::A, &offer).unwrap();
+        assert_eq!(again, to_lan);
+        let again = port.answer(id, MediaSide::B, &answer).unwrap();
+        assert_eq!(crypto_of(&again)[0].to_string(), ours[0].to_string());
+        let plain = rtp(200);
+        lan_peer.send_to(&plain, ("127.0.0.1", ports.b)).unwrap();
+        let mut got = recv(&wan_peer);
+        let len = got.len();
+        let n = rx.unprotect_rtp(&mut got, len).unwrap();
+        assert_eq!(&got[..n], &plain[..]);
+
+        // A re-offer with a new key is planned again: a new key of ours in the answer.
+        let fresh = SdesCrypto::generate(1, SrtpProfile::AesCm128HmacSha1_80).unwrap();
+        let reoffer = sdp(
+            wan_peer.local_addr().unwrap().port(),
+            "RTP/SAVP",
+            Some(&fresh.attribute_line()),
+        );
+        port.offer(id, MediaSide::A, &reoffer).unwrap();
+        let again = port.answer(id, MediaSide::B, &answer).unwrap();
+        assert_ne!(crypto_of(&again)[0].to_string(), ours[0].to_string());
+        port.release(id);
+    }
+
+    #[test]
+    fn a_terminate_zone_without_crypto_is_refused_and_plain_zones_are_untouched() {
+        let mut port = relay_wan_lan(ZoneSrtpMode::Terminate, ZoneSrtpMode::Plain, 41400);
+        let id = port.create_session("wan", "lan").unwrap();
+        let e = port
+            .offer(id, MediaSide::A, &sdp(40000, "RTP/AVP", None))
+            .unwrap_err();
+        assert!(matches!(e, MediaPortError::NotAcceptable(_)), "{e:?}");
+        port.release(id);
+
+        let mut port = relay_wan_lan(ZoneSrtpMode::Plain, ZoneSrtpMode::Plain, 41600);
+        let id = port.create_session("wan", "lan").unwrap();
+        let out = port
+            .offer(id, MediaSide::A, &sdp(40000, "RTP/AVP", None))
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(" RTP/AVP 0\r\n") && !text.contains("crypto"),
+            "{text}"
+        );
+        port.release(id);
+    }
+
+    #[test]
+    fn protos_change_only_on_decided_rtp_lines() {
+        let sdp = b"v=0\r\nm=audio 1 RTP/SAVP 0 8\r\na=x\r\nm=video 2 RTP/AVPF 96\r\n\
+                    m=application 3 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        let out = set_protos(sdp, &[Some(false), Some(true), Some(false)]);
+        assert_eq!(
+            out,
+            b"v=0\r\nm=audio 1 RTP/AVP 0 8\r\na=x\r\nm=video 2 RTP/SAVPF 96\r\n\
+              m=application 3 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+        );
+        assert_eq!(set_protos(sdp, &[None]), sdp.to_vec());
+    }
+
+    #[test]
+    fn zone_policies_follow_the_config() {
+        let text = format!("{TWO}srtp = \"terminate\"\nsrtp_suites = [\"AEAD_AES_128_GCM\"]\n");
+        let p = srtp_policies(&load(&text));
+        assert_eq!(p["wan"].mode, ZoneSrtpMode::Terminate);
+        assert_eq!(p["wan"].suites, vec![SrtpProfile::AeadAes128Gcm]);
+        assert_eq!(p["lan"], ZoneSrtpPolicy::default());
     }
 
     #[test]
