@@ -305,6 +305,9 @@ enum Pending {
         offerer: MediaSide,
         plan: OfferPlan,
         offer_lines: Vec<String>,
+        /// The offer was `RTP/SAVP(F)`: an SRTP answer keeps the offer's transport (RFC
+        /// 3264), which lets best-effort SRTP offers (`RTP/AVP` with `a=crypto`) work.
+        offer_savp: bool,
     },
 }
 
@@ -342,6 +345,7 @@ fn crypto_lines(c: &CryptoLines) -> (Option<Vec<String>>, Option<bool>) {
 struct MediaCrypto<'a> {
     /// RTP over UDP (`RTP/AVP(F)`, `RTP/SAVP(F)`) on a port other than 0.
     rtp: bool,
+    savp: bool,
     crypto: Vec<sdp_message::Crypto<'a>>,
     values: Vec<String>,
 }
@@ -360,6 +364,7 @@ fn media_crypto<'a>(sdp: &'a sdp_message::SessionDescription<'a>) -> Vec<MediaCr
                 .collect();
             MediaCrypto {
                 rtp,
+                savp: m.proto.starts_with("RTP/SAVP"),
                 crypto,
                 values,
             }
@@ -461,6 +466,7 @@ impl LoggedRelay {
                 offerer: from,
                 plan,
                 offer_lines: m.values.clone(),
+                offer_savp: m.savp,
             }));
         }
         let Some(call) = self.calls.get_mut(&id.0) else {
@@ -477,6 +483,7 @@ impl LoggedRelay {
                     offerer,
                     plan,
                     offer_lines,
+                    offer_savp,
                 }) => {
                     let (lines, sec) = crypto_lines(&plan.forward_offer);
                     self.relay
@@ -487,6 +494,7 @@ impl LoggedRelay {
                         offerer,
                         plan,
                         offer_lines,
+                        offer_savp,
                     };
                 }
                 Some(p) => st.pending = p,
@@ -528,6 +536,7 @@ impl LoggedRelay {
                     offerer,
                     plan,
                     offer_lines,
+                    offer_savp,
                 } => {
                     if offerer == from {
                         return Err(not_acceptable("an answer from the offering side"));
@@ -542,7 +551,7 @@ impl LoggedRelay {
                     self.relay
                         .set_crypto(sid, relay_side(toward), i, lines)
                         .map_err(unavailable)?;
-                    st.secure_toward[idx(toward)] = sec;
+                    st.secure_toward[idx(toward)] = sec.map(|srtp| srtp && offer_savp);
                     let boxed = |t: SrtpTransform| -> Option<Box<dyn PacketTransform>> {
                         match t {
                             SrtpTransform::Passthrough => None,
@@ -862,6 +871,25 @@ mod tests {
         port.offer(id, MediaSide::A, &reoffer).unwrap();
         let again = port.answer(id, MediaSide::B, &answer).unwrap();
         assert_ne!(crypto_of(&again)[0].to_string(), ours[0].to_string());
+        port.release(id);
+    }
+
+    #[test]
+    fn a_best_effort_srtp_offer_gets_an_rtp_avp_answer_with_crypto() {
+        let mut port = relay_wan_lan(ZoneSrtpMode::Terminate, ZoneSrtpMode::Plain, 41800);
+        let offered = SdesCrypto::generate(1, SrtpProfile::AesCm128HmacSha1_80).unwrap();
+        let id = port.create_session("wan", "lan").unwrap();
+        let offer = sdp(40000, "RTP/AVP", Some(&offered.attribute_line()));
+        let to_lan = String::from_utf8(port.offer(id, MediaSide::A, &offer).unwrap()).unwrap();
+        assert!(
+            to_lan.contains(" RTP/AVP 0\r\n") && !to_lan.contains("crypto"),
+            "{to_lan}"
+        );
+        let answer = sdp(40002, "RTP/AVP", None);
+        let to_wan = port.answer(id, MediaSide::B, &answer).unwrap();
+        let text = String::from_utf8(to_wan.clone()).unwrap();
+        assert!(text.contains(" RTP/AVP 0\r\n"), "{text}");
+        assert_eq!(crypto_of(&to_wan).len(), 1, "{text}");
         port.release(id);
     }
 
