@@ -615,26 +615,31 @@ impl MediaPort for LoggedRelay {
         self.calls.remove(&id.0);
         if let Ok(s) = self.relay.stats(SessionId(id.0)) {
             let (mut ab, mut ba, mut rtcp_ab, mut rtcp_ba) = (0, 0, 0, 0);
-            let mut drops = media_relay::Drops::default();
+            let mut drops = [media_relay::Drops::default(), media_relay::Drops::default()];
             for st in &s.streams {
                 ab += st.a_to_b.rtp_out;
                 ba += st.b_to_a.rtp_out;
                 rtcp_ab += st.a_to_b.rtcp_out;
                 rtcp_ba += st.b_to_a.rtcp_out;
-                drops.merge(&st.a_to_b.drops);
-                drops.merge(&st.b_to_a.drops);
+                drops[0].merge(&st.a_to_b.drops);
+                drops[1].merge(&st.b_to_a.drops);
             }
             // The reasons tell an SRTP key mismatch (transform_auth) from a latching problem.
             let reasons: Vec<String> = drops
                 .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(r, n)| format!("{r:?} {n}"))
+                .zip(["a->b", "b->a"])
+                .flat_map(|(d, dir)| {
+                    d.iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(move |(r, n)| format!("{dir} {} {n}", r.as_str()))
+                })
                 .collect();
+            let total = drops[0].total() + drops[1].total();
             info!(
                 "media-{} released: RTP relayed a->b {ab} packets, b->a {ba} packets, {} dropped{}; \
                  RTCP a->b {rtcp_ab}, b->a {rtcp_ba}",
                 id.0,
-                drops.total(),
+                total,
                 if reasons.is_empty() {
                     String::new()
                 } else {
