@@ -4,7 +4,8 @@
 #
 # Checked: the call is answered and ends with BYE; the INVITE the UAS got is RTP/AVP without
 # a=crypto; the answer baresip got has our a=crypto line and baresip enables SRTP; the relay relayed RTP both
-# ways (wan->lan decrypted, lan->wan encrypted) with no drops; baresip reports no SRTP errors.
+# ways (wan->lan decrypted, lan->wan encrypted); baresip reports no SRTP errors; the same phone
+# without SRTP gets 488.
 # Needs baresip (with srtp.so, g711.so, ausine.so, menu.so) and sipp; a built sipwarden binary
 # ($SIPWARDEN, default $CARGO_TARGET_DIR/debug/sipwarden). Exit 0: passed, 1: failed, 77: skipped.
 set -u
@@ -145,6 +146,16 @@ dr="$(sed -n 's/.* \([0-9]*\) dropped/\1/p' <<<"$rel")"
 # packets in between pass. Up to 2 drops are tolerated for that.
 [[ "${dr:-3}" -le 2 ]] || fail+="the relay dropped $dr packets; "
 grep -qi "srtp.*\(fail\|error\)" "$work/baresip.log" && fail+="baresip: $(grep -i -m2 'srtp.*\(fail\|error\)' "$work/baresip.log" | tr '\n' ' '); "
+# The same phone without SRTP: zone wan demands it, so the call is refused with 488.
+mkdir -p "$work/plain"
+sed 's/^sip_listen .*/sip_listen 127.0.0.1:'"$(free_port)"'/' "$work/baresip/config" >"$work/plain/config"
+sed 's/;mediaenc=srtp//' "$work/baresip/accounts" >"$work/plain/accounts"
+: >"$work/plain/contacts"
+timeout 20 baresip -n 127.0.0.1 -f "$work/plain" -s -t 4 -e "/dial sip:bob@127.0.1.2:$uas_port" \
+    >"$work/plain.log" 2>&1 </dev/null
+grep -q "a=crypto" <(sed -n '/^INVITE /,/^\[/p' "$work/plain.log") &&
+    fail+="the plain phone offered a=crypto; "
+grep -q "^SIP/2.0 488" "$work/plain.log" || fail+="a plain offer from wan was not refused with 488; "
 echo "relay: ${rel:-none}"
 if [[ -n "$fail" ]]; then
     echo "FAIL: $fail"
