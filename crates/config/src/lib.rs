@@ -31,7 +31,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrors};
 pub use ipnet::IpNet;
-pub use media::{B2buaConfig, Firewall, Latching, MediaConfig, MediaZoneConfig, PortRange};
+pub use media::{
+    B2buaConfig, Firewall, Latching, MediaConfig, MediaZoneConfig, PortRange, SrtpMode, SRTP_SUITES,
+};
 pub use reload::ReloadDiff;
 pub use security::{
     AuthBackend, AuthSection, PolicyConfig, RadiusDialect, RadiusSection, ALGORITHMS,

@@ -75,6 +75,40 @@ pub enum Latching {
     Nat,
 }
 
+/// `media.zone[].srtp`: what the relay does with SRTP facing the zone (media-srtp's policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SrtpMode {
+    /// Plain RTP, unless the zone's own offer carries `a=crypto` or the other zone rekeys.
+    #[default]
+    Plain,
+    /// SRTP (SDES) on this zone's side, terminated by the relay.
+    Terminate,
+    /// SRTP with the relay's own keys on both sides of calls with this zone.
+    Rekey,
+    /// Keys and packets untouched (end-to-end SRTP), unless the other zone terminates.
+    Passthrough,
+}
+
+impl SrtpMode {
+    /// The configuration spelling, which is also media-srtp's.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtpMode::Plain => "plain",
+            SrtpMode::Terminate => "terminate",
+            SrtpMode::Rekey => "rekey",
+            SrtpMode::Passthrough => "passthrough",
+        }
+    }
+}
+
+/// The SDES suites sipwarden implements, in its default order of preference.
+pub const SRTP_SUITES: [&str; 3] = [
+    "AES_CM_128_HMAC_SHA1_80",
+    "AES_CM_128_HMAC_SHA1_32",
+    "AEAD_AES_128_GCM",
+];
+
 /// One `[[media.zone]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +131,13 @@ pub struct MediaZoneConfig {
     /// A latched peer silent this long may be replaced by a new source; 0: never.
     #[serde(default)]
     pub relatch_after_silence_s: u32,
+    /// SRTP facing this zone.
+    #[serde(default)]
+    pub srtp: SrtpMode,
+    /// SDES suites accepted from and offered to this zone, preferred first; empty: all of
+    /// [`SRTP_SUITES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub srtp_suites: Vec<String>,
 }
 
 /// A UDP port range, written `"30000-39999"`.
@@ -225,6 +266,8 @@ impl Config {
                 ports: PortRange::default(),
                 latching: None,
                 relatch_after_silence_s: 0,
+                srtp: SrtpMode::Plain,
+                srtp_suites: Vec::new(),
             })
     }
 
@@ -348,6 +391,18 @@ pub(crate) fn validate(c: &Config, zone_index: &[usize], errs: &mut Errors) {
                 format!("must be from 0 to 86400, got {}", z.relatch_after_silence_s),
             );
         }
+        for (j, suite) in z.srtp_suites.iter().enumerate() {
+            if !SRTP_SUITES.contains(&suite.as_str()) {
+                err(
+                    errs,
+                    format!("{path}.srtp_suites[{j}]"),
+                    format!(
+                        "unknown suite `{suite}` (one of {})",
+                        SRTP_SUITES.join(", ")
+                    ),
+                );
+            }
+        }
     }
     // Two zones binding the same address must not share ports.
     if c.media_active() {
@@ -444,6 +499,26 @@ mod tests {
         [[zone]]\nname = \"wan\"\nnetworks = [\"127.0.2.0/24\"]\ndomain = \"sbc.example\"\n\
         [[listen]]\nzone = \"lan\"\naddress = \"127.0.1.1:5060\"\n\
         [[listen]]\nzone = \"wan\"\naddress = \"127.0.2.1:5060\"\n";
+
+    #[test]
+    fn srtp_per_zone_defaults_to_plain_and_suites_are_checked() {
+        let c = load(TWO).unwrap();
+        assert_eq!(c.media_zone("wan").srtp, super::SrtpMode::Plain);
+        let text = format!(
+            "{TWO}[[media.zone]]\nzone = \"wan\"\nsrtp = \"terminate\"\n\
+             srtp_suites = [\"AEAD_AES_128_GCM\"]\n"
+        );
+        let c = load(&text).unwrap();
+        let wan = c.media_zone("wan");
+        assert_eq!(wan.srtp, super::SrtpMode::Terminate);
+        assert_eq!(wan.srtp_suites, vec!["AEAD_AES_128_GCM".to_owned()]);
+        let bad = format!("{TWO}[[media.zone]]\nzone = \"wan\"\nsrtp = \"always\"\n");
+        assert!(load(&bad).is_err());
+        let bad =
+            format!("{TWO}[[media.zone]]\nzone = \"wan\"\nsrtp_suites = [\"NULL_HMAC_SHA1_80\"]\n");
+        let e = load(&bad).unwrap_err();
+        assert!(e.contains("srtp_suites[0]"), "{e}");
+    }
 
     #[test]
     fn two_zones_turn_media_on_with_defaults_from_the_listeners() {
