@@ -154,6 +154,11 @@ address = "127.0.0.1:$mtls_port"
 [proxy]
 invite_timeout_s = 30
 
+# Signalling only: both zones listen on 127.0.0.1, so they cannot both take the default media
+# range; calls here stay proxied.
+[media]
+enabled = false
+
 [[zone]]
 name = "lan"
 networks = ["127.0.0.0/8"]
