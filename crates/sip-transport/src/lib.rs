@@ -73,7 +73,7 @@ pub use sip_transaction::{Destination, FlowId, Source, TxId};
 use tokio::sync::{mpsc, watch};
 
 pub use config::{TlsListener, TlsRequired, TransportConfig};
-pub use limit::{HandshakeLimiter, Refused as HandshakeRefused};
+pub use limit::{HandshakeLimiter, LogLimiter, Refused as HandshakeRefused};
 pub use stateless::{bad_request_response, Unanswerable};
 pub use stats::{DropReason, StatsSnapshot};
 pub use tls::{PeerIdentity, TlsError};

@@ -189,7 +189,7 @@ mod tests {
 /// A warning that comes in floods: logged at once, then at most once per `every`, with the
 /// number of occurrences since the last line.
 #[derive(Debug)]
-pub(crate) struct LogLimiter {
+pub struct LogLimiter {
     every: std::time::Duration,
     last: Option<Instant>,
     suppressed: u64,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
-use store::{Ban, BanSource, BanStore, RedbStore};
+use store::{Ban, BanSource, BanStore};
 
 use crate::cli::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
@@ -42,21 +42,8 @@ pub enum BanCommand {
 pub fn run(args: &BanArgs, data_dir: &Path) -> u8 {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
-    let store = match RedbStore::open(data_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(
-                err,
-                "sipwarden ban: cannot open the store in {}: {e}{}",
-                data_dir.display(),
-                if matches!(e, store::StoreError::Locked) {
-                    " (stop `sipwarden run` first: the store is opened by one process at a time)"
-                } else {
-                    ""
-                }
-            );
-            return EXIT_INVALID;
-        }
+    let Some(store) = crate::user_cmd::open_store("ban", data_dir, &mut err) else {
+        return EXIT_INVALID;
     };
     execute(args, &store, SystemTime::now(), &mut out, &mut err)
 }
@@ -139,6 +126,7 @@ mod tests {
     use super::*;
     use clap::Parser;
     use std::time::Duration;
+    use store::RedbStore;
 
     #[derive(Parser)]
     struct T {

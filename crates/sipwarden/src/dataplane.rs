@@ -22,7 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use call_engine::{Engine, EngineConfig, Event, Output};
 use config::{Config, ZoneConfig};
-use sip_transport::{Incoming, Outgoing, SendError, SendFailure, Transport, TransportHandle};
+use sip_transport::{
+    Incoming, LogLimiter, Outgoing, SendError, SendFailure, Transport, TransportHandle,
+};
 use store::RedbStore;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -212,11 +214,11 @@ impl Dataplane {
             transport: transport.clone(),
             zones: config.zone.clone(),
             last_wall_sync: Instant::now(),
-            overload_log: RateLimited::new(OVERLOAD_LOG_EVERY),
+            overload_log: LogLimiter::new(OVERLOAD_LOG_EVERY),
             radius,
             auth_tx,
             sources,
-            plain_log: RateLimited::new(OVERLOAD_LOG_EVERY),
+            plain_log: LogLimiter::new(OVERLOAD_LOG_EVERY),
         };
         let failures = transport
             .take_send_failures()
@@ -371,49 +373,18 @@ struct EngineTask {
     transport: TransportHandle,
     zones: Vec<ZoneConfig>,
     last_wall_sync: Instant,
-    overload_log: RateLimited,
+    overload_log: LogLimiter,
     /// The RADIUS client (auth.backend = "radius").
     radius: Option<auth::radius::RadiusHandle>,
     /// Where RADIUS verdicts come back: (ticket, accepted; None when no server answered).
     auth_tx: mpsc::Sender<(u64, Option<bool>)>,
     sources: crate::media::SourceSelect,
     /// Messages refused because they would have left in plain text where TLS is required.
-    plain_log: RateLimited,
+    plain_log: LogLimiter,
 }
 
 /// How often, at most, the refusals of a full transaction table are logged.
 const OVERLOAD_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// A warning that comes in floods: logged at once, then at most once per `every`, with the
-/// number of occurrences since the last line.
-struct RateLimited {
-    every: Duration,
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl RateLimited {
-    fn new(every: Duration) -> Self {
-        RateLimited {
-            every,
-            last: None,
-            suppressed: 0,
-        }
-    }
-
-    /// Counts one occurrence; returns how many to report (this one included) when a line is
-    /// due at `now`.
-    fn hit(&mut self, now: Instant) -> Option<u64> {
-        self.suppressed += 1;
-        match self.last {
-            Some(t) if now.saturating_duration_since(t) < self.every => None,
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-}
 
 impl EngineTask {
     /// Runs until the stop signal, or until the transport's channel ends; returns why.
@@ -663,18 +634,6 @@ fn log_call(e: call_engine::b2bua::B2buaEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn overload_lines_are_rate_limited() {
-        let t0 = Instant::now();
-        let mut r = RateLimited::new(Duration::from_secs(10));
-        assert_eq!(r.hit(t0), Some(1));
-        for i in 1..100 {
-            assert_eq!(r.hit(t0 + Duration::from_millis(i * 50)), None);
-        }
-        assert_eq!(r.hit(t0 + Duration::from_secs(10)), Some(100));
-        assert_eq!(r.hit(t0 + Duration::from_secs(11)), None);
-    }
 
     #[test]
     fn every_reloadable_field_applies_live() {

@@ -61,18 +61,19 @@ pub enum UserCommand {
 /// Runs the command against the store in `data_dir`; `configured_realm` is the configuration's
 /// `auth.realm`, used when `--realm` is absent. Returns the exit code. The caller loads the
 /// configuration named by `args.config` (as `run` does) to find both.
-pub fn run(args: &UserArgs, data_dir: &Path, configured_realm: Option<&str>) -> u8 {
-    let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal();
-    let mut input = stdin.lock();
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
-    let store = match RedbStore::open(data_dir) {
-        Ok(s) => s,
+/// Opens the embedded store for `sipwarden COMMAND`, or says on `err` why it cannot (most often:
+/// `sipwarden run` holds it, since redb admits one process at a time).
+pub(crate) fn open_store(
+    command: &str,
+    data_dir: &Path,
+    err: &mut impl Write,
+) -> Option<RedbStore> {
+    match RedbStore::open(data_dir) {
+        Ok(s) => Some(s),
         Err(e) => {
             let _ = writeln!(
                 err,
-                "sipwarden user: cannot open the store in {}: {e}{}",
+                "sipwarden {command}: cannot open the store in {}: {e}{}",
                 data_dir.display(),
                 if matches!(e, store::StoreError::Locked) {
                     " (stop `sipwarden run` first: the store is opened by one process at a time)"
@@ -80,8 +81,19 @@ pub fn run(args: &UserArgs, data_dir: &Path, configured_realm: Option<&str>) -> 
                     ""
                 }
             );
-            return EXIT_INVALID;
+            None
         }
+    }
+}
+
+pub fn run(args: &UserArgs, data_dir: &Path, configured_realm: Option<&str>) -> u8 {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut input = stdin.lock();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let Some(store) = open_store("user", data_dir, &mut err) else {
+        return EXIT_INVALID;
     };
     let mut io = Io {
         input: &mut input,
