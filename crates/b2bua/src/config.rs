@@ -15,6 +15,43 @@ pub struct ZoneIdentity {
     pub domain: Option<String>,
     /// Peers in this zone are trusted (the LAN): redirects may reach them.
     pub trusted: bool,
+    /// What sipwarden does with a REFER whose call has its other leg in this zone, i.e.
+    /// whether the peers of this zone get to see transfers. `None`: [`ReferMode::Local`] for
+    /// an untrusted zone (an ITSP trunk that may refuse REFER, and whose REFER handling would
+    /// see the LAN's Refer-To), [`ReferMode::Passthrough`] for a trusted one. A trunk's own
+    /// setting overrides it per call ([`crate::B2bua::set_refer_mode`]).
+    pub refer: Option<ReferMode>,
+}
+
+/// How a REFER (call transfer, RFC 3515) crosses the B2BUA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReferMode {
+    /// sipwarden carries the transfer out itself: 202 and NOTIFYs to the referrer, a new leg
+    /// to the Refer-To target in the referrer's zone, the other leg re-bridged to it. The
+    /// other leg's peer sees no REFER, no NOTIFY and (unless it was put on hold) nothing at
+    /// all.
+    Local,
+    /// The REFER is sent on the other leg with its Refer-To (and Replaces, Referred-By)
+    /// rewritten to identities of that leg's zone; the NOTIFYs come back mapped.
+    Passthrough,
+}
+
+impl ReferMode {
+    /// `"local"` or `"passthrough"` (the config file's spelling).
+    pub fn parse(s: &str) -> Option<ReferMode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Some(ReferMode::Local),
+            "passthrough" | "pass-through" | "pass" => Some(ReferMode::Passthrough),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferMode::Local => "local",
+            ReferMode::Passthrough => "passthrough",
+        }
+    }
 }
 
 impl ZoneIdentity {
@@ -25,6 +62,16 @@ impl ZoneIdentity {
             transport: "UDP".to_owned(),
             domain: None,
             trusted: false,
+            refer: None,
+        }
+    }
+
+    /// The REFER handling for calls whose other leg is in this zone (the default applied).
+    pub fn refer_mode(&self) -> ReferMode {
+        match (self.refer, self.trusted) {
+            (Some(m), _) => m,
+            (None, true) => ReferMode::Passthrough,
+            (None, false) => ReferMode::Local,
         }
     }
 

@@ -10,11 +10,14 @@ use sip_transaction::{
     ClientTxId, Destination, SendError, ServerTxId, Source, TransactionLayer, TuEvent, TxId,
 };
 
-use crate::config::{B2buaConfig, ZoneIdentity};
+use crate::config::{B2buaConfig, ReferMode, ZoneIdentity};
 use crate::media::{MediaPort, MediaPortError, MediaSessionId, MediaSide};
 use crate::msg::{self, Builder};
 
 mod flow;
+mod transfer;
+
+pub use transfer::TransferStats;
 
 /// A call of the B2BUA (two legs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,6 +163,8 @@ enum TimerKind {
     Refresh,
     /// No refresh came on a leg (RFC 4028 10).
     Expiry,
+    /// The target of a local transfer rang too long: CANCEL it.
+    TransferRing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -217,6 +222,11 @@ struct Leg {
     peer_100rel: bool,
     peer_update: bool,
     last_sdp_out: Option<Bytes>,
+    /// The last SDP this leg's peer sent (as it sent it): a local transfer offers it, through
+    /// the relay, to the new leg.
+    last_sdp_in: Option<Bytes>,
+    /// REFERs received on this leg (the second one's NOTIFYs carry `id`, RFC 3515 2.4.6).
+    refers: u32,
     rseq_next: u32,
     pending_2xx: Option<Pending2xx>,
     pending_rel: Option<PendingRel>,
@@ -247,6 +257,13 @@ struct Call {
     rel_map: Vec<(u32, u32, u32)>,
     history: VecDeque<HistoryEntry>,
     answered: bool,
+    /// A local transfer in progress (at most one per call).
+    transfer: Option<transfer::Transfer>,
+    /// The trunk's REFER setting for this call ([`B2bua::set_refer_mode`]); `None`: the zone's.
+    refer_mode: Option<ReferMode>,
+    /// Passed-through REFERs: (leg we sent it on, our CSeq, the referrer's CSeq), so that
+    /// NOTIFYs name the referrer's REFER.
+    refer_map: Vec<(LegSide, u32, u32)>,
 }
 
 impl Call {
@@ -276,6 +293,10 @@ enum ClientKind {
     LocalPrack,
     /// BYE or CANCEL of a teardown: responses are absorbed.
     Teardown,
+    /// The INVITE of a local transfer's new leg.
+    TransferInvite,
+    /// Our re-INVITE of the remaining leg after a local transfer (new ports or off hold).
+    Rebridge,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -310,6 +331,7 @@ pub struct B2bua {
     /// Leg B dialogs (call, to-tag) closed with BYE while their INVITE transaction lives:
     /// a retransmitted 2xx gets an ACK, not another BYE.
     killed: std::collections::HashSet<(u64, String)>,
+    transfer_stats: TransferStats,
 }
 
 /// Call-IDs and tags of our legs. They must not be predictable from the ones a peer has seen
@@ -401,6 +423,7 @@ impl B2bua {
             events: VecDeque::new(),
             ids: IdGen::new(cfg_seed),
             killed: std::collections::HashSet::new(),
+            transfer_stats: TransferStats::default(),
         }
     }
 
@@ -492,6 +515,7 @@ impl B2bua {
             TimerKind::Retx2xx => l.pending_2xx.as_ref().is_some_and(|p| p.gen == t.gen),
             TimerKind::RelRetx => l.pending_rel.as_ref().is_some_and(|p| p.gen == t.gen),
             TimerKind::Refresh | TimerKind::Expiry => l.timer.is_some_and(|s| s.gen == t.gen),
+            TimerKind::TransferRing => c.transfer.as_ref().is_some_and(|x| x.gen == t.gen),
         }
     }
 
@@ -591,6 +615,13 @@ impl B2bua {
         zone: &str,
         route: RouteDecision,
     ) -> Result<CallHandle, StartError> {
+        // An INVITE with Replaces for one of our dialogs takes over the far end of that
+        // dialog's other leg: that is where leg B must go, with that leg's identifiers.
+        let replaces = self.replaces_for_invite(req);
+        let route = match &replaces {
+            Some(r) => r.route.clone(),
+            None => route,
+        };
         let za = self
             .cfg
             .zone(zone)
@@ -616,6 +647,7 @@ impl B2bua {
         let unsupported: Vec<String> = msg::option_tags(req, HeaderName::Require)
             .into_iter()
             .filter(|t| !OUR_EXTENSIONS.contains(&t.as_str()))
+            .filter(|t| !(replaces.is_some() && t == "replaces"))
             .collect();
         if !unsupported.is_empty() {
             return Err(StartError::Unsupported(unsupported.join(", ")));
@@ -672,6 +704,8 @@ impl B2bua {
             peer_100rel: supports("100rel"),
             peer_update: a_update,
             last_sdp_out: None,
+            last_sdp_in: offer.clone(),
+            refers: 0,
             rseq_next: 1,
             pending_2xx: None,
             pending_rel: None,
@@ -698,6 +732,8 @@ impl B2bua {
             peer_100rel: false,
             peer_update: false,
             last_sdp_out: body_b.clone(),
+            last_sdp_in: None,
+            refers: 0,
             rseq_next: 1,
             pending_2xx: None,
             pending_rel: None,
@@ -733,6 +769,10 @@ impl B2bua {
                     format!("<{}>", msg::map_host(uri, zone_b.caller_domain())),
                 );
             }
+        }
+        if let Some(r) = &replaces {
+            b.header("Replaces", &r.header);
+            b.header("Require", "replaces");
         }
         msg::copy_allowed(&mut b, req, &self.cfg, &["Allow"]);
         // Only SDP crosses on an INVITE; it went through the media port.
@@ -773,6 +813,9 @@ impl B2bua {
                 rel_map: Vec::new(),
                 history: VecDeque::new(),
                 answered: false,
+                transfer: None,
+                refer_mode: None,
+                refer_map: Vec::new(),
             },
         );
         self.servers.insert(

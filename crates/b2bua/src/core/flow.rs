@@ -158,14 +158,14 @@ impl B2bua {
     // Sending
     // ----------------------------------------------------------------------------------------
 
-    fn zone(&self, call: u64, leg: LegSide) -> Option<ZoneIdentity> {
+    pub(super) fn zone(&self, call: u64, leg: LegSide) -> Option<ZoneIdentity> {
         let c = self.calls.get(&call)?;
         self.cfg.zones.get(c.leg(leg).zone).cloned()
     }
 
     /// A new in-dialog request on `leg` (CSeq incremented) with its Contact when `method`
     /// needs one. The caller adds headers and the body.
-    fn new_request(
+    pub(super) fn new_request(
         &mut self,
         tl: &mut TransactionLayer,
         call: u64,
@@ -185,7 +185,7 @@ impl B2bua {
         Some((b, cseq))
     }
 
-    fn send_request(
+    pub(super) fn send_request(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -216,7 +216,7 @@ impl B2bua {
         }
     }
 
-    fn send_response(
+    pub(super) fn send_response(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -233,7 +233,7 @@ impl B2bua {
 
     /// A response built from `req` (received on `leg`) and sent on its server transaction.
     #[allow(clippy::too_many_arguments)]
-    fn reply(
+    pub(super) fn reply(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -252,7 +252,7 @@ impl B2bua {
     }
 
     /// ACK for the 2xx of our INVITE with CSeq `cseq` on `leg`, sent outside any transaction.
-    fn send_ack(
+    pub(super) fn send_ack(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -282,7 +282,7 @@ impl B2bua {
         tl.send_stateless(dest, ack.wire());
     }
 
-    fn resend_ack(
+    pub(super) fn resend_ack(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -306,7 +306,7 @@ impl B2bua {
 
     /// ACK and BYE for a 2xx that no call wants (a second fork, or a 2xx after CANCEL), built
     /// from the INVITE we sent and the 2xx (RFC 3261 16.7 item 4, 13.2.2.4).
-    fn kill_dialog(
+    pub(super) fn kill_dialog(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -370,7 +370,7 @@ impl B2bua {
     /// The reason phrase for a response relayed to `to`: a peer's own text stays in trusted
     /// zones and between untrusted ones; from a trusted zone into an untrusted one only the
     /// standard phrase crosses (a PBX may write anything there, host names included).
-    fn phrase(&self, call: u64, to: LegSide, resp: &Message) -> Vec<u8> {
+    pub(super) fn phrase(&self, call: u64, to: LegSide, resp: &Message) -> Vec<u8> {
         let status = resp.status().unwrap_or(500);
         let trusted = |l: LegSide| self.zone(call, l).is_some_and(|z| z.trusted);
         if !trusted(to) && trusted(to.other()) {
@@ -384,7 +384,7 @@ impl B2bua {
     // ----------------------------------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    fn on_request(
+    pub(super) fn on_request(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -416,19 +416,25 @@ impl B2bua {
                 l.remote_target = t;
             }
         }
+        if self.transfer_intercepts(now, tl, call, leg, id, &req) {
+            return;
+        }
         match req.method() {
             Some(Method::Bye) => {
                 self.reply(now, tl, call, leg, id, &req, 200, "OK");
                 self.end_call(now, tl, call, EndCause::Hangup(leg), None, Some(leg));
             }
             Some(Method::Prack) => self.on_prack(now, tl, call, leg, id, &req),
-            Some(Method::Refer | Method::Subscribe) => {
+            Some(Method::Refer) => self.on_refer(now, tl, call, leg, id, &req),
+            Some(Method::Subscribe) => {
                 self.reply(now, tl, call, leg, id, &req, 501, "Not Implemented");
             }
             Some(Method::Invite | Method::Update) => {
                 let c = self.calls.get(&call);
                 let other_confirmed = c.is_some_and(|c| c.leg(leg.other()).confirmed);
-                let busy = c.is_some_and(|c| c.busy || c.deferred_ack.is_some());
+                // A transfer re-bridges the media: no other offer until it is done.
+                let busy =
+                    c.is_some_and(|c| c.busy || c.deferred_ack.is_some() || c.transfer.is_some());
                 let has_sdp = msg::sdp_body(&req).is_some();
                 if !other_confirmed {
                     // UPDATE in an early dialog is not relayed (RFC 3311 allows it; later).
@@ -459,7 +465,7 @@ impl B2bua {
     }
 
     /// Sends `req` (received on `from`) as a new request on the other leg.
-    fn relay_request(
+    pub(super) fn relay_request(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -475,6 +481,7 @@ impl B2bua {
             .filter(|_| matches!(req.method(), Some(Method::Invite | Method::Update)));
         let mut body: Option<(String, Bytes)> = None;
         if let Some(s) = &sdp {
+            self.note_sdp_in(call, from, s);
             let media = self.calls.get(&call).and_then(|c| c.media);
             let r = match media {
                 Some(m) => self.media.offer(m, from.media(), s),
@@ -529,7 +536,7 @@ impl B2bua {
         }
     }
 
-    fn on_prack(
+    pub(super) fn on_prack(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -576,7 +583,7 @@ impl B2bua {
         }
     }
 
-    fn on_cancel(
+    pub(super) fn on_cancel(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -598,7 +605,7 @@ impl B2bua {
         }
     }
 
-    fn on_ack(
+    pub(super) fn on_ack(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -621,6 +628,9 @@ impl B2bua {
         };
         c.deferred_ack = None;
         let media = c.media;
+        if let Some(s) = msg::sdp_body(ack) {
+            self.note_sdp_in(call, leg, &s);
+        }
         let answer = match (msg::sdp_body(ack), media) {
             (Some(s), Some(m)) => match self.media.answer(m, leg.media(), &s) {
                 Ok(a) => Some(a),
@@ -638,7 +648,7 @@ impl B2bua {
     // Responses to our requests
     // ----------------------------------------------------------------------------------------
 
-    fn on_response(
+    pub(super) fn on_response(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -650,7 +660,12 @@ impl B2bua {
         if !self.calls.contains_key(&ctx.call) {
             // The call is gone (cancelled, failed): a 2xx still opens a dialog on that leg,
             // which must be closed.
-            if (200..300).contains(&status) && matches!(ctx.kind, ClientKind::Initial { .. }) {
+            if (200..300).contains(&status)
+                && matches!(
+                    ctx.kind,
+                    ClientKind::Initial { .. } | ClientKind::TransferInvite
+                )
+            {
                 let inv = tl.client_request(id).cloned();
                 self.kill_dialog(now, tl, ctx.call, inv, &resp, ctx.dest);
             }
@@ -667,12 +682,14 @@ impl B2bua {
                 self.on_relay_response(now, tl, ctx, server, offer, resp)
             }
             ClientKind::Refresh => self.on_refresh_response(now, tl, ctx, resp),
+            ClientKind::TransferInvite => self.on_transfer_response(now, tl, id, ctx, resp),
+            ClientKind::Rebridge => self.on_rebridge_response(now, tl, ctx, resp),
             ClientKind::LocalPrack | ClientKind::Teardown => {}
         }
     }
 
     /// Leg B's dialog state from a response that carries a To tag.
-    fn learn_b(&mut self, call: u64, resp: &Message) -> bool {
+    pub(super) fn learn_b(&mut self, call: u64, resp: &Message) -> bool {
         let Some(c) = self.calls.get_mut(&call) else {
             return false;
         };
@@ -702,13 +719,14 @@ impl B2bua {
     }
 
     /// SDP from `from` in a response: an answer when the request carried the offer.
-    fn media_for(
+    pub(super) fn media_for(
         &mut self,
         call: u64,
         from: LegSide,
         offer_in_request: bool,
         sdp: &[u8],
     ) -> Result<Vec<u8>, MediaPortError> {
+        self.note_sdp_in(call, from, sdp);
         let m = self
             .calls
             .get(&call)
@@ -721,7 +739,7 @@ impl B2bua {
         }
     }
 
-    fn on_initial_response(
+    pub(super) fn on_initial_response(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -810,7 +828,7 @@ impl B2bua {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn relay_provisional(
+    pub(super) fn relay_provisional(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -908,7 +926,7 @@ impl B2bua {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn answer_call(
+    pub(super) fn answer_call(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -1019,7 +1037,7 @@ impl B2bua {
 
     /// Sends a 2xx to an INVITE and retransmits it until the ACK (13.3.1.4).
     #[allow(clippy::too_many_arguments)]
-    fn start_2xx(
+    pub(super) fn start_2xx(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -1045,7 +1063,7 @@ impl B2bua {
         self.send_response(now, tl, call, leg, server, m);
     }
 
-    fn on_relay_response(
+    pub(super) fn on_relay_response(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -1170,7 +1188,7 @@ impl B2bua {
         }
     }
 
-    fn on_refresh_response(
+    pub(super) fn on_refresh_response(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -1201,7 +1219,7 @@ impl B2bua {
         }
     }
 
-    fn on_client_failure(
+    pub(super) fn on_client_failure(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -1257,6 +1275,22 @@ impl B2bua {
                     Some(ctx.leg),
                 );
             }
+            ClientKind::TransferInvite => {
+                self.transfer_failed(now, tl, ctx.call, Some(id), status, reason);
+            }
+            ClientKind::Rebridge => {
+                if let Some(c) = self.calls.get_mut(&ctx.call) {
+                    c.busy = false;
+                }
+                self.end_call(
+                    now,
+                    tl,
+                    ctx.call,
+                    EndCause::DialogLost(ctx.leg),
+                    None,
+                    Some(ctx.leg),
+                );
+            }
             ClientKind::LocalPrack | ClientKind::Teardown => {}
         }
     }
@@ -1265,7 +1299,7 @@ impl B2bua {
     // Session timers and retransmissions
     // ----------------------------------------------------------------------------------------
 
-    fn set_session_timer(
+    pub(super) fn set_session_timer(
         &mut self,
         now: Instant,
         call: u64,
@@ -1296,7 +1330,7 @@ impl B2bua {
         );
     }
 
-    fn fire(&mut self, now: Instant, tl: &mut TransactionLayer, t: TimerEntry) {
+    pub(super) fn fire(&mut self, now: Instant, tl: &mut TransactionLayer, t: TimerEntry) {
         let Some(c) = self.calls.get_mut(&t.call) else {
             return;
         };
@@ -1342,6 +1376,7 @@ impl B2bua {
                 };
                 self.refresh(now, tl, t.call, t.leg, st);
             }
+            TimerKind::TransferRing => self.transfer_ring_timeout(now, tl, t),
             TimerKind::Expiry => {
                 if l.timer.is_some_and(|s| s.gen == t.gen) {
                     self.end_call(
@@ -1359,7 +1394,7 @@ impl B2bua {
 
     /// Our session refresh on `leg`: UPDATE when the peer allows it, else a re-INVITE with the
     /// SDP we last sent there (an unchanged offer).
-    fn refresh(
+    pub(super) fn refresh(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -1403,7 +1438,7 @@ impl B2bua {
 
     /// Ends the call on both legs (except `skip`, which ended it): BYE on confirmed legs, the
     /// final `status` to A's INVITE when it has none, CANCEL of B's pending INVITE.
-    fn end_call(
+    pub(super) fn end_call(
         &mut self,
         now: Instant,
         tl: &mut TransactionLayer,
@@ -1437,6 +1472,7 @@ impl B2bua {
         } else if status.is_some() {
             final_status = status;
         }
+        self.abandon_transfer(now, tl, call);
         if let Some(b) = b_invite.filter(|_| !conf_b) {
             if let Ok(cid) = tl.cancel(now, b) {
                 self.clients.insert(
@@ -1505,7 +1541,7 @@ fn a_req_session(req: &Message) -> Option<u32> {
 }
 
 /// Placeholder destination of a CANCEL's context (the layer sends it where the INVITE went).
-fn unreachable_dest() -> Destination {
+pub(super) fn unreachable_dest() -> Destination {
     Destination {
         remote: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         flow: None,
@@ -1514,7 +1550,7 @@ fn unreachable_dest() -> Destination {
 }
 
 /// RFC 3261 21 (and RFC 3262, 4028, 3329...) reason phrases; by class for the others.
-fn standard_phrase(status: u16) -> &'static str {
+pub(super) fn standard_phrase(status: u16) -> &'static str {
     match status {
         180 => "Ringing",
         181 => "Call Is Being Forwarded",
