@@ -1669,3 +1669,5 @@ fn asserted_identity_crosses_mapped_when_the_policy_allows_it() {
     assert!(inv.header(HeaderName::PAssertedIdentity).is_none());
     assert!(inv.header(HeaderName::Privacy).is_none());
 }
+
+mod transfer;

@@ -348,7 +348,7 @@ impl B2bua {
         let refer_notify = method == Some(Method::Notify)
             && req
                 .header(HeaderName::Event)
-                .is_some_and(|e| e.len() >= 5 && e[..5].eq_ignore_ascii_case(b"refer"));
+                .is_some_and(|e| e.get(..5).is_some_and(|p| p.eq_ignore_ascii_case(b"refer")));
         let Some(c) = self.calls.get_mut(&call) else {
             return false;
         };
@@ -620,18 +620,34 @@ impl B2bua {
             b.header("Replaces", rep);
             b.header("Require", "replaces");
         }
-        let sent = b.finish(Some(("application/sdp", &offer))).and_then(|inv| {
-            let r = tl.send_request(now, inv.clone(), leg.peer).ok();
-            r.map(|cid| (cid, inv))
-        });
-        let Some((cid, invite)) = sent else {
+        let Some(invite) = b.finish(Some(("application/sdp", &offer))) else {
             if let Some(m) = new_media {
                 self.media.release(m);
             }
             self.reply(now, tl, call, r, id, req, 500, "Server Internal Error");
             return;
         };
+        // The referrer hears first: 202, then the subscription's first NOTIFY.
+        let mut b = response_head(req, 202, b"Accepted", Some(&zone_tag(self, call, r)));
+        b.header("Contact", zone_r.contact());
+        if let Some(m) = b.finish(None) {
+            self.send_response(now, tl, call, r, id, m);
+        }
+        self.refer_notify(now, tl, call, r, event_id, 100, "Trying", false);
+        self.transfer_stats.local_started += 1;
         self.record(call, now, r, Direction::Out, &invite);
+        let cid = match tl.send_request(now, invite, leg.peer) {
+            Ok(cid) => cid,
+            Err(e) => {
+                if let Some(m) = new_media {
+                    self.media.release(m);
+                }
+                self.transfer_stats.local_failed += 1;
+                self.drop_event(Some(call), format!("transfer INVITE not sent: {e}"));
+                self.refer_notify(now, tl, call, r, event_id, 503, "Service Unavailable", true);
+                return;
+            }
+        };
         self.clients.insert(
             cid,
             ClientCtx {
@@ -654,14 +670,6 @@ impl B2bua {
             });
         }
         self.arm(now + RING_TIMEOUT, call, r, TimerKind::TransferRing, gen);
-        self.transfer_stats.local_started += 1;
-
-        let mut b = response_head(req, 202, b"Accepted", Some(&zone_tag(self, call, r)));
-        b.header("Contact", zone_r.contact());
-        if let Some(m) = b.finish(None) {
-            self.send_response(now, tl, call, r, id, m);
-        }
-        self.refer_notify(now, tl, call, r, event_id, 100, "Trying", false);
     }
 
     /// A NOTIFY for a REFER on `leg`: the sipfrag `SIP/2.0 status reason`.
@@ -1136,10 +1144,10 @@ impl B2bua {
             .and_then(|e| e.ok())
             .and_then(|e| e.id.and_then(|i| i.parse::<u32>().ok()));
         let orig = self.calls.get(&call).and_then(|c| {
-            let on_from = c.refer_map.iter().filter(|(l, _, _)| *l == from);
+            let mut on_from = c.refer_map.iter().filter(|(l, _, _)| *l == from);
             match their_id {
                 Some(n) => on_from.clone().find(|(_, ours, _)| *ours == n).map(|e| e.2),
-                None => on_from.last().map(|e| e.2),
+                None => on_from.next_back().map(|e| e.2),
             }
         });
         let event = match (their_id, orig) {
