@@ -592,11 +592,13 @@ scenario_rfc4475_udp() {
 # Scenarios in files of their own.
 # shellcheck source=tests/e2e/b2bua-media.sh
 source "$root/tests/e2e/b2bua-media.sh"
+# shellcheck source=tests/e2e/sipp/b2bua-transfer.sh
+source "$root/tests/e2e/sipp/b2bua-transfer.sh"
 
 # ---------------------------------------------------------------------------------------------
 all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
     register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp
-    b2bua-media b2bua-registered b2bua-media-nft)
+    b2bua-media b2bua-registered b2bua-media-nft b2bua-transfer)
 selected=("$@")
 ((${#selected[@]})) || selected=("${all[@]}")
 

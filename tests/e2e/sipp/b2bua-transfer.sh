@@ -1,0 +1,64 @@
+# Scenario b2bua-transfer of tests/e2e/run-sipp.sh (sourced by it after b2bua-media.sh, whose
+# b2b_sw_start it uses): a blind transfer done by sipwarden itself (refer = "local", the
+# default towards the untrusted zone wan), so that the wan party never sees it.
+#
+# Zones as in b2bua-media: lan 127.0.1.0/24 (sipwarden 127.0.1.1), wan 127.0.2.0/24 (sipwarden
+# 127.0.2.1). The referrer (SIPp, 127.0.1.2, uac-transfer-referrer.xml) calls the wan party
+# (SIPp, 127.0.2.2, uas-transfer-wan.xml, the "ITSP"), then REFERs the call to the target
+# (SIPp, 127.0.1.3, uas-transfer-target.xml). Checked:
+# - one successful call for each of the three (the referrer got 202, NOTIFY 100 and NOTIFY 200
+#   and sipwarden's BYE; the target got the INVITE with Referred-By and, later, the wan party's
+#   BYE; the wan party got no REFER or NOTIFY, which SIPp would count as a failed call);
+# - nothing of 127.0.1.x in anything the wan party received;
+# - the target was offered the lan media port the referrer had (the relay session is reused,
+#   so the wan side's port does not change either and the wan party gets no re-INVITE).
+scenario_b2bua_transfer() {
+    local name=b2bua-transfer p="$next_sw_port" wan_port ref_port tgt_port wan_media ref_media tgt_media
+    port wan_port
+    port ref_port
+    port tgt_port
+    port wan_media
+    port ref_media
+    port tgt_media
+    b2b_sw_start "$name" "$p" || return 0
+
+    local sipp_ip=127.0.2.2
+    sipp_bg "$name-wan" 40 -sf "$sippdir/uas-transfer-wan.xml" -p "$wan_port" -t u1 -m 1 \
+        -mi 127.0.2.2 -mp "$wan_media" -key hold_ms 6000
+    local wan=$last_bg
+    sipp_ip=127.0.1.3
+    sipp_bg "$name-target" 40 -sf "$sippdir/uas-transfer-target.xml" -p "$tgt_port" -t u1 -m 1 \
+        -mi 127.0.1.3 -mp "$tgt_media"
+    local tgt=$last_bg
+    sleep 0.3
+    sipp_ip=127.0.1.2
+    sipp_bg "$name-referrer" 40 "127.0.1.1:$p" -sf "$sippdir/uac-transfer-referrer.xml" \
+        -p "$ref_port" -t u1 -mi 127.0.1.2 -mp "$ref_media" -m 1 -recv_timeout 20000 \
+        -key ruri "sip:itsp@127.0.2.2:$wan_port" -key target "sip:carol@127.0.1.3:$tgt_port"
+    local ref=$last_bg
+    wait_pid "$ref" 30 || true
+    wait_pid "$wan" 30 || true
+    wait_pid "$tgt" 30 || true
+    expect_calls "$name-referrer" 1
+    expect_calls "$name-wan" 1
+    expect_calls "$name-target" 1
+
+    local wmsg="$work/$name-wan.msg" rmsg="$work/$name-referrer.msg" tmsg="$work/$name-target.msg"
+    if grep -q "127\.0\.1\." "$wmsg"; then
+        why+="a lan address reached the wan party: $(grep -m3 '127\.0\.1\.' "$wmsg" | tr '\n' ' '); "
+    fi
+    if grep -qE "^(REFER|NOTIFY) " "$wmsg"; then
+        why+="the wan party saw the transfer: $(grep -m2 -E '^(REFER|NOTIFY) ' "$wmsg" | tr '\n' ' '); "
+    fi
+    # Ports sipwarden offered: every m=audio port in a log except the phone's own.
+    local ref_offered tgt_offered
+    ref_offered="$(grep -o 'm=audio [0-9]*' "$rmsg" | awk '{print $2}' | grep -vx "$ref_media" | sort -u | tr '\n' ' ')"
+    tgt_offered="$(grep -o 'm=audio [0-9]*' "$tmsg" | awk '{print $2}' | grep -vx "$tgt_media" | sort -u | tr '\n' ' ')"
+    summary+="lan port to the referrer ${ref_offered:-none}, to the target ${tgt_offered:-none}; "
+    if [[ -z "$ref_offered" || "$ref_offered" != "$tgt_offered" ]]; then
+        why+="the target was not offered the referrer's lan port (${ref_offered:-none} vs ${tgt_offered:-none}); "
+    fi
+    local reinvites
+    reinvites="$(grep -c '^INVITE ' "$wmsg" || true)"
+    [[ "$reinvites" == 1 ]] || why+="the wan party got $reinvites INVITEs, want 1 (no re-INVITE); "
+}
