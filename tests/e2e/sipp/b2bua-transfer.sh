@@ -11,7 +11,9 @@
 #   BYE; the wan party got no REFER or NOTIFY, which SIPp would count as a failed call);
 # - nothing of 127.0.1.x in anything the wan party received;
 # - the target was offered the lan media port the referrer had (the relay session is reused,
-#   so the wan side's port does not change either and the wan party gets no re-INVITE).
+#   so the wan side's port does not change either and the wan party gets no re-INVITE);
+# - media: the wan party plays G.711 RTP, the target echoes it (-rtp_echo), the referrer sends
+#   none: RTP relayed lan->wan can only be the target's, through the re-bridged session.
 scenario_b2bua_transfer() {
     local name=b2bua-transfer p="$next_sw_port" wan_port ref_port tgt_port wan_media ref_media tgt_media
     port wan_port
@@ -20,6 +22,10 @@ scenario_b2bua_transfer() {
     port wan_media
     port ref_media
     port tgt_media
+    if [[ ! -r /usr/share/sip-tester/g711a.pcap ]]; then
+        skip="/usr/share/sip-tester/g711a.pcap is missing (Debian package sip-tester)"
+        return 0
+    fi
     b2b_sw_start "$name" "$p" || return 0
 
     local sipp_ip=127.0.2.2
@@ -28,7 +34,7 @@ scenario_b2bua_transfer() {
     local wan=$last_bg
     sipp_ip=127.0.1.3
     sipp_bg "$name-target" 40 -sf "$sippdir/uas-transfer-target.xml" -p "$tgt_port" -t u1 -m 1 \
-        -mi 127.0.1.3 -mp "$tgt_media"
+        -mi 127.0.1.3 -mp "$tgt_media" -rtp_echo
     local tgt=$last_bg
     sleep 0.3
     sipp_ip=127.0.1.2
@@ -52,8 +58,8 @@ scenario_b2bua_transfer() {
     fi
     # Ports sipwarden offered: every m=audio port in a log except the phone's own.
     local ref_offered tgt_offered
-    ref_offered="$(grep -o 'm=audio [0-9]*' "$rmsg" | awk '{print $2}' | grep -vx "$ref_media" | sort -u | tr '\n' ' ')"
-    tgt_offered="$(grep -o 'm=audio [0-9]*' "$tmsg" | awk '{print $2}' | grep -vx "$tgt_media" | sort -u | tr '\n' ' ')"
+    ref_offered="$(grep -o 'm=audio [0-9]*' "$rmsg" 2>/dev/null | awk '{print $2}' | grep -vx "$ref_media" | sort -u | tr '\n' ' ' || true)"
+    tgt_offered="$(grep -o 'm=audio [0-9]*' "$tmsg" 2>/dev/null | awk '{print $2}' | grep -vx "$tgt_media" | sort -u | tr '\n' ' ' || true)"
     summary+="lan port to the referrer ${ref_offered:-none}, to the target ${tgt_offered:-none}; "
     if [[ -z "$ref_offered" || "$ref_offered" != "$tgt_offered" ]]; then
         why+="the target was not offered the referrer's lan port (${ref_offered:-none} vs ${tgt_offered:-none}); "
@@ -61,4 +67,14 @@ scenario_b2bua_transfer() {
     local reinvites
     reinvites="$(grep -c '^INVITE ' "$wmsg" || true)"
     [[ "$reinvites" == 1 ]] || why+="the wan party got $reinvites INVITEs, want 1 (no re-INVITE); "
+    # Media: the wan party plays RTP, only the target echoes it (the referrer sends nothing), so
+    # RTP relayed lan->wan (a->b: the referrer's side is A) proves the re-bridged path.
+    local rel ab ba
+    rel="$(grep -m1 -o 'released: RTP relayed a->b [0-9]* packets, b->a [0-9]* packets' "$sw_log" || true)"
+    ab="$(sed -n 's/.*a->b \([0-9]*\) packets.*/\1/p' <<<"$rel")"
+    ba="$(sed -n 's/.*b->a \([0-9]*\) packets.*/\1/p' <<<"$rel")"
+    summary+="relay: ${ba:-?} RTP packets wan->lan, ${ab:-?} echoed by the target lan->wan; "
+    if [[ -z "$ab" || -z "$ba" || "$ab" -eq 0 || "$ba" -eq 0 ]]; then
+        why+="RTP did not flow between the wan party and the target (${rel:-no release line}); "
+    fi
 }
