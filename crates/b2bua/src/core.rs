@@ -151,7 +151,9 @@ pub enum StartError {
 
 /// The extensions the B2BUA itself implements, the only ones it lets a peer require.
 const OUR_EXTENSIONS: &[&str] = &["100rel", "timer"];
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, MESSAGE, NOTIFY";
+/// REFER is ours to carry out (or pass on) whatever the other side supports.
+const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, MESSAGE, NOTIFY, REFER";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum TimerKind {

@@ -70,7 +70,8 @@
 //!   Timer B on leg B gives A a 408; a transport error 503.
 //! - In-dialog requests both ways: re-INVITE and UPDATE (SDP through offer/answer), INFO,
 //!   OPTIONS, MESSAGE, NOTIFY relayed with a new CSeq of the other leg; BYE answered 200 on
-//!   its leg and sent on the other, media released; REFER and SUBSCRIBE get 501 (not yet).
+//!   its leg and sent on the other, media released; REFER: see "Call transfer"
+//!   below; SUBSCRIBE gets 501.
 //!   A second offer while one is in progress on the call gets 491 with Retry-After (glare);
 //!   a 491 from the other leg is passed back. 481/408 to a relayed request ends the call
 //!   (RFC 5057).
@@ -97,8 +98,29 @@
 //! - Via transport and Contact come from the zone's [`ZoneIdentity`] (one transport per
 //!   zone for now).
 //!
+//! ## Call transfer (module `core::transfer`)
+//! A REFER is handled as the zone of the call's *other* leg says ([`ZoneIdentity::refer`],
+//! default [`ReferMode::Local`] for untrusted zones, [`ReferMode::Passthrough`] for trusted
+//! ones; [`B2bua::set_refer_mode`] overrides it per call, for a trunk's own setting):
+//! - local: 202 and NOTIFYs (message/sipfrag, 100 then the final status) to the referrer, a
+//!   new leg to the Refer-To target in the referrer's zone (to the Refer-To host when it is
+//!   an IP address, else to the referrer's peer, i.e. the PBX that routes it) offered the
+//!   other leg's session through the relay session the referrer had (same ports: the other
+//!   side sees nothing), then the referrer is replaced by it and gets BYE. The other leg is
+//!   re-INVITEd only when it was on hold or the new leg is in another zone. Failure: final
+//!   NOTIFY with the status, the call stays. The referrer may hang up after the 202. The
+//!   target may ring 60 s.
+//! - passthrough: the REFER goes on the other leg with Refer-To/Referred-By mapped to our
+//!   domain of that zone; NOTIFYs come back with the referrer's REFER id and the sipfrag's
+//!   status line only.
+//! - Replaces (RFC 3891) in a Refer-To or an initial INVITE that names one of our dialogs is
+//!   rewritten to the Call-ID and tags of that call's other leg, as its far end knows them,
+//!   and the new leg goes to that far end ([`B2bua::replaces_route`]).
+//! - Counters: [`B2bua::transfer_stats`].
+//!
 //! ## Not here (yet)
-//! REFER/transfer, in-dialog SUBSCRIBE, UPDATE in early dialogs, PRACK with SDP, digest
+//! In-dialog SUBSCRIBE, a transfer to a target whose dialog is still early (Replaces with
+//! early-only), transfer events in [`B2buaEvent`] (the CDR sees the history), UPDATE in early dialogs, PRACK with SDP, digest
 //! authentication towards trunks, multipart bodies, recursion on 3xx, SRTP key policy
 //! (`set_crypto` of the relay).
 //!

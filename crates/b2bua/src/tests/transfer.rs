@@ -576,11 +576,8 @@ fn passthrough_refer_is_mapped_and_notifies_come_back() {
     h.assert_hidden();
 }
 
-#[test]
-fn passthrough_notify_from_the_lan_carries_no_lan_text() {
-    // A WAN caller refers the call; the LAN (trusted, passthrough by default) gets the REFER
-    // and its NOTIFYs reach the WAN with a standard phrase only.
-    let mut h = H::new();
+/// A WAN -> LAN call up to the ACK; returns (200 seen by the ITSP, INVITE seen by the PBX).
+fn wan_call_up(h: &mut H) -> (Message, Message) {
     let invite = format!(
         "INVITE sip:+4930999@198.51.100.1 SIP/2.0
 Via: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKwan1;rport
@@ -625,6 +622,87 @@ Content-Length: {}
             None,
         ),
     );
+    (ok, inv_a)
+}
+
+#[test]
+fn inbound_itsp_call_is_transferred_by_the_pbx_locally() {
+    let mut h = H::new();
+    let (ok, inv_a) = wan_call_up(&mut h);
+    // The PBX (UAS of leg B) refers the ITSP's call to another extension.
+    let pbx_view = inv_with_tag(&inv_a, "lanto1");
+    h.inject(
+        PBX,
+        &in_dialog(
+            "REFER",
+            "sip:192.168.10.1:5060",
+            false,
+            &pbx_view,
+            1,
+            "SIP/2.0/UDP 192.168.10.20:5060;branch=z9hG4bKlanref1",
+            "Refer-To: <sip:2005@pbx.lan.example>\nContact: <sip:201@192.168.10.20:5060>",
+            None,
+        ),
+    );
+    let out = h.take(PBX);
+    find(&out, "SIP/2.0 202");
+    let notify = find(&out, "NOTIFY sip:201@192.168.10.20:5060");
+    assert_eq!(
+        hv(&notify, HeaderName::CallId),
+        hv(&inv_a, HeaderName::CallId)
+    );
+    let new = find(&out, "INVITE sip:2005@pbx.lan.example");
+    // The target sees the ITSP caller as leg B showed it, and the PBX as the referrer.
+    assert!(hv(&new, HeaderName::From).contains("+4917012345@192.168.10.1"));
+    // No Referred-By in the REFER: the referrer as leg B knows it.
+    assert_eq!(
+        hv(&new, HeaderName::ReferredBy),
+        "<sip:201@pbx.lan.example>"
+    );
+    h.inject_msg(
+        PBX,
+        respond(
+            &new,
+            "200 OK",
+            "t2005",
+            "Contact: <sip:2005@192.168.10.25>",
+            Some(&target_sdp()),
+        ),
+    );
+    let out = h.take(PBX);
+    find(&out, "ACK sip:2005@192.168.10.25");
+    assert_eq!(sipfrag(&find(&out, "NOTIFY")), "SIP/2.0 200 OK");
+    let bye = find(&out, "BYE sip:201@192.168.10.20:5060");
+    assert_eq!(hv(&bye, HeaderName::CallId), hv(&inv_a, HeaderName::CallId));
+    assert!(h.take(ITSP).is_empty());
+    // The ITSP hangs up (it is leg A's caller): the BYE goes to the new leg.
+    h.inject(
+        ITSP,
+        &in_dialog(
+            "BYE",
+            &msg::contact_uri(&ok).unwrap(),
+            true,
+            &ok,
+            2,
+            "SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKwanbye2",
+            "",
+            None,
+        ),
+    );
+    h.expect(ITSP, "SIP/2.0 200");
+    let bye = h.expect(PBX, "BYE sip:2005@192.168.10.25");
+    assert!(hv(&bye, HeaderName::To).contains("tag=t2005"));
+    assert_eq!(h.b2b.call_count(), 0);
+    h.assert_hidden();
+}
+
+#[test]
+fn passthrough_notify_from_the_lan_carries_no_lan_text() {
+    // A WAN caller refers the call; the LAN (trusted, passthrough by default) gets the REFER
+    // and its NOTIFYs reach the WAN with a standard phrase only.
+    let mut h = H::new();
+    let (ok, inv_a) = wan_call_up(&mut h);
+    let target = msg::contact_uri(&ok).unwrap();
     h.inject(
         ITSP,
         &in_dialog(
