@@ -229,6 +229,9 @@ struct Leg {
     last_sdp_in: Option<Bytes>,
     /// REFERs received on this leg (the second one's NOTIFYs carry `id`, RFC 3515 2.4.6).
     refers: u32,
+    /// The party behind the other leg changed (a transfer): SDP sent here keeps this leg's
+    /// origin line (session id, version + 1), which the new party's SDP does not have.
+    origin_pinned: bool,
     rseq_next: u32,
     pending_2xx: Option<Pending2xx>,
     pending_rel: Option<PendingRel>,
@@ -708,6 +711,7 @@ impl B2bua {
             last_sdp_out: None,
             last_sdp_in: offer.clone(),
             refers: 0,
+            origin_pinned: false,
             rseq_next: 1,
             pending_2xx: None,
             pending_rel: None,
@@ -736,6 +740,7 @@ impl B2bua {
             last_sdp_out: body_b.clone(),
             last_sdp_in: None,
             refers: 0,
+            origin_pinned: false,
             rseq_next: 1,
             pending_2xx: None,
             pending_rel: None,

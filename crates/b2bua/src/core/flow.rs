@@ -488,7 +488,7 @@ impl B2bua {
                 None => Err(MediaPortError::Unavailable("no media session".into())),
             };
             match r {
-                Ok(o) => body = Some(("application/sdp".into(), Bytes::from(o))),
+                Ok(o) => body = Some(("application/sdp".into(), self.sdp_for(call, to, o))),
                 Err(e) => {
                     self.drop_event(Some(call), e.to_string());
                     self.reply(now, tl, call, from, id, req, 488, "Not Acceptable Here");
@@ -633,7 +633,7 @@ impl B2bua {
         }
         let answer = match (msg::sdp_body(ack), media) {
             (Some(s), Some(m)) => match self.media.answer(m, leg.media(), &s) {
-                Ok(a) => Some(a),
+                Ok(a) => Some(self.sdp_for(call, d.leg, a)),
                 Err(e) => {
                     self.drop_event(Some(call), e.to_string());
                     None
@@ -1116,7 +1116,7 @@ impl B2bua {
         if ok {
             if let Some(s) = &sdp {
                 match self.media_for(call, from, offer, s) {
-                    Ok(b) => body = Some(("application/sdp".into(), Bytes::from(b))),
+                    Ok(b) => body = Some(("application/sdp".into(), self.sdp_for(call, to, b))),
                     Err(e) => self.drop_event(Some(call), e.to_string()),
                 }
             } else if !matches!(method, Some(Method::Invite | Method::Update)) {

@@ -326,6 +326,14 @@ impl B2bua {
         self.other_leg_replaces(call, side)
     }
 
+    /// SDP about to be sent on `leg`, with the leg's origin kept when it is pinned.
+    pub(super) fn sdp_for(&self, call: u64, leg: LegSide, sdp: Vec<u8>) -> Bytes {
+        match self.calls.get(&call).map(|c| c.leg(leg)) {
+            Some(l) if l.origin_pinned => Bytes::from(pin_origin(l.last_sdp_out.as_deref(), &sdp)),
+            _ => Bytes::from(sdp),
+        }
+    }
+
     pub(super) fn note_sdp_in(&mut self, call: u64, leg: LegSide, sdp: &[u8]) {
         if let Some(c) = self.calls.get_mut(&call) {
             c.leg_mut(leg).last_sdp_in = Some(Bytes::copy_from_slice(sdp));
@@ -598,6 +606,7 @@ impl B2bua {
             last_sdp_out: Some(offer.clone()),
             last_sdp_in: None,
             refers: 0,
+            origin_pinned: false,
             rseq_next: 1,
             pending_2xx: None,
             pending_rel: None,
@@ -883,6 +892,7 @@ impl B2bua {
             None => None,
         };
         let held = c.leg(o).last_sdp_out.as_deref().is_some_and(is_held);
+        c.leg_mut(o).origin_pinned = true;
         self.dialogs.remove(&(old.call_id, old.local_tag));
         self.dialogs.insert(new_key, (call, r));
         if let Some(m) = old_media {

@@ -1048,3 +1048,64 @@ fn local_transfer_keeps_the_real_relays_ports() {
     assert_eq!(relay.session_count(), 0);
     h.assert_hidden();
 }
+
+#[test]
+fn sdp_to_the_itsp_keeps_its_origin_after_a_transfer() {
+    let mut h = H::new();
+    let (inv, _ok_a, new) = blind_refer(&mut h);
+    h.inject_msg(
+        PBX,
+        respond(
+            &new,
+            "200 OK",
+            "t2002",
+            "Contact: <sip:2002@192.168.10.22>",
+            Some(&target_sdp()),
+        ),
+    );
+    h.take(PBX);
+    // The new party puts the ITSP on hold: its own o= (phone2002 5000) must not reach the
+    // ITSP, which knows the session as the one of the INVITE (o= ... 1000 1).
+    let ack = h
+        .sent
+        .iter()
+        .rev()
+        .find(|(_, m)| first(m).starts_with("ACK sip:2002@192.168.10.22"))
+        .map(|(_, m)| m.clone())
+        .unwrap();
+    h.inject(
+        PBX,
+        &in_dialog(
+            "INVITE",
+            "sip:192.168.10.1:5060",
+            false,
+            &ack,
+            1,
+            "SIP/2.0/UDP 192.168.10.22:5060;branch=z9hG4bKphonehold",
+            "Contact: <sip:2002@192.168.10.22>",
+            Some(
+                &target_sdp()
+                    .replace("a=sendrecv", "a=sendonly")
+                    .replace(" 5000 1 ", " 5000 2 "),
+            ),
+        ),
+    );
+    let re = h.expect(ITSP, "INVITE sip:gw@203.0.113.5");
+    let sdp = String::from_utf8_lossy(re.body()).into_owned();
+    let o = sdp
+        .lines()
+        .find(|l| l.starts_with("o="))
+        .unwrap()
+        .to_owned();
+    let first_o = String::from_utf8_lossy(inv.body())
+        .lines()
+        .find(|l| l.starts_with("o="))
+        .unwrap()
+        .to_owned();
+    let f: Vec<&str> = first_o.split(' ').collect();
+    let g: Vec<&str> = o.split(' ').collect();
+    assert_eq!(g[1], f[1], "same session id: {o} vs {first_o}");
+    assert_eq!(g[2], "2", "next version: {o}");
+    assert!(sdp.contains("a=sendonly"));
+    h.assert_hidden();
+}
