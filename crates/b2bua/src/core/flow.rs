@@ -1405,8 +1405,9 @@ impl B2bua {
         let Some(c) = self.calls.get(&call) else {
             return;
         };
-        if c.busy || c.deferred_ack.is_some() {
-            // An offer is in progress; its 2xx refreshes the session. Look again soon.
+        if c.busy || c.deferred_ack.is_some() || c.transfer.is_some() {
+            // An offer is in progress (or a transfer, whose re-bridge may need the offer
+            // slot); its 2xx refreshes the session. Look again soon.
             let at = now + Duration::from_secs(u64::from(st.interval / 8).max(1));
             self.arm(at, call, leg, TimerKind::Refresh, st.gen);
             return;
