@@ -104,7 +104,7 @@
 //! ones; [`B2bua::set_refer_mode`] overrides it per call, for a trunk's own setting):
 //! - local: 202 and NOTIFYs (message/sipfrag, 100 then the final status) to the referrer, a
 //!   new leg to the Refer-To target in the referrer's zone (to the Refer-To host when it is
-//!   an IP address, else to the referrer's peer, i.e. the PBX that routes it) offered the
+//!   a private or loopback IP address, else to the referrer's peer, i.e. the PBX that routes it) offered the
 //!   other leg's session through the relay session the referrer had (same ports: the other
 //!   side sees nothing), then the referrer is replaced by it and gets BYE. The other leg is
 //!   re-INVITEd only when it was on hold or the new leg is in another zone. Failure: final

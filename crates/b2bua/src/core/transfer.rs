@@ -8,7 +8,7 @@
 //! 1. R gets `202 Accepted` and a `NOTIFY` (`Event: refer`, `Subscription-State: active`,
 //!    `message/sipfrag` `SIP/2.0 100 Trying`).
 //! 2. A new leg R' is called: an INVITE to the Refer-To URI (without its headers) in R's zone,
-//!    sent to the Refer-To host when it is an IP address, else to R's peer (the PBX that sent
+//!    sent to the Refer-To host when it is a private or loopback IP address, else to R's peer (the PBX that sent
 //!    the REFER routes the target). Its offer is O's last SDP (direction reset to sendrecv)
 //!    through the media port from O's side: the relay hands out the ports R had, so nothing
 //!    changes for O. Referred-By is the REFER's (or R's identity).
@@ -148,6 +148,18 @@ fn refer_target(req: &Message) -> Option<ReferTarget> {
         other_method,
         literal,
     })
+}
+
+/// Private, loopback, link-local or unique-local: an address that does not route on the
+/// Internet.
+fn is_local(ip: std::net::IpAddr) -> bool {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v) => v.is_private() || v.is_loopback() || v.is_link_local(),
+        std::net::IpAddr::V6(v) => {
+            let s = v.segments().first().copied().unwrap_or(0);
+            v.is_loopback() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+        }
+    }
 }
 
 /// `disp<uri>` split into its display part and URI.
@@ -471,7 +483,11 @@ impl B2bua {
             return;
         };
         // Where the new leg goes, and the Replaces it carries.
-        let default_hop = match target.literal {
+        // An IP literal is where the target is, as long as it is a local address: a public
+        // one would get a request with this zone's Via, Contact and SDP straight from here
+        // (the referrer's PBX routes those, and calls that leave the zone come back through
+        // the B2BUA and its topology hiding).
+        let default_hop = match target.literal.filter(|a| is_local(a.ip())) {
             Some(a) if !rleg.peer.reliable => Destination {
                 remote: a,
                 flow: None,
@@ -1248,6 +1264,15 @@ mod unit {
         let r = Replaces::parse_value(t.replaces.as_deref().unwrap()).unwrap();
         assert_eq!((r.call_id, r.to_tag, r.from_tag), ("c1@h", "t1", "f1"));
         assert_eq!(escape("a@b;c=d"), "a%40b%3Bc%3Dd");
+    }
+
+    #[test]
+    fn only_local_literals_are_dialled_directly() {
+        assert!(is_local("192.168.10.22".parse().unwrap()));
+        assert!(is_local("127.0.1.3".parse().unwrap()));
+        assert!(is_local("fd00::5".parse().unwrap()));
+        assert!(!is_local("203.0.113.66".parse().unwrap()));
+        assert!(!is_local("2001:db8::1".parse().unwrap()));
     }
 
     #[test]

@@ -1109,3 +1109,16 @@ fn sdp_to_the_itsp_keeps_its_origin_after_a_transfer() {
     assert!(sdp.contains("a=sendonly"));
     h.assert_hidden();
 }
+
+#[test]
+fn a_public_ip_in_refer_to_is_not_dialled_from_the_lan_zone() {
+    let mut h = H::new();
+    let (_inv, ok_a) = lan_call_up(&mut h, "");
+    refer(&mut h, &ok_a, 11, "<sip:+4940555@203.0.113.66>");
+    // The new leg goes to the referrer's PBX, which routes it; nothing goes to that address.
+    let out = h.take(PBX);
+    find(&out, "INVITE sip:+4940555@203.0.113.66");
+    assert!(h.take("203.0.113.66:5060").is_empty());
+    assert!(h.take(ITSP).is_empty());
+    h.assert_hidden();
+}
