@@ -104,12 +104,12 @@
 //! ones; [`B2bua::set_refer_mode`] overrides it per call, for a trunk's own setting):
 //! - local: 202 and NOTIFYs (message/sipfrag, 100 then the final status) to the referrer, a
 //!   new leg to the Refer-To target in the referrer's zone (to the Refer-To host when it is
-//!   a private or loopback IP address, else to the referrer's peer, i.e. the PBX that routes it) offered the
-//!   other leg's session through the relay session the referrer had (same ports: the other
-//!   side sees nothing), then the referrer is replaced by it and gets BYE. The other leg is
-//!   re-INVITEd only when it was on hold or the new leg is in another zone. Failure: final
-//!   NOTIFY with the status, the call stays. The referrer may hang up after the 202. The
-//!   target may ring 60 s.
+//!   a private or loopback IP address, else to the referrer's peer, i.e. the PBX that
+//!   routes it) offered the other leg's session through the relay session the referrer had
+//!   (same ports: the other side sees nothing), then the referrer is replaced by it and gets
+//!   BYE. The other leg is re-INVITEd only when it was on hold or the new leg is in another
+//!   zone (keeping its SDP origin). Failure: final NOTIFY with the status, the call stays.
+//!   The referrer may hang up after the 202. The target may ring 60 s.
 //! - passthrough: the REFER goes on the other leg with Refer-To/Referred-By mapped to our
 //!   domain of that zone; NOTIFYs come back with the referrer's REFER id and the sipfrag's
 //!   status line only.
@@ -120,9 +120,9 @@
 //!
 //! ## Not here (yet)
 //! In-dialog SUBSCRIBE, a transfer to a target whose dialog is still early (Replaces with
-//! early-only), transfer events in [`B2buaEvent`] (the CDR sees the history), UPDATE in early dialogs, PRACK with SDP, digest
-//! authentication towards trunks, multipart bodies, recursion on 3xx, SRTP key policy
-//! (`set_crypto` of the relay).
+//! early-only), transfer events in [`B2buaEvent`] (the CDR sees the history), UPDATE in
+//! early dialogs, PRACK with SDP, digest authentication towards trunks, multipart bodies,
+//! recursion on 3xx, SRTP key policy (`set_crypto` of the relay).
 //!
 //! ## Wiring into call-engine (for the lead)
 //! 1. `Engine` gets `b2bua: Option<B2bua>` (built from the zones of the config: per zone its

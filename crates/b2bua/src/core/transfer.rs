@@ -8,10 +8,10 @@
 //! 1. R gets `202 Accepted` and a `NOTIFY` (`Event: refer`, `Subscription-State: active`,
 //!    `message/sipfrag` `SIP/2.0 100 Trying`).
 //! 2. A new leg R' is called: an INVITE to the Refer-To URI (without its headers) in R's zone,
-//!    sent to the Refer-To host when it is a private or loopback IP address, else to R's peer (the PBX that sent
-//!    the REFER routes the target). Its offer is O's last SDP (direction reset to sendrecv)
-//!    through the media port from O's side: the relay hands out the ports R had, so nothing
-//!    changes for O. Referred-By is the REFER's (or R's identity).
+//!    sent to the Refer-To host when it is a private or loopback IP address, else to R's
+//!    peer (the PBX that sent the REFER routes the target). Its offer is O's last SDP
+//!    (direction reset to sendrecv) through the media port from O's side: the relay hands
+//!    out the ports R had, so nothing changes for O. Referred-By is the REFER's (or R's identity).
 //! 3. R' answers: its answer goes to the relay as the answer of R's side (the relay now sends
 //!    O's media to R'), R' is ACKed and takes R's place in the call, R gets the final NOTIFY
 //!    (`SIP/2.0 200 OK`, `terminated`) and a BYE (RFC 5589 lets the transferor hang up
