@@ -146,6 +146,7 @@ pub fn identities(c: &Config, bound: &Bound) -> Vec<ZoneIdentity> {
                 transport: (*transport).to_owned(),
                 domain: z.domain.clone(),
                 trusted: z.trusted,
+                refer: None,
             })
         })
         .collect()
