@@ -162,6 +162,42 @@ impl Engine {
         true
     }
 
+    /// An INVITE to our own address whose Replaces names a dialog of a B2BUA call: the
+    /// B2BUA starts it towards that dialog's far end, with Replaces mapped to the identifiers
+    /// the far end knows. `false`: not such an INVITE, the caller answers it as before.
+    pub(crate) fn b2b_replaces(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        work: &Message,
+        source: Source,
+    ) -> bool {
+        let Some(route) = self
+            .cross
+            .as_ref()
+            .and_then(|c| c.b2bua.replaces_route(work))
+        else {
+            return false;
+        };
+        let Some(za) = self.zone_of(source.remote.ip()).map(str::to_owned) else {
+            return false;
+        };
+        if let Some(c) = self.cross.as_mut() {
+            if let Err(e) =
+                c.b2bua
+                    .start_call(now, &mut self.layer, id, work.clone(), source, &za, route)
+            {
+                self.stats.local_rejections += 1;
+                self.event(Event::Dropped {
+                    reason: format!("INVITE with Replaces from zone {za} not started: {e}"),
+                    source: Some(source),
+                });
+            }
+        }
+        self.drain_b2b_events();
+        true
+    }
+
     /// Where the request would go for `target`: the first Route (the target's Path first),
     /// else the binding's fixed destination, else the Request-URI.
     fn next_hop(&self, work: &Message, target: &Target) -> Option<Destination> {

@@ -173,6 +173,11 @@ impl Engine {
             if method == Method::Options {
                 return self.answer_options(now, id, &work);
             }
+            // An INVITE with Replaces for a dialog of one of our B2BUA calls (attended
+            // transfer, RFC 3891) becomes a call to that dialog's far end.
+            if method == Method::Invite && self.b2b_replaces(now, id, &work, source) {
+                return;
+            }
             // In-dialog, to our Contact, and no B2BUA call took it: no such dialog here
             // (RFC 3261 12.2.2).
             if work
