@@ -280,11 +280,14 @@ def make_relay(name):
             [SIPWARDEN_BIN, "--addr", "127.0.0.1", "--port-min", str(PORT_MIN), "--port-max", str(PORT_MAX),
              "--workers", str(THREADS)],
         )
-    if name == "cfwd":
+    if name in ("cfwd", "cfwd-conn"):
+        # cfwd-conn: the same forwarder with every port's socket connect(2)ed to its peer, the
+        # kernel's cheapest UDP path (early demux on receive, cached route on send).
         return ContractRelay(
-            "cfwd",
+            name,
             [os.path.join(BIN, "fwd"), "--addr", "127.0.0.1", "--port-min", str(PORT_MIN), "--port-max",
-             str(PORT_MAX), "--workers", str(THREADS), "--batch", "64"],
+             str(PORT_MAX), "--workers", str(THREADS), "--batch", "64",
+             "--connect", "1" if name == "cfwd-conn" else "0"],
         )
     if name == "rtpengine":
         return Rtpengine()
@@ -563,6 +566,8 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
           "for reference:")
         w("")
     pairs = [("sipwarden", "rtpengine"), ("sipwarden", "cfwd"), ("rtpengine", "cfwd")]
+    if "cfwd-conn" in relays:
+        pairs += [("sipwarden", "cfwd-conn"), ("rtpengine", "cfwd-conn"), ("cfwd-conn", "cfwd")]
     w("| streams | ratio | CPU per packet | latency p50 | latency p99 |")
     w("|---:|---|---:|---:|---:|")
     lad = {(r["relay"], r["streams"]): r for r in results if r["test"] == "ladder" and "error" not in r}

@@ -67,6 +67,13 @@ pub struct RelayConfig {
     /// may wait for more (up to 32) before handling them. Longer: fewer
     /// wake-ups per packet, more added latency. Zero: handle each at once.
     pub io_batch_wait: Duration,
+    /// Once a leg has latched, give its port a second socket connected to
+    /// the latched peer (same port, `SO_REUSEPORT`): the kernel's cheaper
+    /// connected path for the peer's packets (no route lookup per packet on
+    /// send, 4-tuple demultiplexing on receive), while packets from other
+    /// sources still arrive on the port's own socket and are dropped and
+    /// counted there. `false`: one unconnected socket per port.
+    pub connect_latched: bool,
 }
 
 impl Default for RelayConfig {
@@ -80,6 +87,7 @@ impl Default for RelayConfig {
             event_capacity: 4096,
             io_uring: true,
             io_batch_wait: Duration::from_micros(200),
+            connect_latched: true,
         }
     }
 }
