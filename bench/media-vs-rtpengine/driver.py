@@ -274,11 +274,14 @@ class Direct:
 
 
 def make_relay(name):
-    if name == "sipwarden":
+    if name in ("sipwarden", "sipwarden-unconn"):
+        # sipwarden-unconn: the same relay without connected sockets for latched peers
+        # (`--connect 0`), to measure what they bring.
+        extra = ["--connect", "0"] if name == "sipwarden-unconn" else []
         return ContractRelay(
-            "sipwarden",
+            name,
             [SIPWARDEN_BIN, "--addr", "127.0.0.1", "--port-min", str(PORT_MIN), "--port-max", str(PORT_MAX),
-             "--workers", str(THREADS)],
+             "--workers", str(THREADS)] + extra,
         )
     if name in ("cfwd", "cfwd-conn"):
         # cfwd-conn: the same forwarder with every port's socket connect(2)ed to its peer, the
@@ -409,7 +412,7 @@ def ratio(a, b):
 def main():
     relays = []
     for name in RELAYS:
-        if name == "sipwarden" and not (SIPWARDEN_BIN and os.access(SIPWARDEN_BIN, os.X_OK)):
+        if name.startswith("sipwarden") and not (SIPWARDEN_BIN and os.access(SIPWARDEN_BIN, os.X_OK)):
             log("SKIPPING sipwarden: %s not found; build it with "
                 "`cargo build --release -p media-relay --example relay-bench` "
                 "(or set SIPWARDEN_RELAY_BENCH=PATH)" % (SIPWARDEN_BIN or "relay-bench"))
@@ -566,6 +569,8 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
           "for reference:")
         w("")
     pairs = [("sipwarden", "rtpengine"), ("sipwarden", "cfwd"), ("rtpengine", "cfwd")]
+    if "sipwarden-unconn" in relays:
+        pairs += [("sipwarden", "sipwarden-unconn"), ("sipwarden-unconn", "rtpengine")]
     if "cfwd-conn" in relays:
         pairs += [("sipwarden", "cfwd-conn"), ("rtpengine", "cfwd-conn"), ("cfwd-conn", "cfwd")]
     w("| streams | ratio | CPU per packet | latency p50 | latency p99 |")

@@ -194,8 +194,8 @@ pub use driver::{MediaRelay, MAX_DATAGRAM};
 pub use hook::{HookEvent, MediaHook};
 pub use ports::PortPool;
 pub use session::{
-    is_private, LatchMode, LatchPolicy, MediaSession, PeerAddrs, PerSide, Side, SocketKind, Stream,
-    Verdict, MAX_STREAMS,
+    is_private, LatchMode, LatchPolicy, MediaDirection, MediaSession, PeerAddrs, PerSide, Side,
+    SocketKind, Stream, Verdict, MAX_STREAMS,
 };
 pub use stats::{DirectionStats, DropReason, Drops, SessionStats, StreamStats};
 pub use transform::{PacketTransform, PlainRtcp, TransformError, TRANSFORM_HEADROOM};

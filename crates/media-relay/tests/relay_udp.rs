@@ -454,8 +454,13 @@ fn latched_peer_gets_a_connected_socket_and_strangers_are_still_dropped() {
 }
 
 fn connected_companion(io_uring: bool, min: u16) {
-    let (relay, _events) =
-        relay_with_io(min, min + 49, LatchMode::Nat, Duration::from_secs(60), io_uring);
+    let (relay, _events) = relay_with_io(
+        min,
+        min + 49,
+        LatchMode::Nat,
+        Duration::from_secs(60),
+        io_uring,
+    );
     let a = endpoint("127.0.0.1");
     let b = endpoint("127.0.0.1");
     b.set_read_timeout(Some(Duration::from_millis(200)))
@@ -470,12 +475,18 @@ fn connected_companion(io_uring: bool, min: u16) {
         .answer(id, Side::B, &sdp(b.local_addr().unwrap(), true))
         .unwrap();
     let ports = relay.ports(id).unwrap()[0];
-    assert_eq!(sockets_on_port(ports.a), vec![None], "one socket before the latch");
+    assert_eq!(
+        sockets_on_port(ports.a),
+        vec![None],
+        "one socket before the latch"
+    );
 
     // Both sides latch; their ports get a socket connected to them.
-    a.send_to(&rtp(0, 1, 0xa, 0x11), relay_addr(ports.a)).unwrap();
+    a.send_to(&rtp(0, 1, 0xa, 0x11), relay_addr(ports.a))
+        .unwrap();
     assert!(recv(&b).is_some());
-    b.send_to(&rtp(0, 1, 0xb, 0x22), relay_addr(ports.b)).unwrap();
+    b.send_to(&rtp(0, 1, 0xb, 0x22), relay_addr(ports.b))
+        .unwrap();
     assert!(recv(&a).is_some());
     let deadline = Instant::now() + Duration::from_secs(2);
     while sockets_on_port(ports.a).len() < 2 && Instant::now() < deadline {
@@ -494,11 +505,13 @@ fn connected_companion(io_uring: bool, min: u16) {
     // from B's port, and the stranger's are counted as source-locked.
     let stranger = endpoint("127.0.0.1");
     for seq in 2..12u16 {
-        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(ports.a)).unwrap();
+        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(ports.a))
+            .unwrap();
         stranger
             .send_to(&rtp(0, seq, 0xa, 0xee), relay_addr(ports.a))
             .unwrap();
-        b.send_to(&rtp(0, seq, 0xb, 0x22), relay_addr(ports.b)).unwrap();
+        b.send_to(&rtp(0, seq, 0xb, 0x22), relay_addr(ports.b))
+            .unwrap();
     }
     let mut got_b = Vec::new();
     while let Some((p, from)) = recv(&b) {
@@ -526,7 +539,8 @@ fn connected_companion(io_uring: bool, min: u16) {
     relay
         .answer(id, Side::B, &sdp(b.local_addr().unwrap(), true))
         .unwrap();
-    a2.send_to(&rtp(0, 20, 0xa, 0x33), relay_addr(ports.a)).unwrap();
+    a2.send_to(&rtp(0, 20, 0xa, 0x33), relay_addr(ports.a))
+        .unwrap();
     assert_eq!(recv(&b).map(|(p, _)| p[12]), Some(0x33));
     let deadline = Instant::now() + Duration::from_secs(2);
     while !sockets_on_port(ports.a).contains(&Some(a2.local_addr().unwrap()))
@@ -539,8 +553,10 @@ fn connected_companion(io_uring: bool, min: u16) {
         vec![None, Some(a2.local_addr().unwrap())]
     );
     for seq in 21..26u16 {
-        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(ports.a)).unwrap();
-        a2.send_to(&rtp(0, seq, 0xa, 0x33), relay_addr(ports.a)).unwrap();
+        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(ports.a))
+            .unwrap();
+        a2.send_to(&rtp(0, seq, 0xa, 0x33), relay_addr(ports.a))
+            .unwrap();
     }
     let mut got = Vec::new();
     while let Some((p, _)) = recv(&b) {

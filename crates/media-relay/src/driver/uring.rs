@@ -378,8 +378,7 @@ impl Uring {
         let e = match dst {
             Some(dst) => {
                 let name_len = write_sockaddr(&dst, &mut s.name);
-                let name: *const libc::sockaddr =
-                    (&s.name as *const libc::sockaddr_storage).cast();
+                let name: *const libc::sockaddr = (&s.name as *const libc::sockaddr_storage).cast();
                 on_socket!(self, slot, fd, |t| opcode::Send::new(t, data, len)
                     .dest_addr(name)
                     .dest_addr_len(name_len)

@@ -125,7 +125,12 @@ struct WSession {
     conns: ConnTable,
 }
 
-fn cell<T>(t: &[[[T; 2]; 2]; MAX_STREAMS], media: usize, side: Side, kind: SocketKind) -> Option<&T> {
+fn cell<T>(
+    t: &[[[T; 2]; 2]; MAX_STREAMS],
+    media: usize,
+    side: Side,
+    kind: SocketKind,
+) -> Option<&T> {
     t.get(media)
         .and_then(|t| t.get(side.index()))
         .and_then(|t| t.get(kind_index(kind)))
