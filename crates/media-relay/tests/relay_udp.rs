@@ -571,3 +571,130 @@ fn connected_companion(io_uring: bool, min: u16) {
     assert!(sockets_on_port(ports.b).is_empty());
     relay.shutdown();
 }
+
+/// Hold and resume by re-INVITE: while A's SDP says `a=sendonly` (and B's
+/// answer `a=recvonly`), B's RTP never reaches A and is counted as
+/// `direction`; A's music on hold and RTCP both ways still pass; after the
+/// resume both directions flow again.
+#[test]
+fn hold_by_reinvite_withholds_the_held_direction() {
+    let (relay, _events) = relay(22600, 22699, LatchMode::Nat, Duration::from_secs(60));
+    let a = endpoint("127.0.0.1");
+    let b = endpoint("127.0.0.1");
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    let with = |addr: SocketAddr, dir: &str| {
+        let mut v = sdp(addr, true);
+        v.extend_from_slice(format!("a={dir}\r\n").as_bytes());
+        v
+    };
+    let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let id = relay.create_session("lo", "lo").unwrap();
+    relay.offer(id, Side::A, &sdp(aa, true)).unwrap();
+    relay.answer(id, Side::B, &sdp(ba, true)).unwrap();
+    let p = relay.ports(id).unwrap()[0];
+    let exchange = |seq: u16| {
+        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(p.a)).unwrap();
+        b.send_to(&rtp(0, seq, 0xb, 0x22), relay_addr(p.b)).unwrap();
+        (recv(&b).map(|(x, _)| x[12]), recv(&a).map(|(x, _)| x[12]))
+    };
+    assert_eq!(exchange(1), (Some(0x11), Some(0x22)));
+
+    // Hold: the SDP toward B keeps a=sendonly, the answer toward A a=recvonly.
+    let to_b = relay.offer(id, Side::A, &with(aa, "sendonly")).unwrap();
+    assert!(String::from_utf8_lossy(&to_b).contains("a=sendonly\r\n"));
+    let to_a = relay.answer(id, Side::B, &with(ba, "recvonly")).unwrap();
+    assert!(String::from_utf8_lossy(&to_a).contains("a=recvonly\r\n"));
+    for seq in 2..7 {
+        assert_eq!(exchange(seq), (Some(0x11), None), "packet {seq}");
+    }
+    // RTCP (muxed) still passes from B to A.
+    b.send_to(&rtcp_rr(0xb, 0, 0, 1), relay_addr(p.b)).unwrap();
+    assert!(recv(&a).is_some(), "RTCP from B during the hold");
+
+    // Resume.
+    relay.offer(id, Side::A, &with(aa, "sendrecv")).unwrap();
+    relay.answer(id, Side::B, &sdp(ba, true)).unwrap();
+    assert_eq!(exchange(7), (Some(0x11), Some(0x22)));
+
+    let st = relay.stats(id).unwrap().streams[0];
+    assert_eq!(st.b_to_a.drops.get(DropReason::Direction), 5);
+    assert_eq!(st.b_to_a.drops.total(), 5);
+    assert_eq!(st.a_to_b.drops.total(), 0);
+    assert_eq!((st.b_to_a.rtp_out, st.b_to_a.rtcp_out), (2, 1));
+    relay.release(id).unwrap();
+}
+
+/// A connected socket reports an ICMP error of its peer (port unreachable
+/// after the phone closed its socket) on its next receive. The relay must
+/// take it in stride: when the peer comes back on the same address, its
+/// packets flow again, on both packet paths.
+#[test]
+fn connected_socket_survives_icmp_errors_from_its_peer() {
+    let mut min = 22700;
+    for io_uring in [true, false] {
+        if io_uring && !io_uring_available() {
+            continue;
+        }
+        let (relay, _events) = relay_with_io(
+            min,
+            min + 49,
+            LatchMode::Nat,
+            Duration::from_secs(60),
+            io_uring,
+        );
+        min += 50;
+        let a = endpoint("127.0.0.1");
+        let b = endpoint("127.0.0.1");
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+        }
+        let ba = b.local_addr().unwrap();
+        let id = relay.create_session("lo", "lo").unwrap();
+        relay
+            .offer(id, Side::A, &sdp(a.local_addr().unwrap(), true))
+            .unwrap();
+        relay.answer(id, Side::B, &sdp(ba, true)).unwrap();
+        let p = relay.ports(id).unwrap()[0];
+        a.send_to(&rtp(0, 1, 0xa, 0x11), relay_addr(p.a)).unwrap();
+        assert!(recv(&b).is_some());
+        b.send_to(&rtp(0, 1, 0xb, 0x22), relay_addr(p.b)).unwrap();
+        assert!(recv(&a).is_some());
+        std::thread::sleep(Duration::from_millis(50));
+
+        // B goes away: what A sends now draws ICMP port unreachable.
+        drop(b);
+        for seq in 2..5 {
+            a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(p.a)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        // B is back on the same address; both directions work again.
+        let b = UdpSocket::bind(ba).unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        for seq in 5..8 {
+            b.send_to(&rtp(0, seq, 0xb, 0x22), relay_addr(p.b)).unwrap();
+            assert_eq!(
+                recv(&a).map(|(x, _)| x[12]),
+                Some(0x22),
+                "B to A after the error (io_uring {io_uring})"
+            );
+            a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(p.a)).unwrap();
+            assert_eq!(
+                recv(&b).map(|(x, _)| x[12]),
+                Some(0x11),
+                "A to B after the error (io_uring {io_uring})"
+            );
+        }
+        // The error surfaced on a send (counted as send_failed) or on a
+        // receive (skipped); either way nothing else was lost.
+        let st = relay.stats(id).unwrap().streams[0].a_to_b;
+        assert_eq!(st.rtp_out + st.drops.get(DropReason::SendFailed), 7);
+        assert_eq!(st.drops.total(), st.drops.get(DropReason::SendFailed));
+        relay.release(id).unwrap();
+        relay.shutdown();
+    }
+}
