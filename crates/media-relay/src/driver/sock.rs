@@ -92,9 +92,19 @@ pub(crate) fn bind_port(addr: SocketAddr, reuseport: bool) -> io::Result<UdpSock
     }
     let addr = probe.local_addr()?;
     drop(probe);
-    let fd = reuseport_socket(addr)?;
-    sys_addr(&fd, addr, false)?;
-    Ok(UdpSocket::from_std(std::net::UdpSocket::from(fd)))
+    let shared = reuseport_socket(addr).and_then(|fd| sys_addr(&fd, addr, false).map(|()| fd));
+    match shared {
+        Ok(fd) => Ok(UdpSocket::from_std(std::net::UdpSocket::from(fd))),
+        // Someone took the port in between: busy, as for the probe.
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(e),
+        // SO_REUSEPORT refused (a sandbox): a plain socket still relays;
+        // its companions will fail to bind and the leg stays unconnected.
+        Err(_) => {
+            let s = std::net::UdpSocket::bind(addr)?;
+            s.set_nonblocking(true)?;
+            Ok(UdpSocket::from_std(s))
+        }
+    }
 }
 
 /// A second socket on `local` (which a [`bind_port`] socket of this process
