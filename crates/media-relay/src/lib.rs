@@ -108,7 +108,9 @@
 //! else's to the port's own socket, where the core drops them as before;
 //! what goes to the peer leaves through the connected socket without an
 //! address, on the route the socket caches. A new latch reconnects it. The
-//! firewall hook does not hear about these sockets (same port).
+//! firewall hook does not hear about these sockets (same port). A stream
+//! can so hold up to eight descriptors; [`MediaRelay::start`] raises the
+//! process's soft limit of open files to its hard limit.
 //!
 //! In `Nat` mode a peer with a private SDP address can be latched by any
 //! source that is first; that window is the time between the SDP and the

@@ -86,6 +86,10 @@ impl MediaRelay {
         hook: Option<Arc<dyn MediaHook>>,
     ) -> Result<(Self, Receiver<MediaEvent>), MediaError> {
         let ctl = Controller::new(cfg)?;
+        // Best effort: where the hard limit is the soft one (or raising is
+        // refused), binding fails later with EMFILE, counted as ports
+        // exhausted, and a companion socket is simply not made.
+        let _ = sock::raise_nofile_limit();
         let n = match cfg.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,

@@ -121,6 +121,29 @@ pub(crate) fn reconnect(socket: &UdpSocket, peer: SocketAddr) -> io::Result<()> 
     socket.connect(peer)
 }
 
+/// Raises the soft limit of open files to the hard limit and returns the
+/// new soft limit. Every media port is a descriptor, and a latched leg's a
+/// second one (its connected companion): a stream can hold up to eight
+/// (two legs, RTP and RTCP, each with a companion), so the common soft
+/// limit of 1024 would end the relay's capacity after about a hundred
+/// calls, long before the port ranges do.
+pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
+    // SAFETY: all-zero is a valid rlimit; getrlimit fills it.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `lim` is a valid, writable rlimit for the call.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit for the call.
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) })?;
+        return Ok(raised.rlim_cur as u64);
+    }
+    Ok(lim.rlim_cur as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +213,16 @@ mod tests {
         drop(other);
         let again = bind_port(addr, true).unwrap();
         assert_eq!(again.local_addr().unwrap(), addr);
+    }
+
+    #[test]
+    fn open_files_limit_is_raised_to_the_hard_limit() {
+        let soft = raise_nofile_limit().unwrap();
+        // SAFETY: as in the function.
+        let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: as in the function.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!(lim.rlim_cur, lim.rlim_max);
+        assert_eq!(soft, lim.rlim_cur as u64);
     }
 }
