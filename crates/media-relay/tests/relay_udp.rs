@@ -488,8 +488,11 @@ fn connected_companion(io_uring: bool, min: u16) {
     b.send_to(&rtp(0, 1, 0xb, 0x22), relay_addr(ports.b))
         .unwrap();
     assert!(recv(&a).is_some());
+    // The epoll path sends before it makes the companion: wait for both.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while sockets_on_port(ports.a).len() < 2 && Instant::now() < deadline {
+    while (sockets_on_port(ports.a).len() < 2 || sockets_on_port(ports.b).len() < 2)
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(
@@ -649,8 +652,7 @@ fn connected_socket_survives_icmp_errors_from_its_peer() {
         let a = endpoint("127.0.0.1");
         let b = endpoint("127.0.0.1");
         for s in [&a, &b] {
-            s.set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         }
         let ba = b.local_addr().unwrap();
         let id = relay.create_session("lo", "lo").unwrap();
@@ -673,8 +675,7 @@ fn connected_socket_survives_icmp_errors_from_its_peer() {
         std::thread::sleep(Duration::from_millis(100));
         // B is back on the same address; both directions work again.
         let b = UdpSocket::bind(ba).unwrap();
-        b.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         for seq in 5..8 {
             b.send_to(&rtp(0, seq, 0xb, 0x22), relay_addr(p.b)).unwrap();
             assert_eq!(
