@@ -274,17 +274,25 @@ class Direct:
 
 
 def make_relay(name):
-    if name == "sipwarden":
+    if name in ("sipwarden", "sipwarden-unconn", "sipwarden-w1000"):
+        # sipwarden-unconn: the same relay without connected sockets for latched peers
+        # (`--connect 0`), to measure what they bring; sipwarden-w1000: a 1 ms io_uring batch
+        # window instead of 200 µs (fewer wake-ups, more latency).
+        extra = {"sipwarden-unconn": ["--connect", "0"],
+                 "sipwarden-w1000": ["--batch-wait-us", "1000"]}.get(name, [])
         return ContractRelay(
-            "sipwarden",
+            name,
             [SIPWARDEN_BIN, "--addr", "127.0.0.1", "--port-min", str(PORT_MIN), "--port-max", str(PORT_MAX),
-             "--workers", str(THREADS)],
+             "--workers", str(THREADS)] + extra,
         )
-    if name == "cfwd":
+    if name in ("cfwd", "cfwd-conn"):
+        # cfwd-conn: the same forwarder with every port's socket connect(2)ed to its peer, the
+        # kernel's cheapest UDP path (early demux on receive, cached route on send).
         return ContractRelay(
-            "cfwd",
+            name,
             [os.path.join(BIN, "fwd"), "--addr", "127.0.0.1", "--port-min", str(PORT_MIN), "--port-max",
-             str(PORT_MAX), "--workers", str(THREADS), "--batch", "64"],
+             str(PORT_MAX), "--workers", str(THREADS), "--batch", "64",
+             "--connect", "1" if name == "cfwd-conn" else "0"],
         )
     if name == "rtpengine":
         return Rtpengine()
@@ -406,7 +414,7 @@ def ratio(a, b):
 def main():
     relays = []
     for name in RELAYS:
-        if name == "sipwarden" and not (SIPWARDEN_BIN and os.access(SIPWARDEN_BIN, os.X_OK)):
+        if name.startswith("sipwarden") and not (SIPWARDEN_BIN and os.access(SIPWARDEN_BIN, os.X_OK)):
             log("SKIPPING sipwarden: %s not found; build it with "
                 "`cargo build --release -p media-relay --example relay-bench` "
                 "(or set SIPWARDEN_RELAY_BENCH=PATH)" % (SIPWARDEN_BIN or "relay-bench"))
@@ -563,6 +571,12 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
           "for reference:")
         w("")
     pairs = [("sipwarden", "rtpengine"), ("sipwarden", "cfwd"), ("rtpengine", "cfwd")]
+    if "sipwarden-w1000" in relays:
+        pairs += [("sipwarden-w1000", "rtpengine"), ("sipwarden-w1000", "cfwd")]
+    if "sipwarden-unconn" in relays:
+        pairs += [("sipwarden", "sipwarden-unconn"), ("sipwarden-unconn", "rtpengine")]
+    if "cfwd-conn" in relays:
+        pairs += [("sipwarden", "cfwd-conn"), ("rtpengine", "cfwd-conn"), ("cfwd-conn", "cfwd")]
     w("| streams | ratio | CPU per packet | latency p50 | latency p99 |")
     w("|---:|---|---:|---:|---:|")
     lad = {(r["relay"], r["streams"]): r for r in results if r["test"] == "ladder" and "error" not in r}

@@ -6,7 +6,7 @@
  *
  * It speaks the control contract of sipwarden's relay-bench example, so that the benchmark
  * drives both the same way:
- *   fwd --addr 127.0.0.1 --port-min 30000 --port-max 39999 [--workers N] [--batch N]
+ *   fwd --addr 127.0.0.1 --port-min 30000 --port-max 39999 [--workers N] [--batch N] [--connect 0|1]
  *   prints "ready", then one answer line per command line on stdin:
  *   create ID A_IP:A_PORT B_IP:B_PORT [srtp=BASE64]  -> ok ID PORT_A PORT_B
  *   delete ID                                        -> ok ID
@@ -179,6 +179,9 @@ static int srtp_unprotect_min(struct srtp_in *s, uint8_t *p, int len) {
 static struct call *calls[MAXCALLS];
 static struct worker *workers;
 static int nworkers = 1, batch = 32;
+/* --connect 1: each port's socket is connect(2)ed to the address it sends to (the receive path
+ * then uses early demux and the send path the socket's cached route; no msg_name per packet). */
+static int connect_mode = 0;
 static volatile int stopping;
 
 static void *work(void *arg) {
@@ -216,8 +219,10 @@ static void *work(void *arg) {
 #endif
                 iov[k].iov_base = buf[i];
                 iov[k].iov_len = (size_t)len;
-                msg[k].msg_hdr = (struct msghdr){.msg_name = &c->dst[out], .msg_namelen = sizeof c->dst[out],
-                                                 .msg_iov = &iov[k], .msg_iovlen = 1};
+                msg[k].msg_hdr = connect_mode
+                                     ? (struct msghdr){.msg_iov = &iov[k], .msg_iovlen = 1}
+                                     : (struct msghdr){.msg_name = &c->dst[out], .msg_namelen = sizeof c->dst[out],
+                                                       .msg_iov = &iov[k], .msg_iovlen = 1};
                 k++;
             }
             int off = 0;
@@ -328,6 +333,18 @@ static void cmd_create(char *args) {
         free(c);
         return;
     }
+    if (connect_mode) {
+        /* PORT_A talks to A (dst[0]), PORT_B to B (dst[1]). */
+        for (int s = 0; s < 2; s++) {
+            if (connect(c->fd[s], (struct sockaddr *)&c->dst[s], sizeof c->dst[s])) {
+                close(c->fd[0]);
+                close(c->fd[1]);
+                printf("error %s connect\n", id);
+                free(c);
+                return;
+            }
+        }
+    }
     c->worker = (int)(k % nworkers);
     calls[k] = c;
     c->live = 1;
@@ -375,6 +392,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--port-max")) port_max = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--workers")) nworkers = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--connect")) connect_mode = atoi(argv[i + 1]);
         else { fprintf(stderr, "fwd: unknown option %s\n", argv[i]); return 2; }
     }
     if (inet_pton(AF_INET, addr, &bind_addr) != 1 || port_min < 1 || port_max > 65535 || port_min > port_max ||

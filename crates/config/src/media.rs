@@ -22,7 +22,8 @@ pub struct MediaConfig {
     pub enabled: bool,
     /// A call with no media relayed for this long ends (BYE both ways).
     pub timeout_s: u32,
-    /// How long a released port pair stays unused.
+    /// How long a released port pair stays unused. Together with the range it bounds the call
+    /// rate: about (pairs in the range) / (call length + quarantine) new calls per second.
     pub quarantine_s: u32,
     /// Packet worker threads; 0: one per core.
     pub workers: u32,
@@ -41,7 +42,7 @@ impl Default for MediaConfig {
         MediaConfig {
             enabled: true,
             timeout_s: 60,
-            quarantine_s: 30,
+            quarantine_s: 5,
             workers: 0,
             firewall: Firewall::Off,
             firewall_table: "sipwarden_media".to_owned(),
@@ -140,7 +141,7 @@ pub struct MediaZoneConfig {
     pub srtp_suites: Vec<String>,
 }
 
-/// A UDP port range, written `"30000-39999"`.
+/// A UDP port range, written `"16384-32767"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortRange {
     /// First port.
@@ -149,11 +150,13 @@ pub struct PortRange {
     pub max: u16,
 }
 
+/// The default range: 8192 even/odd pairs, all below Linux's ephemeral port range
+/// (32768-60999 by default), so outgoing connections and DNS queries never take a media port.
 impl Default for PortRange {
     fn default() -> Self {
         PortRange {
-            min: 30000,
-            max: 39999,
+            min: 16384,
+            max: 32767,
         }
     }
 }
@@ -569,11 +572,11 @@ mod tests {
             Some("198.51.100.1".parse().unwrap())
         );
         let clash = format!(
-            "{text}[[media.zone]]\nzone = \"wan\"\nbind = \"10.0.0.1\"\nports = \"39000-39999\"\n"
+            "{text}[[media.zone]]\nzone = \"wan\"\nbind = \"10.0.0.1\"\nports = \"20000-20999\"\n"
         );
         assert!(load(&clash)
             .unwrap_err()
-            .contains("t.toml:4: zone[1]: its media ports 39000-39999 on 10.0.0.1 overlap those of zone `lan`"));
+            .contains("t.toml:4: zone[1]: its media ports 20000-20999 on 10.0.0.1 overlap those of zone `lan`"));
         let off = format!("{text}[media]\nenabled = false\n");
         assert!(!load(&off).unwrap().media_active());
     }

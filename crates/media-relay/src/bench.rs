@@ -50,6 +50,8 @@ pub struct Args {
     pub io_uring: bool,
     /// `--batch-wait-us`: [`RelayConfig::io_batch_wait`].
     pub batch_wait_us: u64,
+    /// `--connect 0|1`: [`RelayConfig::connect_latched`].
+    pub connect: bool,
 }
 
 impl Default for Args {
@@ -63,13 +65,14 @@ impl Default for Args {
             timeout: 3600,
             io_uring: true,
             batch_wait_us: 200,
+            connect: true,
         }
     }
 }
 
 impl Args {
     /// Parses `--addr --port-min --port-max --workers --quarantine --timeout
-    /// --io --batch-wait-us`.
+    /// --io --batch-wait-us --connect`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let mut a = Args::default();
         let mut it = args.into_iter();
@@ -96,6 +99,13 @@ impl Args {
                     a.batch_wait_us = value()?
                         .parse()
                         .map_err(|e| format!("--batch-wait-us: {e}"))?
+                }
+                "--connect" => {
+                    a.connect = match value()?.as_str() {
+                        "1" => true,
+                        "0" => false,
+                        other => return Err(format!("--connect: {other}: 0 or 1")),
+                    }
                 }
                 "--io" => {
                     a.io_uring = match value()?.as_str() {
@@ -129,6 +139,7 @@ impl Args {
             workers: self.workers,
             io_uring: self.io_uring,
             io_batch_wait: Duration::from_micros(self.batch_wait_us),
+            connect_latched: self.connect,
             ..RelayConfig::default()
         }
     }

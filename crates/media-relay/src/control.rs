@@ -11,10 +11,10 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use sdp_message::{Rewriter, SessionDescription};
+use sdp_message::{Direction, Rewriter, SessionDescription};
 
 use crate::ports::PortPool;
-use crate::session::{LatchPolicy, PeerAddrs, PerSide, Side, MAX_STREAMS};
+use crate::session::{LatchPolicy, MediaDirection, PeerAddrs, PerSide, Side, MAX_STREAMS};
 use crate::MediaError;
 
 /// One zone's media addresses (a zone is a named interface such as `lan` or
@@ -67,19 +67,27 @@ pub struct RelayConfig {
     /// may wait for more (up to 32) before handling them. Longer: fewer
     /// wake-ups per packet, more added latency. Zero: handle each at once.
     pub io_batch_wait: Duration,
+    /// Once a leg has latched, give its port a second socket connected to
+    /// the latched peer (same port, `SO_REUSEPORT`): the kernel's cheaper
+    /// connected path for the peer's packets (no route lookup per packet on
+    /// send, 4-tuple demultiplexing on receive), while packets from other
+    /// sources still arrive on the port's own socket and are dropped and
+    /// counted there. `false`: one unconnected socket per port.
+    pub connect_latched: bool,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             zones: Vec::new(),
-            quarantine: Duration::from_secs(30),
+            quarantine: Duration::from_secs(5),
             media_timeout: Duration::from_secs(60),
             workers: 0,
             command_capacity: 1024,
             event_capacity: 4096,
             io_uring: true,
             io_batch_wait: Duration::from_micros(200),
+            connect_latched: true,
         }
     }
 }
@@ -251,6 +259,12 @@ fn parse_media(sdp: &SessionDescription<'_>, index: usize) -> Option<Parsed> {
             rtp,
             rtcp,
             rtcp_mux: m.rtcp_mux(),
+            direction: match sdp.media_direction(index) {
+                Some(Direction::SendOnly) => MediaDirection::SendOnly,
+                Some(Direction::RecvOnly) => MediaDirection::RecvOnly,
+                Some(Direction::Inactive) => MediaDirection::Inactive,
+                Some(Direction::SendRecv) | None => MediaDirection::SendRecv,
+            },
         },
         has_rtcp_attr,
     })
@@ -762,6 +776,7 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
                         rtp: Some("10.0.0.2:49170".parse().unwrap()),
                         rtcp: Some("10.0.0.2:49171".parse().unwrap()),
                         rtcp_mux: false,
+                        ..Default::default()
                     },
                 },
             ]
@@ -795,6 +810,7 @@ a=path:msrp://10.0.0.2:5000/abc;tcp\r\n";
                     rtp: Some("192.168.10.50:7078".parse().unwrap()),
                     rtcp: Some("192.168.10.50:7079".parse().unwrap()),
                     rtcp_mux: false,
+                    ..Default::default()
                 },
             }]
         );
@@ -1097,6 +1113,48 @@ m=audio 4000 RTP/AVP 0\r\na=rtcp-mux\r\nm=video 0 RTP/AVP 96\r\n";
             .contains(&StreamUpdate::Close { media_index: 1 }));
         assert_eq!(c.pairs_in_use(1), 1);
         assert_eq!(c.ports(id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn direction_is_read_at_media_then_session_level_and_kept_in_the_sdp() {
+        let t0 = Instant::now();
+        let mut c = Controller::new(&cfg()).unwrap();
+        let id = c.create("wan", "lan").unwrap();
+        let dirs = |c: &mut Controller, from: Side, kind: SdpKind, sdp: &str| {
+            let out = c
+                .apply_sdp(t0, id, from, kind, sdp.as_bytes(), &mut ok_bind())
+                .unwrap();
+            let d: Vec<MediaDirection> = out
+                .updates
+                .iter()
+                .filter_map(|u| match u {
+                    StreamUpdate::Peer { peer, .. } => Some(peer.direction),
+                    _ => None,
+                })
+                .collect();
+            (d, text(&out.sdp))
+        };
+        // Session-level a=sendonly applies to the first m= line; the second
+        // has its own a=inactive (RFC 8866 6.7: media level wins).
+        let hold = "v=0\r\no=- 1 2 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n\
+                    a=sendonly\r\nm=audio 4000 RTP/AVP 0\r\nm=video 4002 RTP/AVP 96\r\na=inactive\r\n";
+        let (d, out) = dirs(&mut c, Side::A, SdpKind::Offer, hold);
+        assert_eq!(d, vec![MediaDirection::SendOnly, MediaDirection::Inactive]);
+        // The attributes go on to the other side unchanged.
+        assert!(
+            out.contains("a=sendonly\r\n") && out.contains("a=inactive\r\n"),
+            "{out}"
+        );
+        let answer = "v=0\r\no=- 1 2 IN IP4 192.168.10.50\r\ns=-\r\nc=IN IP4 192.168.10.50\r\nt=0 0\r\n\
+                      m=audio 7078 RTP/AVP 0\r\na=recvonly\r\nm=video 7080 RTP/AVP 96\r\na=inactive\r\n";
+        let (d, _) = dirs(&mut c, Side::B, SdpKind::Answer, answer);
+        assert_eq!(d, vec![MediaDirection::RecvOnly, MediaDirection::Inactive]);
+        // Resume: no direction attribute is sendrecv.
+        let resume = hold
+            .replace("a=sendonly\r\n", "")
+            .replace("a=inactive\r\n", "");
+        let (d, _) = dirs(&mut c, Side::A, SdpKind::Offer, &resume);
+        assert_eq!(d, vec![MediaDirection::SendRecv, MediaDirection::SendRecv]);
     }
 
     #[test]

@@ -100,11 +100,35 @@
 //! it has none yet. A latch moves only after the packet also passed the
 //! transform: a forged SRTP packet that fails authentication cannot latch.
 //!
+//! Once a path has latched (and is not waiting for a new latch), its port
+//! gets a second socket, `connect(2)`ed to the latched peer, in one
+//! `SO_REUSEPORT` group with the port's own socket
+//! ([`RelayConfig::connect_latched`], default on). The kernel delivers the
+//! peer's datagrams to the connected socket (4-tuple match) and everyone
+//! else's to the port's own socket, where the core drops them as before;
+//! what goes to the peer leaves through the connected socket without an
+//! address, on the route the socket caches. A new latch reconnects it. The
+//! firewall hook does not hear about these sockets (same port). A stream
+//! can so hold up to eight descriptors; [`MediaRelay::start`] raises the
+//! process's soft limit of open files to its hard limit.
+//!
 //! In `Nat` mode a peer with a private SDP address can be latched by any
 //! source that is first; that window is the time between the SDP and the
 //! peer's first packet (and, after a re-INVITE, its next packet). Use
 //! `SdpAddress` or `Strict` for zones whose peers are not behind NAT, and
 //! SRTP (whose authentication gates latching) where that window matters.
+//!
+//! # Direction
+//!
+//! Each side's latest SDP gives every stream a direction (`a=sendrecv`,
+//! `a=sendonly`, `a=recvonly`, `a=inactive`; media level, else session
+//! level, else sendrecv). RTP from X to Y is forwarded only while X's SDP
+//! lets X send and Y's lets Y receive; otherwise it is dropped as
+//! [`DropReason::Direction`] (after latching and the transform, so SRTP
+//! state stays in step). A side without SDP yet restricts nothing. RTCP
+//! passes whatever the direction (RFC 3264 §5.1). Each offer and answer
+//! (hold, resume) updates it. While every stream is on hold both ways, the
+//! media timeout is held too.
 //!
 //! # Statistics and timeout
 //!
@@ -194,8 +218,8 @@ pub use driver::{MediaRelay, MAX_DATAGRAM};
 pub use hook::{HookEvent, MediaHook};
 pub use ports::PortPool;
 pub use session::{
-    is_private, LatchMode, LatchPolicy, MediaSession, PeerAddrs, PerSide, Side, SocketKind, Stream,
-    Verdict, MAX_STREAMS,
+    is_private, LatchMode, LatchPolicy, MediaDirection, MediaSession, PeerAddrs, PerSide, Side,
+    SocketKind, Stream, Verdict, MAX_STREAMS,
 };
 pub use stats::{DirectionStats, DropReason, Drops, SessionStats, StreamStats};
 pub use transform::{PacketTransform, PlainRtcp, TransformError, TRANSFORM_HEADROOM};

@@ -106,6 +106,35 @@ pub struct LatchPolicy {
     pub relatch_after_silence: Option<Duration>,
 }
 
+/// The direction a side's SDP gives a stream (`a=sendrecv`, `a=sendonly`,
+/// `a=recvonly`, `a=inactive`; RFC 3264 §5.1, RFC 8866 §6.7), from that
+/// side's point of view: `SendOnly` means the side sends and does not want
+/// to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum MediaDirection {
+    /// Both ways (the default when the SDP says nothing).
+    #[default]
+    SendRecv,
+    /// The side only sends (e.g. the side that puts the call on hold).
+    SendOnly,
+    /// The side only receives.
+    RecvOnly,
+    /// Neither (hold both ways).
+    Inactive,
+}
+
+impl MediaDirection {
+    /// The side may send RTP.
+    pub fn sends(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::SendOnly)
+    }
+
+    /// The side wants to receive RTP.
+    pub fn receives(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::RecvOnly)
+    }
+}
+
 /// Where one side receives one stream, as its SDP says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PeerAddrs {
@@ -115,6 +144,8 @@ pub struct PeerAddrs {
     pub rtcp: Option<SocketAddr>,
     /// The SDP carries `a=rtcp-mux`.
     pub rtcp_mux: bool,
+    /// The stream's direction in this SDP (media level, else session level).
+    pub direction: MediaDirection,
 }
 
 /// What to do with a received datagram.
@@ -310,6 +341,20 @@ impl Stream {
     pub fn rtcp_mux(&self) -> bool {
         self.mux
     }
+
+    /// Whether the negotiated directions let RTP flow from `from` to the
+    /// other side: `from`'s latest SDP lets it send and the other side's
+    /// lets it receive. A side with no SDP yet does not restrict (early
+    /// media before the answer). RTCP is not subject to it (RFC 3264 §5.1:
+    /// RTCP is sent and received whatever the direction).
+    pub fn rtp_allowed(&self, from: Side) -> bool {
+        let sends = self.leg(from).peer.is_none_or(|p| p.direction.sends());
+        let receives = self
+            .leg(from.other())
+            .peer
+            .is_none_or(|p| p.direction.receives());
+        sends && receives
+    }
 }
 
 /// The data-plane state of one session: streams, latches, counters and the
@@ -480,7 +525,17 @@ impl MediaSession {
 
     /// Returns how long the session has been idle if that reached the
     /// timeout; reported once until new media or a new offer/answer.
+    /// While every stream is on hold both ways (no direction lets RTP
+    /// through, e.g. `a=inactive`), no media is expected and the clock is
+    /// held; it runs again from the moment a direction opens.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Duration> {
+        let mut streams = self.streams.iter().flatten().peekable();
+        let on_hold = streams.peek().is_some()
+            && streams.all(|s| !s.rtp_allowed(Side::A) && !s.rtp_allowed(Side::B));
+        if on_hold {
+            self.last_activity = now;
+            return None;
+        }
         let idle = now.saturating_duration_since(self.last_activity);
         if self.timed_out || idle < self.timeout {
             return None;
@@ -598,6 +653,12 @@ impl Stream {
         if report.is_some() {
             leg.stats.last_report = report;
         }
+        // After the transform (SRTP state stays in step with the sender) and
+        // the latch (a peer on hold that sends anyway is still learned), so
+        // that only the forwarding is withheld.
+        if !is_rtcp && !self.rtp_allowed(at) {
+            return self.drop_at(at, DropReason::Direction);
+        }
 
         let out_side = at.other();
         let out = self.leg(out_side);
@@ -651,6 +712,7 @@ mod tests {
             rtp: Some(a),
             rtcp: Some(SocketAddr::new(a.ip(), a.port() + 1)),
             rtcp_mux: mux,
+            ..Default::default()
         }
     }
 
@@ -1306,6 +1368,169 @@ mod tests {
         assert_eq!(s.poll_timeout(), Some(t2 + T));
     }
 
+    fn with_dir(p: PeerAddrs, direction: MediaDirection) -> PeerAddrs {
+        PeerAddrs { direction, ..p }
+    }
+
+    #[test]
+    fn sdp_direction_gates_rtp_through_hold_and_resume() {
+        use MediaDirection::*;
+        let t0 = Instant::now();
+        let (pa, pb) = (
+            peer("198.51.100.7:4000", false),
+            peer("192.0.2.9:6000", false),
+        );
+        let mut s = session(t0, LatchMode::SdpAddress, Some(pa), Some(pb));
+        let a_rtp = rtp(1, 0xa, 0, 160);
+        let b_rtp = rtp(1, 0xb, 0, 160);
+        let b_rr = rr(0xb, 0xa, 0, 0, 1);
+        let to_a = Verdict::Forward {
+            side: Side::A,
+            socket: SocketKind::Rtp,
+            dst: addr("198.51.100.7:4000"),
+            len: 172,
+        };
+        let t = std::cell::Cell::new(t0);
+        let step = |s: &mut MediaSession, at: Side, src: &str, pkt: &[u8]| {
+            t.set(t.get() + Duration::from_millis(20));
+            send(s, t.get(), at, SocketKind::Rtp, src, pkt)
+        };
+        // sendrecv both ways: both directions pass (and both sides latch).
+        assert_eq!(
+            step(&mut s, Side::A, "198.51.100.7:4000", &a_rtp),
+            fwd("192.0.2.9:6000")
+        );
+        assert_eq!(step(&mut s, Side::B, "192.0.2.9:6000", &b_rtp), to_a);
+
+        // A puts the call on hold: re-INVITE with a=sendonly. From the offer
+        // on, B's media toward A is withheld; A's music on hold still flows.
+        s.set_peer(t.get(), 0, Side::A, with_dir(pa, SendOnly));
+        assert_eq!(
+            step(&mut s, Side::A, "198.51.100.7:4000", &a_rtp),
+            fwd("192.0.2.9:6000")
+        );
+        assert_eq!(
+            step(&mut s, Side::B, "192.0.2.9:6000", &b_rtp),
+            Verdict::Drop(DropReason::Direction)
+        );
+        // B answers a=recvonly: the same.
+        s.set_peer(t.get(), 0, Side::B, with_dir(pb, RecvOnly));
+        assert_eq!(
+            step(&mut s, Side::A, "198.51.100.7:4000", &a_rtp),
+            fwd("192.0.2.9:6000")
+        );
+        assert_eq!(
+            step(&mut s, Side::B, "192.0.2.9:6000", &b_rtp),
+            Verdict::Drop(DropReason::Direction)
+        );
+        // RTCP is not subject to the direction (RFC 3264 5.1).
+        assert!(matches!(
+            step(&mut s, Side::B, "192.0.2.9:6000", &b_rr),
+            Verdict::Forward { .. }
+        ));
+        // A stranger is still a source-lock drop, not a direction drop.
+        assert_eq!(
+            step(&mut s, Side::B, "192.0.2.9:6666", &b_rtp),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
+
+        // Hold both ways (a=inactive in offer and answer): nothing passes.
+        s.set_peer(t.get(), 0, Side::A, with_dir(pa, Inactive));
+        s.set_peer(t.get(), 0, Side::B, with_dir(pb, Inactive));
+        for _ in 0..3 {
+            assert_eq!(
+                step(&mut s, Side::A, "198.51.100.7:4000", &a_rtp),
+                Verdict::Drop(DropReason::Direction)
+            );
+            assert_eq!(
+                step(&mut s, Side::B, "192.0.2.9:6000", &b_rtp),
+                Verdict::Drop(DropReason::Direction)
+            );
+        }
+        // A recvonly side (B sendonly): only B to A.
+        s.set_peer(t.get(), 0, Side::A, with_dir(pa, RecvOnly));
+        s.set_peer(t.get(), 0, Side::B, with_dir(pb, SendOnly));
+        assert_eq!(
+            step(&mut s, Side::A, "198.51.100.7:4000", &a_rtp),
+            Verdict::Drop(DropReason::Direction)
+        );
+        assert_eq!(step(&mut s, Side::B, "192.0.2.9:6000", &b_rtp), to_a);
+
+        // Resume: sendrecv again, both ways pass.
+        s.set_peer(t.get(), 0, Side::A, pa);
+        s.set_peer(t.get(), 0, Side::B, pb);
+        assert_eq!(
+            step(&mut s, Side::A, "198.51.100.7:4000", &a_rtp),
+            fwd("192.0.2.9:6000")
+        );
+        assert_eq!(step(&mut s, Side::B, "192.0.2.9:6000", &b_rtp), to_a);
+
+        let st = s.stats().streams[0];
+        assert_eq!(st.a_to_b.drops.get(DropReason::Direction), 4);
+        assert_eq!(st.b_to_a.drops.get(DropReason::Direction), 5);
+        assert_eq!(st.b_to_a.drops.get(DropReason::SourceLocked), 1);
+        assert_eq!((st.a_to_b.rtp_in, st.a_to_b.rtp_out), (8, 4));
+        assert_eq!((st.b_to_a.rtp_in, st.b_to_a.rtp_out), (9, 3));
+        assert_eq!(st.b_to_a.rtcp_out, 1);
+    }
+
+    #[test]
+    fn direction_before_the_answer_restricts_only_the_offerer() {
+        let t0 = Instant::now();
+        // Only A's offer (a=recvonly) is known: B may send to A, A may not
+        // send (its own SDP says so); B's SDP does not restrict yet.
+        let pa = with_dir(peer("198.51.100.7:4000", false), MediaDirection::RecvOnly);
+        let mut s = session(t0, LatchMode::SdpAddress, Some(pa), None);
+        let s0 = s.stream(0).unwrap();
+        assert!(!s0.rtp_allowed(Side::A));
+        assert!(s0.rtp_allowed(Side::B));
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.7:4000",
+                &rtp(1, 1, 0, 160)
+            ),
+            Verdict::Drop(DropReason::Direction)
+        );
+    }
+
+    #[test]
+    fn hold_both_ways_holds_the_media_timeout() {
+        use MediaDirection::*;
+        let t0 = Instant::now();
+        let (pa, pb) = (
+            peer("198.51.100.7:4000", true),
+            peer("192.0.2.9:6000", true),
+        );
+        let mut s = session(t0, LatchMode::SdpAddress, Some(pa), Some(pb));
+        s.set_peer(t0, 0, Side::A, with_dir(pa, Inactive));
+        s.set_peer(t0, 0, Side::B, with_dir(pb, Inactive));
+        // No media is expected: a long hold does not end the call.
+        for k in 1..=10u32 {
+            assert_eq!(s.handle_timeout(t0 + T * k), None);
+        }
+        // One side on hold (sendonly/recvonly): media is expected one way,
+        // so silence there times out as usual.
+        let t1 = t0 + T * 10;
+        s.set_peer(t1, 0, Side::A, with_dir(pa, SendOnly));
+        s.set_peer(t1, 0, Side::B, with_dir(pb, RecvOnly));
+        assert_eq!(s.poll_timeout(), Some(t1 + T));
+        assert_eq!(s.handle_timeout(t1 + T - Duration::from_millis(1)), None);
+        assert_eq!(s.handle_timeout(t1 + T), Some(T));
+        // Resumed after a hold both ways: the clock starts at the resume.
+        s.set_peer(t1 + T, 0, Side::A, with_dir(pa, Inactive));
+        s.set_peer(t1 + T, 0, Side::B, with_dir(pb, Inactive));
+        assert_eq!(s.handle_timeout(t1 + T * 5), None);
+        let t2 = t1 + T * 6;
+        s.set_peer(t2, 0, Side::A, pa);
+        s.set_peer(t2, 0, Side::B, pb);
+        assert_eq!(s.handle_timeout(t2 + T / 2), None);
+        assert_eq!(s.handle_timeout(t2 + T), Some(T));
+    }
+
     struct AppendTag {
         fail: Option<TransformError>,
     }
@@ -1510,6 +1735,7 @@ mod proptests {
                 rtp: Some(SocketAddr::from(([198, 51, 100, h], 4001))),
                 rtcp: Some(SocketAddr::from(([198, 51, 100, h], 4002))),
                 rtcp_mux: mux,
+                ..Default::default()
             };
             s.set_peer(t0, 0, Side::A, peer(1));
             s.set_peer(t0, 0, Side::B, peer(2));

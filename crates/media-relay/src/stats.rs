@@ -30,11 +30,14 @@ pub enum DropReason {
     TransformOther,
     /// The kernel refused to send the forwarded packet.
     SendFailed,
+    /// RTP in a direction the negotiated SDP forbids (`a=sendonly`,
+    /// `a=recvonly`, `a=inactive`: a call on hold).
+    Direction,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Malformed,
         DropReason::BadLength,
         DropReason::UnexpectedSource,
@@ -44,6 +47,7 @@ impl DropReason {
         DropReason::TransformReplay,
         DropReason::TransformOther,
         DropReason::SendFailed,
+        DropReason::Direction,
     ];
 
     /// Stable snake_case name, for JSON, metrics and logs.
@@ -58,6 +62,7 @@ impl DropReason {
             DropReason::TransformReplay => "transform_replay",
             DropReason::TransformOther => "transform_other",
             DropReason::SendFailed => "send_failed",
+            DropReason::Direction => "direction",
         }
     }
 }

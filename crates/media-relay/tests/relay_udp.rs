@@ -436,3 +436,266 @@ fn ipv6_zone_relays_between_ipv6_peers() {
     let s = relay.stats(id).unwrap().streams[0].a_to_b;
     assert_eq!(s.drops.get(DropReason::SourceLocked), 1);
 }
+
+/// After latching, each leg's port has a second socket connected to the
+/// latched peer (the kernel's cheaper path); a stranger's packets still land
+/// on the port's own socket and are dropped and counted, never forwarded; a
+/// re-INVITE moves the connection to the new peer; release closes both.
+#[test]
+fn latched_peer_gets_a_connected_socket_and_strangers_are_still_dropped() {
+    let mut range = 21700;
+    for io_uring in [true, false] {
+        if io_uring && !io_uring_available() {
+            continue;
+        }
+        connected_companion(io_uring, range);
+        range += 50;
+    }
+}
+
+fn connected_companion(io_uring: bool, min: u16) {
+    let (relay, _events) = relay_with_io(
+        min,
+        min + 49,
+        LatchMode::Nat,
+        Duration::from_secs(60),
+        io_uring,
+    );
+    let a = endpoint("127.0.0.1");
+    let b = endpoint("127.0.0.1");
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    a.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let id = relay.create_session("lo", "lo").unwrap();
+    relay
+        .offer(id, Side::A, &sdp(a.local_addr().unwrap(), true))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp(b.local_addr().unwrap(), true))
+        .unwrap();
+    let ports = relay.ports(id).unwrap()[0];
+    assert_eq!(
+        sockets_on_port(ports.a),
+        vec![None],
+        "one socket before the latch"
+    );
+
+    // Both sides latch; their ports get a socket connected to them.
+    a.send_to(&rtp(0, 1, 0xa, 0x11), relay_addr(ports.a))
+        .unwrap();
+    assert!(recv(&b).is_some());
+    b.send_to(&rtp(0, 1, 0xb, 0x22), relay_addr(ports.b))
+        .unwrap();
+    assert!(recv(&a).is_some());
+    // The epoll path sends before it makes the companion: wait for both.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while (sockets_on_port(ports.a).len() < 2 || sockets_on_port(ports.b).len() < 2)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        sockets_on_port(ports.a),
+        vec![None, Some(a.local_addr().unwrap())]
+    );
+    assert_eq!(
+        sockets_on_port(ports.b),
+        vec![None, Some(b.local_addr().unwrap())]
+    );
+
+    // A stranger on A's IP interleaves with A: only A's packets reach B,
+    // from B's port, and the stranger's are counted as source-locked.
+    let stranger = endpoint("127.0.0.1");
+    for seq in 2..12u16 {
+        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(ports.a))
+            .unwrap();
+        stranger
+            .send_to(&rtp(0, seq, 0xa, 0xee), relay_addr(ports.a))
+            .unwrap();
+        b.send_to(&rtp(0, seq, 0xb, 0x22), relay_addr(ports.b))
+            .unwrap();
+    }
+    let mut got_b = Vec::new();
+    while let Some((p, from)) = recv(&b) {
+        assert_eq!(from, relay_addr(ports.b));
+        got_b.push(p[12]);
+    }
+    assert_eq!(got_b, vec![0x11; 10], "exactly A's packets");
+    let mut got_a = 0;
+    while let Some((p, from)) = recv(&a) {
+        assert_eq!((p[12], from), (0x22, relay_addr(ports.a)));
+        got_a += 1;
+    }
+    assert_eq!(got_a, 10);
+    let st = relay.stats(id).unwrap().streams[0];
+    assert_eq!(st.a_to_b.drops.get(DropReason::SourceLocked), 10);
+    assert_eq!(st.a_to_b.drops.total(), 10);
+    assert_eq!(st.a_to_b.rtp_out, 11);
+
+    // Re-INVITE from A with a new address: the new one latches, the
+    // connection follows it, and the old address is a stranger now.
+    let a2 = endpoint("127.0.0.1");
+    relay
+        .offer(id, Side::A, &sdp(a2.local_addr().unwrap(), true))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp(b.local_addr().unwrap(), true))
+        .unwrap();
+    a2.send_to(&rtp(0, 20, 0xa, 0x33), relay_addr(ports.a))
+        .unwrap();
+    assert_eq!(recv(&b).map(|(p, _)| p[12]), Some(0x33));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !sockets_on_port(ports.a).contains(&Some(a2.local_addr().unwrap()))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        sockets_on_port(ports.a),
+        vec![None, Some(a2.local_addr().unwrap())]
+    );
+    for seq in 21..26u16 {
+        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(ports.a))
+            .unwrap();
+        a2.send_to(&rtp(0, seq, 0xa, 0x33), relay_addr(ports.a))
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some((p, _)) = recv(&b) {
+        got.push(p[12]);
+    }
+    assert_eq!(got, vec![0x33; 5]);
+    let st = relay.stats(id).unwrap().streams[0];
+    assert_eq!(st.a_to_b.drops.get(DropReason::SourceLocked), 15);
+
+    relay.release(id).unwrap();
+    assert!(sockets_on_port(ports.a).is_empty());
+    assert!(sockets_on_port(ports.b).is_empty());
+    relay.shutdown();
+}
+
+/// Hold and resume by re-INVITE: while A's SDP says `a=sendonly` (and B's
+/// answer `a=recvonly`), B's RTP never reaches A and is counted as
+/// `direction`; A's music on hold and RTCP both ways still pass; after the
+/// resume both directions flow again.
+#[test]
+fn hold_by_reinvite_withholds_the_held_direction() {
+    let (relay, _events) = relay(22600, 22699, LatchMode::Nat, Duration::from_secs(60));
+    let a = endpoint("127.0.0.1");
+    let b = endpoint("127.0.0.1");
+    for s in [&a, &b] {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
+    let with = |addr: SocketAddr, dir: &str| {
+        let mut v = sdp(addr, true);
+        v.extend_from_slice(format!("a={dir}\r\n").as_bytes());
+        v
+    };
+    let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let id = relay.create_session("lo", "lo").unwrap();
+    relay.offer(id, Side::A, &sdp(aa, true)).unwrap();
+    relay.answer(id, Side::B, &sdp(ba, true)).unwrap();
+    let p = relay.ports(id).unwrap()[0];
+    let exchange = |seq: u16| {
+        a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(p.a)).unwrap();
+        b.send_to(&rtp(0, seq, 0xb, 0x22), relay_addr(p.b)).unwrap();
+        (recv(&b).map(|(x, _)| x[12]), recv(&a).map(|(x, _)| x[12]))
+    };
+    assert_eq!(exchange(1), (Some(0x11), Some(0x22)));
+
+    // Hold: the SDP toward B keeps a=sendonly, the answer toward A a=recvonly.
+    let to_b = relay.offer(id, Side::A, &with(aa, "sendonly")).unwrap();
+    assert!(String::from_utf8_lossy(&to_b).contains("a=sendonly\r\n"));
+    let to_a = relay.answer(id, Side::B, &with(ba, "recvonly")).unwrap();
+    assert!(String::from_utf8_lossy(&to_a).contains("a=recvonly\r\n"));
+    for seq in 2..7 {
+        assert_eq!(exchange(seq), (Some(0x11), None), "packet {seq}");
+    }
+    // RTCP (muxed) still passes from B to A.
+    b.send_to(&rtcp_rr(0xb, 0, 0, 1), relay_addr(p.b)).unwrap();
+    assert!(recv(&a).is_some(), "RTCP from B during the hold");
+
+    // Resume.
+    relay.offer(id, Side::A, &with(aa, "sendrecv")).unwrap();
+    relay.answer(id, Side::B, &sdp(ba, true)).unwrap();
+    assert_eq!(exchange(7), (Some(0x11), Some(0x22)));
+
+    let st = relay.stats(id).unwrap().streams[0];
+    assert_eq!(st.b_to_a.drops.get(DropReason::Direction), 5);
+    assert_eq!(st.b_to_a.drops.total(), 5);
+    assert_eq!(st.a_to_b.drops.total(), 0);
+    assert_eq!((st.b_to_a.rtp_out, st.b_to_a.rtcp_out), (2, 1));
+    relay.release(id).unwrap();
+}
+
+/// A connected socket reports an ICMP error of its peer (port unreachable
+/// after the phone closed its socket) on its next receive. The relay must
+/// take it in stride: when the peer comes back on the same address, its
+/// packets flow again, on both packet paths.
+#[test]
+fn connected_socket_survives_icmp_errors_from_its_peer() {
+    let mut min = 22700;
+    for io_uring in [true, false] {
+        if io_uring && !io_uring_available() {
+            continue;
+        }
+        let (relay, _events) = relay_with_io(
+            min,
+            min + 49,
+            LatchMode::Nat,
+            Duration::from_secs(60),
+            io_uring,
+        );
+        min += 50;
+        let a = endpoint("127.0.0.1");
+        let b = endpoint("127.0.0.1");
+        for s in [&a, &b] {
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        }
+        let ba = b.local_addr().unwrap();
+        let id = relay.create_session("lo", "lo").unwrap();
+        relay
+            .offer(id, Side::A, &sdp(a.local_addr().unwrap(), true))
+            .unwrap();
+        relay.answer(id, Side::B, &sdp(ba, true)).unwrap();
+        let p = relay.ports(id).unwrap()[0];
+        a.send_to(&rtp(0, 1, 0xa, 0x11), relay_addr(p.a)).unwrap();
+        assert!(recv(&b).is_some());
+        b.send_to(&rtp(0, 1, 0xb, 0x22), relay_addr(p.b)).unwrap();
+        assert!(recv(&a).is_some());
+        std::thread::sleep(Duration::from_millis(50));
+
+        // B goes away: what A sends now draws ICMP port unreachable.
+        drop(b);
+        for seq in 2..5 {
+            a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(p.a)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        // B is back on the same address; both directions work again.
+        let b = UdpSocket::bind(ba).unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        for seq in 5..8 {
+            b.send_to(&rtp(0, seq, 0xb, 0x22), relay_addr(p.b)).unwrap();
+            assert_eq!(
+                recv(&a).map(|(x, _)| x[12]),
+                Some(0x22),
+                "B to A after the error (io_uring {io_uring})"
+            );
+            a.send_to(&rtp(0, seq, 0xa, 0x11), relay_addr(p.a)).unwrap();
+            assert_eq!(
+                recv(&b).map(|(x, _)| x[12]),
+                Some(0x11),
+                "A to B after the error (io_uring {io_uring})"
+            );
+        }
+        // The error surfaced on a send (counted as send_failed) or on a
+        // receive (skipped); either way nothing else was lost.
+        let st = relay.stats(id).unwrap().streams[0].a_to_b;
+        assert_eq!(st.rtp_out + st.drops.get(DropReason::SendFailed), 7);
+        assert_eq!(st.drops.total(), st.drops.get(DropReason::SendFailed));
+        relay.release(id).unwrap();
+        relay.shutdown();
+    }
+}

@@ -96,12 +96,13 @@ pub(crate) struct RecvMeta {
     pub(crate) truncated: bool,
 }
 
-/// A datagram to send: buffer index, length, destination.
+/// A datagram to send: buffer index, length, destination (`None`: the
+/// socket is connected to it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SendItem {
     pub(crate) buf: usize,
     pub(crate) len: usize,
-    pub(crate) dst: SocketAddr,
+    pub(crate) dst: Option<SocketAddr>,
 }
 
 /// Buffers and kernel structures for one worker.
@@ -213,8 +214,16 @@ impl Batch {
             };
             iov.iov_base = buf.as_mut_ptr().cast();
             iov.iov_len = item.len.min(BUF_SIZE);
-            hdr.msg_hdr.msg_namelen = write_sockaddr(&item.dst, name);
-            hdr.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            match &item.dst {
+                Some(dst) => {
+                    hdr.msg_hdr.msg_namelen = write_sockaddr(dst, name);
+                    hdr.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+                }
+                None => {
+                    hdr.msg_hdr.msg_namelen = 0;
+                    hdr.msg_hdr.msg_name = std::ptr::null_mut();
+                }
+            }
             hdr.msg_hdr.msg_iov = iov;
             hdr.msg_hdr.msg_iovlen = 1;
             hdr.msg_hdr.msg_control = std::ptr::null_mut();
@@ -304,7 +313,7 @@ mod tests {
             .map(|i| SendItem {
                 buf: i,
                 len: 3,
-                dst,
+                dst: Some(dst),
             })
             .collect();
         assert_eq!(batch.send(a.as_raw_fd(), &items), 5);

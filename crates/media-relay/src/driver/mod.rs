@@ -7,6 +7,7 @@
 //! it.
 
 mod mmsg;
+mod sock;
 mod uring;
 mod worker;
 
@@ -55,6 +56,8 @@ pub struct MediaRelay {
     control: Mutex<Control>,
     workers: Vec<WorkerHandle>,
     binds: Vec<IpAddr>,
+    /// Media sockets join a reuseport group (for connected companions).
+    reuseport: bool,
     zone_names: Vec<String>,
     media_timeout: Duration,
     hook: Option<Arc<dyn MediaHook>>,
@@ -83,6 +86,10 @@ impl MediaRelay {
         hook: Option<Arc<dyn MediaHook>>,
     ) -> Result<(Self, Receiver<MediaEvent>), MediaError> {
         let ctl = Controller::new(cfg)?;
+        // Best effort: where the hard limit is the soft one (or raising is
+        // refused), binding fails later with EMFILE, counted as ports
+        // exhausted, and a companion socket is simply not made.
+        let _ = sock::raise_nofile_limit();
         let n = match cfg.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -101,6 +108,7 @@ impl MediaRelay {
                 hook.clone(),
                 cfg.io_uring.then(|| uring_workers.clone()),
                 cfg.io_batch_wait,
+                cfg.connect_latched,
             );
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
@@ -121,6 +129,7 @@ impl MediaRelay {
                 }),
                 workers,
                 binds,
+                reuseport: cfg.connect_latched,
                 zone_names: cfg.zones.iter().map(|z| z.name.clone()).collect(),
                 media_timeout: cfg.media_timeout,
                 hook,
@@ -183,11 +192,12 @@ impl MediaRelay {
         let worker = *c.placement.get(&id).ok_or(MediaError::UnknownSession(id))?;
         let mut bound: HashMap<(ZoneId, u16), UdpSocket> = HashMap::new();
         let binds = &self.binds;
+        let reuseport = self.reuseport;
         let mut bind = |zone: ZoneId, port: u16| -> bool {
             let Some(ip) = binds.get(zone) else {
                 return false;
             };
-            match bind_socket(SocketAddr::new(*ip, port)) {
+            match sock::bind_port(SocketAddr::new(*ip, port), reuseport) {
                 Ok(s) => {
                     bound.insert((zone, port), s);
                     true
@@ -422,14 +432,6 @@ impl Drop for MediaRelay {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn bind_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    // std's bind sets no SO_REUSEADDR/REUSEPORT: a port another process (or
-    // another session) holds makes this fail, which is what the pool needs.
-    let s = std::net::UdpSocket::bind(addr)?;
-    s.set_nonblocking(true)?;
-    Ok(UdpSocket::from_std(s))
 }
 
 #[cfg(test)]

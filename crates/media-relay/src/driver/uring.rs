@@ -360,7 +360,7 @@ impl Uring {
         fd: RawFd,
         bid: u16,
         len: usize,
-        dst: SocketAddr,
+        dst: Option<SocketAddr>,
     ) -> io::Result<()> {
         let base = self.bufs.ptr;
         let Some(s) = self.sends.get_mut(usize::from(bid)) else {
@@ -370,17 +370,27 @@ impl Uring {
         // payload with its headroom lies within the buffer.
         let data = unsafe { base.add(usize::from(bid) * BUF_SIZE + PAYLOAD) };
         let len = len.min(BUF_SIZE - PAYLOAD) as u32;
-        let name_len = write_sockaddr(&dst, &mut s.name);
-        let name: *const libc::sockaddr = (&s.name as *const libc::sockaddr_storage).cast();
+        let ud = TAG_SEND | u64::from(bid);
         // A send with a destination address (no msghdr for the kernel to
-        // copy in). Never queued for later in the kernel: a full socket
-        // buffer drops the packet, as the epoll path does.
-        let e = on_socket!(self, slot, fd, |t| opcode::Send::new(t, data, len)
-            .dest_addr(name)
-            .dest_addr_len(name_len)
-            .flags(libc::MSG_DONTWAIT)
-            .build()
-            .user_data(TAG_SEND | u64::from(bid)));
+        // copy in), or none on a connected companion. Never queued for later
+        // in the kernel: a full socket buffer drops the packet, as the epoll
+        // path does.
+        let e = match dst {
+            Some(dst) => {
+                let name_len = write_sockaddr(&dst, &mut s.name);
+                let name: *const libc::sockaddr = (&s.name as *const libc::sockaddr_storage).cast();
+                on_socket!(self, slot, fd, |t| opcode::Send::new(t, data, len)
+                    .dest_addr(name)
+                    .dest_addr_len(name_len)
+                    .flags(libc::MSG_DONTWAIT)
+                    .build()
+                    .user_data(ud))
+            }
+            None => on_socket!(self, slot, fd, |t| opcode::Send::new(t, data, len)
+                .flags(libc::MSG_DONTWAIT)
+                .build()
+                .user_data(ud)),
+        };
         self.push(&e)
     }
 

@@ -19,6 +19,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
 use super::mmsg::{Batch, SendItem, BATCH};
+use super::sock;
 use super::uring::{recv_token, Event, Uring, BUFS};
 use crate::control::{SessionId, StreamUpdate};
 use crate::hook::{HookEvent, MediaHook};
@@ -84,6 +85,9 @@ struct SockEntry {
     gen: u32,
     /// io_uring: a multishot receive is armed on the socket.
     armed: bool,
+    /// A companion socket connected to this latched peer (see `sock`); the
+    /// firewall hook never hears about these, the port is the same.
+    connected: Option<SocketAddr>,
 }
 
 /// io_uring: a closed socket whose receive is being cancelled. The kernel
@@ -110,10 +114,37 @@ struct SendMeta {
 /// Socket slot per (stream, side, kind).
 type SockTable = [[[Option<usize>; 2]; 2]; MAX_STREAMS];
 
+/// The connected companion of a (stream, side, kind) socket: its slot (None:
+/// creating it failed, not retried for this peer) and the peer.
+type ConnTable = [[[Option<(Option<usize>, SocketAddr)>; 2]; 2]; MAX_STREAMS];
+
 struct WSession {
     id: SessionId,
     core: MediaSession,
     socks: SockTable,
+    conns: ConnTable,
+}
+
+fn cell<T>(
+    t: &[[[T; 2]; 2]; MAX_STREAMS],
+    media: usize,
+    side: Side,
+    kind: SocketKind,
+) -> Option<&T> {
+    t.get(media)
+        .and_then(|t| t.get(side.index()))
+        .and_then(|t| t.get(kind_index(kind)))
+}
+
+fn cell_mut<T>(
+    t: &mut [[[T; 2]; 2]; MAX_STREAMS],
+    media: usize,
+    side: Side,
+    kind: SocketKind,
+) -> Option<&mut T> {
+    t.get_mut(media)
+        .and_then(|t| t.get_mut(side.index()))
+        .and_then(|t| t.get_mut(kind_index(kind)))
 }
 
 fn kind_index(k: SocketKind) -> usize {
@@ -156,6 +187,8 @@ pub(crate) struct Worker {
     release_waits: Vec<(SessionId, SyncSender<()>)>,
     send_meta: Vec<Option<SendMeta>>,
     wake_events: Events,
+    /// Give latched legs a connected companion socket.
+    connect_latched: bool,
 }
 
 impl Worker {
@@ -166,6 +199,7 @@ impl Worker {
         hook: Option<Arc<dyn MediaHook>>,
         want_uring: Option<Arc<AtomicUsize>>,
         batch_wait: Duration,
+        connect_latched: bool,
     ) -> Self {
         Self {
             poll,
@@ -190,6 +224,7 @@ impl Worker {
             release_waits: Vec::new(),
             send_meta: Vec::new(),
             wake_events: Events::with_capacity(8),
+            connect_latched,
         }
     }
 
@@ -338,13 +373,27 @@ impl Worker {
         let Some(Some(entry)) = self.socks.get(slot) else {
             return;
         };
-        let (local, si, media, side, kind) = (
+        let (local, si, media, side, kind, on_companion) = (
             entry.local,
             entry.session,
             entry.media_index,
             entry.side,
             entry.kind,
+            entry.connected.is_some(),
         );
+        self.forward_uring_inner(bid, res, now, (local, si, media, side, kind));
+        if !on_companion && self.connect_latched {
+            self.sync_companion(si, media, side, kind);
+        }
+    }
+
+    fn forward_uring_inner(
+        &mut self,
+        bid: u16,
+        res: i32,
+        now: Instant,
+        (local, si, media, side, kind): (SocketAddr, usize, usize, Side, SocketKind),
+    ) {
         let Some(u) = self.uring.as_mut() else {
             return;
         };
@@ -497,17 +546,22 @@ impl Worker {
             let Some(Some(entry)) = self.socks.get(slot) else {
                 return;
             };
-            let (fd, local, si, media, side, kind) = (
+            let (fd, local, si, media, side, kind, on_companion) = (
                 entry.fd,
                 entry.local,
                 entry.session,
                 entry.media_index,
                 entry.side,
                 entry.kind,
+                entry.connected.is_some(),
             );
             let n = match self.batch.recv(fd) {
-                Ok(0) | Err(_) => return,
+                Ok(0) => return,
                 Ok(n) => n,
+                // A connected socket reports an ICMP error of its peer once
+                // (ECONNREFUSED...); the queue behind it is still to be read.
+                Err(e) if on_companion && e.kind() != io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
             };
             let Some(Some(sess)) = self.sessions.get_mut(si) else {
                 return;
@@ -538,6 +592,9 @@ impl Worker {
                 }
             }
             self.flush(si, media, side);
+            if !on_companion && self.connect_latched {
+                self.sync_companion(si, media, side, kind);
+            }
             if n < BATCH {
                 return;
             }
@@ -557,7 +614,7 @@ impl Worker {
         let mut items = [SendItem {
             buf: 0,
             len: 0,
-            dst: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            dst: None,
         }; BATCH];
         while start < self.plan.len() {
             let Some(first) = self.plan.get(start).copied() else {
@@ -655,6 +712,7 @@ impl Worker {
                     id,
                     core: MediaSession::new(now, timeout),
                     socks: [[[None; 2]; 2]; MAX_STREAMS],
+                    conns: [[[None; 2]; 2]; MAX_STREAMS],
                 };
                 let si = match self.free_sessions.pop() {
                     Some(si) => {
@@ -729,7 +787,28 @@ impl Worker {
         else {
             return;
         };
-        let mut socket = ns.socket;
+        let Some(slot) = self.add_socket(si, ns.socket, media_index, side, kind, None) else {
+            return;
+        };
+        if let Some(Some(s)) = self.sessions.get_mut(si) {
+            if let Some(c) = cell_mut(&mut s.socks, media_index, side, kind) {
+                *c = Some(slot);
+            }
+        }
+    }
+
+    /// Puts a socket into the table and under the ring or epoll; its slot,
+    /// or `None` (the socket closed) if it could not be registered.
+    /// `connected`: the socket is a companion connected to that peer.
+    fn add_socket(
+        &mut self,
+        si: usize,
+        mut socket: UdpSocket,
+        media_index: usize,
+        side: Side,
+        kind: SocketKind,
+        connected: Option<SocketAddr>,
+    ) -> Option<usize> {
         let local = socket
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -754,12 +833,12 @@ impl Worker {
             if slot < self.socks.len() {
                 self.free_socks.push(slot);
             }
-            if let Some(hook) = &self.hook {
+            if let (Some(hook), None) = (&self.hook, connected) {
                 if let Some(Some(s)) = self.sessions.get(si) {
                     hook.on_event(&HookEvent::Closed { id: s.id, local });
                 }
             }
-            return;
+            return None;
         }
         let entry = SockEntry {
             fd: socket.as_raw_fd(),
@@ -772,6 +851,7 @@ impl Worker {
             pending: false,
             gen,
             armed: self.uring.is_some(),
+            connected,
         };
         if slot == self.socks.len() {
             self.socks.push(Some(entry));
@@ -784,14 +864,57 @@ impl Worker {
             .reserve(self.socks.len().saturating_sub(self.pending.len()));
         self.pending_scratch
             .reserve(self.socks.len().saturating_sub(self.pending_scratch.len()));
+        Some(slot)
+    }
+
+    /// After a packet on a leg's own socket: if its path has latched (and
+    /// is not waiting for a new latch), make sure the leg has a companion
+    /// socket connected to that peer, so that the peer's further packets
+    /// and the packets sent to it take the connected path. Runs per packet
+    /// on the unconnected socket, which after the latch sees only strangers.
+    fn sync_companion(&mut self, si: usize, media: usize, side: Side, kind: SocketKind) {
+        let Some(Some(s)) = self.sessions.get(si) else {
+            return;
+        };
+        let Some((Some(peer), false)) = s.core.stream(media).map(|st| st.latch_state(side, kind))
+        else {
+            return;
+        };
+        let current = cell(&s.conns, media, side, kind).copied().flatten();
+        let slot = match current {
+            Some((_, p)) if p == peer => return,
+            Some((slot, _)) => slot,
+            None => None,
+        };
+        let local = match cell(&s.socks, media, side, kind).copied().flatten() {
+            Some(own) => match self.socks.get(own) {
+                Some(Some(e)) => e.local,
+                _ => return,
+            },
+            None => return,
+        };
+        let result = match slot.and_then(|slot| self.socks.get_mut(slot)) {
+            // A new latch: point the companion at the new peer.
+            Some(Some(e)) => match sock::reconnect(&e.socket, peer) {
+                Ok(()) => {
+                    e.connected = Some(peer);
+                    slot
+                }
+                Err(_) => None,
+            },
+            _ => sock::connected(local, peer)
+                .ok()
+                .and_then(|c| self.add_socket(si, c, media, side, kind, Some(peer))),
+        };
+        if result.is_none() {
+            if let Some(old) = slot {
+                self.close_socket(old);
+            }
+        }
         if let Some(Some(s)) = self.sessions.get_mut(si) {
-            if let Some(cell) = s
-                .socks
-                .get_mut(media_index)
-                .and_then(|t| t.get_mut(side.index()))
-                .and_then(|t| t.get_mut(kind_index(kind)))
-            {
-                *cell = Some(slot);
+            if let Some(c) = cell_mut(&mut s.conns, media, side, kind) {
+                // A failure is remembered for this peer: no retry per packet.
+                *c = Some((result, peer));
             }
         }
     }
@@ -827,7 +950,7 @@ impl Worker {
                     drop(socket);
                 }
             }
-            if let (Some(hook), Some(id)) = (&self.hook, id) {
+            if let (Some(hook), Some(id), None) = (&self.hook, id, e.connected) {
                 hook.on_event(&HookEvent::Closed { id, local: e.local });
             }
             self.free_socks.push(slot);
@@ -874,11 +997,19 @@ impl Worker {
         let Some(t) = s.socks.get_mut(media_index) else {
             return;
         };
-        let slots: Vec<usize> = t
+        let mut slots: Vec<usize> = t
             .iter_mut()
             .flat_map(|k| k.iter_mut())
             .filter_map(Option::take)
             .collect();
+        if let Some(t) = s.conns.get_mut(media_index) {
+            slots.extend(
+                t.iter_mut()
+                    .flat_map(|k| k.iter_mut())
+                    .filter_map(Option::take)
+                    .filter_map(|(slot, _)| slot),
+            );
+        }
         if let Some(st) = s.core.remove_stream(media_index) {
             self.released.merge(&st.a_to_b);
             self.released.merge(&st.b_to_a);
@@ -920,7 +1051,8 @@ impl Worker {
 }
 
 /// Runs one received datagram through the session core: `Some((output
-/// socket slot, length, destination, is RTCP))` when it is to be sent.
+/// socket slot, length, destination, is RTCP))` when it is to be sent. The
+/// destination is `None` when the slot is a companion connected to it.
 #[allow(clippy::too_many_arguments)]
 fn process(
     sess: &mut WSession,
@@ -932,7 +1064,7 @@ fn process(
     truncated: bool,
     buf: &mut [u8],
     len: usize,
-) -> Option<(usize, usize, SocketAddr, bool)> {
+) -> Option<(usize, usize, Option<SocketAddr>, bool)> {
     let Some(src) = src else {
         sess.core
             .count_drop(media, side, kind, DropReason::Malformed, len);
@@ -961,15 +1093,14 @@ fn process(
         return None;
     };
     let rtcp = socket == SocketKind::Rtcp;
-    let out_slot = sess
-        .socks
-        .get(media)
-        .and_then(|t| t.get(out.index()))
-        .and_then(|t| t.get(kind_index(socket)))
-        .copied()
-        .flatten();
+    if let Some(Some((Some(slot), peer))) = cell(&sess.conns, media, out, socket) {
+        if *peer == dst {
+            return Some((*slot, len, None, rtcp));
+        }
+    }
+    let out_slot = cell(&sess.socks, media, out, socket).copied().flatten();
     match out_slot {
-        Some(out_slot) => Some((out_slot, len, dst, rtcp)),
+        Some(out_slot) => Some((out_slot, len, Some(dst), rtcp)),
         None => {
             sess.core.send_failed(media, side, rtcp, len);
             None

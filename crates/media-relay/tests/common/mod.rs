@@ -135,3 +135,31 @@ pub fn endpoint_pair() -> (UdpSocket, UdpSocket) {
     }
     panic!("no two consecutive free ports");
 }
+
+/// The IPv4 sockets bound to `port` on 127.0.0.1 per `/proc/net/udp`: the
+/// remote address of each (`None`: unconnected).
+pub fn sockets_on_port(port: u16) -> Vec<Option<SocketAddr>> {
+    let Ok(text) = std::fs::read_to_string("/proc/net/udp") else {
+        return Vec::new();
+    };
+    let parse = |field: &str| -> Option<SocketAddr> {
+        let (ip, p) = field.split_once(':')?;
+        let ip = u32::from_str_radix(ip, 16).ok()?;
+        let p = u16::from_str_radix(p, 16).ok()?;
+        // The kernel prints the address as a native-endian word.
+        Some(SocketAddr::from((ip.to_ne_bytes(), p)))
+    };
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let mut f = line.split_whitespace();
+        let (Some(local), Some(remote)) = (f.nth(1).and_then(parse), f.next().and_then(parse))
+        else {
+            continue;
+        };
+        if local.port() == port {
+            out.push((remote.port() != 0).then_some(remote));
+        }
+    }
+    out.sort();
+    out
+}
