@@ -91,6 +91,7 @@ mod engine;
 mod proxy;
 mod registrar;
 mod resolve;
+mod route;
 mod security;
 mod settings;
 mod util;
@@ -98,6 +99,7 @@ mod util;
 pub use b2b::ZoneNetworks;
 pub use engine::{Engine, Event, Output, Stats, UserDirectory};
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
+pub use route::{EdgeRoutes, NextHop, Trunk};
 pub use security::{describe_ban, SecurityConfig, SecurityStats, FLOOD_CAPACITY, MAX_PARKED};
 pub use settings::{
     ContactRouting, EngineConfig, ForkMode, Listener, LocalIdentity, ProxySettings,
