@@ -15,6 +15,20 @@ pub struct ZoneIdentity {
     pub domain: Option<String>,
     /// Peers in this zone are trusted (the LAN): redirects may reach them.
     pub trusted: bool,
+    /// What a REFER on a leg in this zone does (config `[[trunk]] refer`, the zone of the
+    /// trunk): carried out by sipwarden (`Local`, the peer never sees it) or relayed.
+    pub refer: ReferMode,
+}
+
+/// REFER handling towards a zone's peers (a trunk that refuses REFER needs `Local`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReferMode {
+    /// sipwarden acts on the REFER itself: NOTIFYs, a new leg to the transfer target, the
+    /// other leg re-bridged.
+    #[default]
+    Local,
+    /// The REFER is relayed to the other leg.
+    Passthrough,
 }
 
 impl ZoneIdentity {
@@ -25,6 +39,7 @@ impl ZoneIdentity {
             transport: "UDP".to_owned(),
             domain: None,
             trusted: false,
+            refer: ReferMode::default(),
         }
     }
 

@@ -135,7 +135,7 @@ mod core;
 mod media;
 mod msg;
 
-pub use crate::config::{B2buaConfig, ZoneIdentity};
+pub use crate::config::{B2buaConfig, ReferMode, ZoneIdentity};
 pub use crate::core::{
     B2bua, B2buaEvent, CallHandle, Direction, EndCause, HistoryEntry, LegSide, RouteDecision,
     StartError,
