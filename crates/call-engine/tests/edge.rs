@@ -51,6 +51,13 @@ fn routes(matches: &[&str], next_hop: bool) -> EdgeRoutes {
 
 /// The testbed: lan 192.168.10.0/24, wan everything else (nested, most specific wins).
 fn edge(routes: EdgeRoutes) -> (H, FakeMediaPort) {
+    edge_with(routes, |e| e)
+}
+
+fn edge_with(
+    routes: EdgeRoutes,
+    first: impl FnOnce(call_engine::Engine) -> call_engine::Engine,
+) -> (H, FakeMediaPort) {
     let mut cfg = EngineConfig::default();
     cfg.registrar.domains = vec!["198.51.100.1".into()];
     cfg.identity = LocalIdentity {
@@ -81,7 +88,9 @@ fn edge(routes: EdgeRoutes) -> (H, FakeMediaPort) {
         },
     ];
     let b = B2bua::new(b2b_cfg, Box::new(media.clone()));
-    let h = H::with(cfg, |e| e.with_b2bua(zones, b).with_edge_routes(routes));
+    let h = H::with(cfg, |e| {
+        first(e).with_b2bua(zones, b).with_edge_routes(routes)
+    });
     (h, media)
 }
 
@@ -317,4 +326,52 @@ fn a_trunk_call_runs_to_the_end_on_simulated_time() {
     let to_pbx: Vec<u16> = h.take_to(PBX).iter().filter_map(|m| m.status()).collect();
     assert!(to_pbx.contains(&408), "{to_pbx:?}");
     assert_eq!(media.live(), 0);
+}
+
+/// The wan zone's policy wants credentials for INVITE: the ITSP's calls (its address is the
+/// trunk's source) pass unchallenged, a remote user is challenged, and the LAN (nested inside
+/// the wan's 0.0.0.0/0, the most specific zone wins) is not.
+#[test]
+fn trunk_calls_are_not_challenged_and_nested_zones_get_their_own_policy() {
+    use auth::{Algorithm, DigestAuthenticator, DigestConfig, ServerSecret};
+    use call_engine::SecurityConfig;
+
+    let policy = policy::load::from_toml(
+        "[[policy.zone]]\nname = \"wan\"\nauth.require = [{ methods = [\"INVITE\"] }]\n",
+        "t.toml",
+        Some(&["wan", "lan"]),
+    )
+    .unwrap();
+    let mut dc = DigestConfig::new("198.51.100.1");
+    dc.algorithms = vec![Algorithm::Md5];
+    let now = std::time::Instant::now();
+    let sec = SecurityConfig {
+        policy,
+        zones: vec![
+            ("wan".into(), vec!["0.0.0.0/0".parse().unwrap()]),
+            ("lan".into(), vec!["192.168.10.0/24".parse().unwrap()]),
+        ],
+        digest: DigestAuthenticator::new(dc, ServerSecret::from_bytes([7; 32]), 1),
+        credentials: None,
+        bans: None,
+        server_header_untrusted: false,
+        max_transactions: 100,
+        remote_verify: false,
+    };
+    let (mut h, media) = edge_with(routes(&[], true), |e| e.with_security(sec, now));
+    h.send(
+        &invite("sip:+4930555@198.51.100.1", ITSP, "itsp-sec-1"),
+        ITSP,
+    );
+    let b = h.request_to(PBX, "INVITE");
+    assert_eq!(b.request_uri_str(), Some("sip:+4930555@192.168.10.10:5060"));
+    assert_eq!(media.live(), 1);
+
+    h.send(&invite("sip:bob@198.51.100.1", REMOTE, "wan-sec-1"), REMOTE);
+    let status = h.response_to(REMOTE).status();
+    assert!(matches!(status, Some(401) | Some(407)), "{status:?}");
+    assert!(h.take_to(PBX).is_empty());
+
+    h.send(&invite("sip:+4930123@192.168.10.10", PBX, "pbx-sec-1"), PBX);
+    h.request_to(ITSP, "INVITE");
 }
