@@ -133,7 +133,7 @@ run_sipp() {
         >"$work/$name.out" 2>&1)
 }
 capture_start() { # NAME IFACE
-    bg sbc "$1" dumpcap -q -i "$2" -F pcap -w "$work/$1.pcap"
+    bg sbc "$1" dumpcap -q -i "$2" -P -w "$work/$1.pcap"
     local i
     for ((i = 0; i < 50; i++)); do
         [[ -s $work/$1.pcap ]] && return 0
