@@ -521,7 +521,7 @@ fn overlaps(all: &[(IpNet, String, usize)], errs: &mut Errors) {
         });
         if let Some((other, other_path, other_zone)) = clash {
             let why = if other_zone == zone {
-                "a network may be listed once in a zone"
+                "a network may belong to one zone only, once"
             } else {
                 "a network may belong to one zone only (a more specific one may sit inside \
                  another zone's)"

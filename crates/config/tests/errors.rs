@@ -231,7 +231,7 @@ networks = []
         text,
         &[
             "t.toml:5: zone[0].networks[1]: `10.0.0.1/8` has host bits set; the network is `10.0.0.0/8`",
-            "t.toml:6: zone[0].networks[2]: `192.168.10.128/25` overlaps `192.168.10.0/24` (zone[0].networks[0]); a network may be listed once in a zone",
+            "t.toml:6: zone[0].networks[2]: `192.168.10.128/25` overlaps `192.168.10.0/24` (zone[0].networks[0]); a network may belong to one zone only, once",
             "t.toml:14: zone[2].name: duplicate zone name `lan`, also zone[0]",
             "t.toml:15: zone[2].networks: a zone needs at least one network",
         ],
@@ -242,7 +242,7 @@ networks = []
             "t.toml:3: zone[0].networks[1]: `10.0.0.0/33` is not a network in CIDR notation (e.g. 192.168.10.0/24 or fd00::/8)",
             "t.toml:3: zone[0].networks[2]: expected a network in CIDR notation, found integer `7`",
             "t.toml:6: zone[1].networks[0]: `10.0.0.0/8` overlaps `10.0.0.0/8` (zone[0].networks[0]); a network may belong to one zone only (a more specific one may sit inside another zone's)",
-            "t.toml:6: zone[1].networks[1]: `10.9.0.0/16` overlaps `10.0.0.0/8` (zone[1].networks[0]); a network may be listed once in a zone",
+            "t.toml:6: zone[1].networks[1]: `10.9.0.0/16` overlaps `10.0.0.0/8` (zone[1].networks[0]); a network may belong to one zone only, once",
         ],
     );
 }
