@@ -4,7 +4,9 @@
 #  A. out: a LAN phone (phone1, SIPp) calls a number through the PBX; the PBX sends it to
 #     sipwarden, which sends it to the ITSP trunk (203.0.113.10, SIPp answering with -rtp_echo);
 #  B. in:  the ITSP (SIPp) calls a DID at sipwarden's WAN address; sipwarden sends it to the
-#     lan zone's next hop, the PBX, which rings phone2 (registered as the DID, SIPp -rtp_echo).
+#     lan zone's next hop, the PBX, which rings phone2 (registered as the DID, SIPp -rtp_echo);
+#  C. a remote user on the WAN (the public phone 198.51.100.70) calls a colleague who is
+#     registered at the PBX, not at sipwarden: sipwarden sends it to the PBX too.
 #
 # In both, the caller plays 7 s of G.711 (236 RTP packets) and the callee echoes it. Checked:
 # both SIPp ends finish their call (INVITE, 200, ACK, BYE); RTP crosses sipwarden both ways on
@@ -255,8 +257,50 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
+echo "== C. remote phone ($TB_REMOTE_IP) -> sipwarden -> PBX -> phone2 (2002, not registered at sipwarden)"
+if run_sipp phone2 c-register "$TB_PBX_IP:5060" -sf "$repo/tests/testbed/sipp/register.xml" \
+    -i "$phone2" -p 5070 -m 1 -key user 2002 -key domain "$TB_PBX_IP" \
+    -key contact "sip:2002@$phone2:5060" -key expires 600; then
+    pass "C: phone2 registered as 2002 at the PBX"
+else
+    fail "C: phone2's REGISTER failed ($work/c-register.out)"
+fi
+capture_start c-wan wan || fail "no capture on wan"
+capture_start c-lan lan || fail "no capture on lan"
+bg phone2 c-uas sipp -sf "$repo/tests/testbed/sipp/call-uas.xml" -i "$phone2" -p 5060 -m 1 \
+    -mi "$phone2" -mp 6000 -rtp_echo -nostdin -timeout 40s -timeout_error \
+    -trace_msg -message_file "$work/c-uas.msg"
+tb_wait_udp "$prefix" phone2 "$phone2:5060" 5 || fail "phone2's SIPp does not listen"
+if run_sipp remote c-uac "$TB_SBC_WAN_IP:5060" -sf "$work/itsp-uac.xml" -i "$TB_REMOTE_IP" -p 5060 \
+    -m 1 -mi "$TB_REMOTE_IP" -mp 7000 -key caller alice -key callee 2002 \
+    -key domain "$TB_SBC_WAN_IP"; then
+    pass "C: the remote phone's call to 2002 completed (INVITE, 200, ACK, 7 s of RTP, BYE)"
+else
+    fail "C: the remote phone's call failed ($work/c-uac.out, $work/c-uac.msg, $rundir/sipwarden.log)"
+fi
+finished c-uas 10 || fail "C: phone2's SIPp did not finish"
+if grep -q "^INVITE sip:2002@$phone2" "$work/c-uas.msg" 2>/dev/null && grep -q "^BYE " "$work/c-uas.msg"; then
+    pass "C: phone2 got the INVITE (through the PBX) and the BYE"
+else
+    fail "C: phone2 did not get the call as expected ($work/c-uas.msg)"
+fi
+sleep 0.5
+capture_stop c-wan
+capture_stop c-lan
+from_remote="$(count c-wan "$TB_REMOTE_IP" "$TB_SBC_WAN_IP")"
+to_remote="$(count c-wan "$TB_SBC_WAN_IP" "$TB_REMOTE_IP")"
+to_phone="$(count c-lan "$TB_SBC_LAN_IP" "$phone2")"
+from_phone="$(count c-lan "$phone2" "$TB_SBC_LAN_IP")"
+echo "   RTP: remote->sbc $from_remote, sbc->phone2 $to_phone, phone2->sbc (echo) $from_phone, sbc->remote $to_remote"
+if ((from_remote >= 200 && to_phone >= 200 && from_phone >= 200 && to_remote >= 200)); then
+    pass "C: RTP relayed both ways on both sides (at least 200 of the 236 packets each way)"
+else
+    fail "C: RTP did not cross both ways (remote->sbc $from_remote, sbc->phone2 $to_phone, phone2->sbc $from_phone, sbc->remote $to_remote)"
+fi
+
+# ---------------------------------------------------------------------------------------------
 echo "== nothing of $TB_LAN_NET on the WAN"
-for c in a-wan b-wan; do
+for c in a-wan b-wan c-wan; do
     if python3 "$here/wan-leak-check.py" --net "$TB_LAN_NET" "$work/$c.pcap" >"$work/$c.leaks" 2>&1; then
         pass "$c: $(tail -1 "$work/$c.leaks")"
     else
