@@ -256,7 +256,7 @@ impl Engine {
         let groups = match disposition {
             Err((status, reason)) => {
                 // Not placed here: a trunk or the PBX may take it (crate::route).
-                if status == 404 && self.b2b_unresolved(now, id, &work, source) {
+                if status == 404 && self.b2b_unresolved(now, id, &work, source, status) {
                     return;
                 }
                 return self.reject(now, id, &work, source, status, reason, &[]);
@@ -264,7 +264,9 @@ impl Engine {
             Ok(Disposition::Location(aor)) => match self.location(now, &aor) {
                 Ok(g) => g,
                 Err((status, reason)) => {
-                    if matches!(status, 404 | 480) && self.b2b_unresolved(now, id, &work, source) {
+                    if matches!(status, 404 | 480)
+                        && self.b2b_unresolved(now, id, &work, source, status)
+                    {
                         return;
                     }
                     return self.reject(now, id, &work, source, status, &reason, &[]);

@@ -10,7 +10,8 @@
 //!    phone) stays in the zone; one that names the caller itself (the PBX's own domain) does
 //!    not;
 //! 3. to one of our users or addresses that has no binding here (the location service said
-//!    404 or 480): a number from a trunk's `from_zone` to that trunk, anything else to the next
+//!    404 or 480): a number from a trunk's `from_zone` to that trunk (only when unknown, 404:
+//!    a known user's extension never rings the public network), anything else to the next
 //!    hop of another zone than the caller's (remote users calling colleagues registered at
 //!    the PBX, numbers dialled by remote users: the PBX decides);
 //! 4. otherwise as before (module `b2b`): the first target's zone against the caller's.
@@ -283,14 +284,17 @@ impl Engine {
     }
 
     /// Step 3: an initial INVITE to one of our users or addresses that the location service
-    /// could not place (or a `tel:` URI without a route). Returns true when it was taken (the
-    /// caller got an answer either way).
+    /// could not place (`status` 404: unknown, 480: a known user without a binding now; or a
+    /// `tel:` URI without a route). A known user's number never goes to a trunk: an extension
+    /// whose phone is away (a lapsed relayed registration) must not ring the public network.
+    /// Returns true when it was taken (the caller got an answer either way).
     pub(crate) fn b2b_unresolved(
         &mut self,
         now: Instant,
         id: ServerTxId,
         work: &Message,
         source: Source,
+        status: u16,
     ) -> bool {
         if self.cross.is_none() || !is_initial_invite(work) {
             return false;
@@ -306,6 +310,7 @@ impl Engine {
         } else {
             let ruri = work.request_uri_str().unwrap_or("");
             self.trunk_for(&zone_a, &called, false)
+                .filter(|_| status == 404)
                 .map(|t| self.to_trunk(t, &called, ruri))
                 .or_else(|| {
                     self.next_hop_from(&zone_a, None)

@@ -375,3 +375,25 @@ fn trunk_calls_are_not_challenged_and_nested_zones_get_their_own_policy() {
     h.send(&invite("sip:+4930123@192.168.10.10", PBX, "pbx-sec-1"), PBX);
     h.request_to(ITSP, "INVITE");
 }
+
+/// A known user (the directory says so) without a binding here is 480, even when the user
+/// part looks like a number: an extension whose phone is away does not ring the public network.
+#[test]
+fn a_known_extension_without_a_binding_never_leaves_by_the_trunk() {
+    struct Dir;
+    impl call_engine::UserDirectory for Dir {
+        fn is_known(&self, aor: &str) -> bool {
+            aor == "sip:2005@198.51.100.1"
+        }
+    }
+    let (mut h, media) = edge_with(routes(&[], true), |e| {
+        e.with_directory(std::sync::Arc::new(Dir))
+    });
+    h.send(&invite("sip:2005@192.168.10.1:5060", PBX, "pbx-ext-1"), PBX);
+    assert_eq!(h.response_to(PBX).status(), Some(480));
+    assert!(h.take_to(ITSP).is_empty());
+    assert_eq!(media.live(), 0);
+    // An unknown number at the same address does.
+    h.send(&invite("sip:2006@192.168.10.1:5060", PBX, "pbx-ext-2"), PBX);
+    h.request_to(ITSP, "INVITE");
+}
