@@ -149,6 +149,10 @@ impl Engine {
             self.b2b_start(now, id, work, source, &za, route);
             return true;
         }
+        if self.bounces_back(work, source, &za) {
+            self.reject(now, id, work, source, 404, "Not Found", &[]);
+            return true;
+        }
         if self.trunk_of(source.remote.ip()).is_some() {
             // A provider's call with no next hop to take it: never sent back out (sipwarden
             // is no relay between the provider and the rest of the Internet).

@@ -8,7 +8,7 @@
 //!    `from_zone`: to the first such trunk whose patterns fit (a number, or a foreign domain).
 //!    A Request-URI that names another element of the caller's own zone by IP address (a LAN
 //!    phone) stays in the zone; one that names the caller itself (the PBX's own domain) does
-//!    not;
+//!    not, and when no trunk takes it, it is refused (404) rather than sent back (a loop);
 //! 3. to one of our users or addresses that has no binding here (the location service said
 //!    404 or 480): a number from a trunk's `from_zone` to that trunk (only when unknown, 404:
 //!    a known user's extension never rings the public network), anything else to the next
@@ -281,6 +281,24 @@ impl Engine {
         let trunk = self.trunk_for(zone_a, &called, true)?;
         let ruri = work.request_uri_str().unwrap_or("");
         Some(self.to_trunk(trunk, &called, ruri))
+    }
+
+    /// An initial INVITE whose Request-URI names the caller itself by address (the PBX's own
+    /// domain: `sip:NUMBER@192.168.10.10` from 192.168.10.10), from a zone that has trunks,
+    /// that no trunk took: forwarding it would only send it back where it came from (the PBX
+    /// routes it to us again: a loop). True: refuse it (no route).
+    pub(crate) fn bounces_back(&self, work: &Message, source: Source, zone_a: &str) -> bool {
+        let has_trunks = self
+            .cross
+            .as_ref()
+            .is_some_and(|c| c.routes.trunks.iter().any(|t| t.from_zone == zone_a));
+        if !has_trunks || work.count(HeaderName::Route) > 0 {
+            return false;
+        }
+        let caller = source.remote.ip().to_canonical();
+        self.called(work).is_some_and(|c| {
+            !c.ours && matches!(c.host, Some((_, Some(ip))) if ip.to_canonical() == caller)
+        })
     }
 
     /// Step 3: an initial INVITE to one of our users or addresses that the location service

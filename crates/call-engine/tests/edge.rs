@@ -192,6 +192,20 @@ fn what_the_trunk_does_not_match_does_not_leave_by_it() {
     assert_eq!(h.response_to(PBX).status(), Some(404));
     assert!(h.take_to(ITSP).is_empty());
     assert_eq!(media.live(), 0);
+    // The same number at the PBX's own domain is not sent back to the PBX (which would send
+    // it here again): 404 as well.
+    h.send(
+        &invite("sip:+3312345@192.168.10.10", PBX, "pbx-out-4b"),
+        PBX,
+    );
+    let to_pbx = h.take_to(PBX);
+    assert!(
+        to_pbx.iter().all(|m| m.method_str().is_none()),
+        "{:?}",
+        lines(&to_pbx)
+    );
+    assert!(to_pbx.iter().any(|m| m.status() == Some(404)));
+    assert!(h.take_to(ITSP).is_empty());
 }
 
 #[test]
