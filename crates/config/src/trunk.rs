@@ -218,13 +218,16 @@ pub(crate) fn validate(c: &Config, zone_index: &[usize], trunk_index: &[usize], 
         match parse_sip_address(hop, TrunkTransport::Udp) {
             Err(p) => errs.push((path, p)),
             Ok(t) => {
-                if !z.contains(t.addr.ip()) {
+                // By the most specific network: a wan of 0.0.0.0/0 does not reach the LAN.
+                let owner = c.zone_of(t.addr.ip());
+                if owner.is_none_or(|o| o.name != z.name) {
                     errs.push((
                         path,
                         format!(
-                            "`{}` is not in the zone's networks: the next hop of zone `{}` \
-                             must be reached in it",
+                            "`{}` belongs to {}, not to zone `{}`: a zone's next hop must be \
+                             reached in it",
                             t.addr.ip(),
+                            owner.map_or("no zone".to_owned(), |o| format!("zone `{}`", o.name)),
                             z.name
                         ),
                     ));

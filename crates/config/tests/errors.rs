@@ -409,6 +409,7 @@ next_hop = \"sip:198.51.100.9\"
 [[zone]]
 name = \"wan\"
 networks = [\"0.0.0.0/0\"]
+next_hop = \"192.168.10.10:5060\"
 
 [[trunk]]
 name = \"itsp\"
@@ -429,13 +430,14 @@ refer = \"maybe\"
     check(
         text,
         &[
-            "t.toml:4: zone[0].next_hop: `198.51.100.9` is not in the zone's networks: the next hop of zone `lan` must be reached in it",
-            "t.toml:13: trunk[0].address: `itsp.example.net:5060` is not an IP address with an optional port; host names are not resolved here (e.g. `203.0.113.10:5060` or `sip:203.0.113.10:5060;transport=tcp`)",
-            "t.toml:14: trunk[0].from_zone: unknown zone `lna`; the zones are `lan`, `wan`",
-            "t.toml:15: trunk[0].match[1]: `bad domain` is neither a number prefix (digits, `+`, `*`, `#`: `+49`, `00`) nor a domain (`example.com`, `*.example.com`)",
-            "t.toml:16: trunk[0].sources[0]: `203.0.113.1/24` has host bits set; the network is `203.0.113.0/24`",
-            "t.toml:23: trunk[1].transport: unknown variant `sctp`, expected one of `udp`, `tcp`, `tls`",
-            "t.toml:24: trunk[1].refer: unknown variant `maybe`, expected `local` or `passthrough`",
+            "t.toml:4: zone[0].next_hop: `198.51.100.9` belongs to zone `wan`, not to zone `lan`: a zone's next hop must be reached in it",
+            "t.toml:9: zone[1].next_hop: `192.168.10.10` belongs to zone `lan`, not to zone `wan`: a zone's next hop must be reached in it",
+            "t.toml:14: trunk[0].address: `itsp.example.net:5060` is not an IP address with an optional port; host names are not resolved here (e.g. `203.0.113.10:5060` or `sip:203.0.113.10:5060;transport=tcp`)",
+            "t.toml:15: trunk[0].from_zone: unknown zone `lna`; the zones are `lan`, `wan`",
+            "t.toml:16: trunk[0].match[1]: `bad domain` is neither a number prefix (digits, `+`, `*`, `#`: `+49`, `00`) nor a domain (`example.com`, `*.example.com`)",
+            "t.toml:17: trunk[0].sources[0]: `203.0.113.1/24` has host bits set; the network is `203.0.113.0/24`",
+            "t.toml:24: trunk[1].transport: unknown variant `sctp`, expected one of `udp`, `tcp`, `tls`",
+            "t.toml:25: trunk[1].refer: unknown variant `maybe`, expected `local` or `passthrough`",
         ],
     );
     // Once the types are right, the rules between fields.
@@ -445,14 +447,15 @@ refer = \"maybe\"
     check(
         &text,
         &[
-            "t.toml:4: zone[0].next_hop: `198.51.100.9` is not in the zone's networks: the next hop of zone `lan` must be reached in it",
-            "t.toml:13: trunk[0].address: `itsp.example.net:5060` is not an IP address with an optional port; host names are not resolved here (e.g. `203.0.113.10:5060` or `sip:203.0.113.10:5060;transport=tcp`)",
-            "t.toml:14: trunk[0].from_zone: unknown zone `lna`; the zones are `lan`, `wan`",
-            "t.toml:15: trunk[0].match[1]: `bad domain` is neither a number prefix (digits, `+`, `*`, `#`: `+49`, `00`) nor a domain (`example.com`, `*.example.com`)",
-            "t.toml:16: trunk[0].sources[0]: `203.0.113.1/24` has host bits set; the network is `203.0.113.0/24`",
-            "t.toml:19: trunk[1].name: duplicate trunk name `itsp`",
-            "t.toml:21: trunk[1].address: `192.168.10.77` is not in zone `wan`'s networks (it is in zone `lan`)",
-            "t.toml:22: trunk[1].from_zone: must differ from `zone` (`wan`): calls to a trunk cross from one zone to another",
+            "t.toml:4: zone[0].next_hop: `198.51.100.9` belongs to zone `wan`, not to zone `lan`: a zone's next hop must be reached in it",
+            "t.toml:9: zone[1].next_hop: `192.168.10.10` belongs to zone `lan`, not to zone `wan`: a zone's next hop must be reached in it",
+            "t.toml:14: trunk[0].address: `itsp.example.net:5060` is not an IP address with an optional port; host names are not resolved here (e.g. `203.0.113.10:5060` or `sip:203.0.113.10:5060;transport=tcp`)",
+            "t.toml:15: trunk[0].from_zone: unknown zone `lna`; the zones are `lan`, `wan`",
+            "t.toml:16: trunk[0].match[1]: `bad domain` is neither a number prefix (digits, `+`, `*`, `#`: `+49`, `00`) nor a domain (`example.com`, `*.example.com`)",
+            "t.toml:17: trunk[0].sources[0]: `203.0.113.1/24` has host bits set; the network is `203.0.113.0/24`",
+            "t.toml:20: trunk[1].name: duplicate trunk name `itsp`",
+            "t.toml:22: trunk[1].address: `192.168.10.77` is not in zone `wan`'s networks (it is in zone `lan`)",
+            "t.toml:23: trunk[1].from_zone: must differ from `zone` (`wan`): calls to a trunk cross from one zone to another",
         ],
     );
 }
