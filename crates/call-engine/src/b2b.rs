@@ -7,9 +7,14 @@
 //! zones: leg A stays with the caller, leg B goes to that target from the target's zone.
 //! Forking across zones is not done: the first (highest q) target is called.
 //!
+//! Trunks and next hops (module `route`) come first: [`Engine::b2b_route`] asks
+//! `edge_route`, and a request for one of our users that the location service cannot place
+//! goes to [`Engine::b2b_unresolved`] before it is refused.
+//!
 //! Hooks in the engine (each a line): [`Engine::pump`] offers every transaction-layer event to
 //! the B2BUA first ([`Engine::b2b_tu_event`]), `on_request` asks [`Engine::b2b_route`] before
-//! starting a proxy context, and the timeout functions add the B2BUA's timers.
+//! starting a proxy context (and `b2b_unresolved` before a 404/480), and the timeout functions
+//! add the B2BUA's timers.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -17,7 +22,7 @@ use std::time::Instant;
 use b2bua::{B2bua, MediaSessionId, RouteDecision};
 use ipnet::IpNet;
 use sip_message::headers::Route;
-use sip_message::{Message, Method, TypedHeader};
+use sip_message::{Message, TypedHeader};
 use sip_transaction::{Destination, ServerTxId, Source, TuEvent};
 
 use crate::engine::{Engine, Event};
@@ -34,13 +39,20 @@ pub struct ZoneNetworks {
 pub(crate) struct CrossZone {
     pub(crate) b2bua: B2bua,
     pub(crate) zones: Vec<ZoneNetworks>,
+    /// Trunks and next hops (crate::route).
+    pub(crate) routes: crate::route::EdgeRoutes,
 }
 
 impl Engine {
     /// Calls between zones go through `b2bua` (its [`b2bua::B2buaConfig::zones`] name the same
     /// zones as `zones`). Without this, every call is proxied.
     pub fn with_b2bua(mut self, zones: Vec<ZoneNetworks>, b2bua: B2bua) -> Engine {
-        self.cross = Some(CrossZone { b2bua, zones });
+        let routes = self.cross.take().map(|c| c.routes).unwrap_or_default();
+        self.cross = Some(CrossZone {
+            b2bua,
+            zones,
+            routes,
+        });
         self
     }
 
@@ -67,15 +79,25 @@ impl Engine {
         self.pump(now);
     }
 
-    /// The zone whose networks hold `ip` (IPv4-mapped IPv6 counts as IPv4).
+    /// The zone whose networks hold `ip` (IPv4-mapped IPv6 counts as IPv4); when networks of
+    /// several zones do, the most specific one (longest prefix) decides, so that the WAN can
+    /// be `0.0.0.0/0` around the LAN.
     pub(crate) fn zone_of(&self, ip: IpAddr) -> Option<&str> {
         let ip = ip.to_canonical();
         self.cross
             .as_ref()?
             .zones
             .iter()
-            .find(|z| z.networks.iter().any(|n| n.contains(&ip)))
-            .map(|z| z.name.as_str())
+            .filter_map(|z| {
+                z.networks
+                    .iter()
+                    .filter(|n| n.contains(&ip))
+                    .map(IpNet::prefix_len)
+                    .max()
+                    .map(|len| (len, z.name.as_str()))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, name)| name)
     }
 
     /// Offers a transaction-layer event to the B2BUA; gives it back when it is not one of its
@@ -106,8 +128,9 @@ impl Engine {
         }
     }
 
-    /// An initial INVITE whose first target is in another zone than its source goes to the
-    /// B2BUA: returns true when it took it (the caller got an answer either way).
+    /// An initial INVITE for a trunk or a next hop (crate::route), or whose first target is
+    /// in another zone than its source, goes to the B2BUA: returns true when it took it (the
+    /// caller got an answer either way).
     pub(crate) fn b2b_route(
         &mut self,
         now: Instant,
@@ -116,26 +139,33 @@ impl Engine {
         source: Source,
         groups: &[Vec<Target>],
     ) -> bool {
-        if self.cross.is_none() || work.method() != Some(Method::Invite) {
+        if self.cross.is_none() || !crate::route::is_initial_invite(work) {
             return false;
         }
-        let initial = work
-            .to()
-            .and_then(|t| t.ok())
-            .is_some_and(|t| t.tag().is_none());
+        let Some(za) = self.zone_of(source.remote.ip()).map(str::to_owned) else {
+            return false;
+        };
+        if let Some(route) = self.edge_route(work, source, &za) {
+            self.b2b_start(now, id, work, source, &za, route);
+            return true;
+        }
+        if self.bounces_back(work, source, &za) {
+            self.reject(now, id, work, source, 404, "Not Found", &[]);
+            return true;
+        }
+        if self.trunk_of(source.remote.ip()).is_some() {
+            // A provider's call with no next hop to take it: never sent back out (sipwarden
+            // is no relay between the provider and the rest of the Internet).
+            self.reject(now, id, work, source, 404, "Not Found", &[]);
+            return true;
+        }
         let Some(target) = groups.first().and_then(|g| g.first()) else {
             return false;
         };
-        if !initial {
-            return false;
-        }
         let Some(next_hop) = self.next_hop(work, target) else {
             return false;
         };
-        let (Some(za), Some(zb)) = (
-            self.zone_of(source.remote.ip()).map(str::to_owned),
-            self.zone_of(next_hop.remote.ip()).map(str::to_owned),
-        ) else {
+        let Some(zb) = self.zone_of(next_hop.remote.ip()).map(str::to_owned) else {
             return false;
         };
         if za == zb {
@@ -146,10 +176,24 @@ impl Engine {
             next_hop,
             zone: zb,
         };
+        self.b2b_start(now, id, work, source, &za, route);
+        true
+    }
+
+    /// Hands the call to the B2BUA (which answers the caller itself when it cannot start it).
+    pub(crate) fn b2b_start(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        work: &Message,
+        source: Source,
+        za: &str,
+        route: RouteDecision,
+    ) {
         if let Some(c) = self.cross.as_mut() {
             if let Err(e) =
                 c.b2bua
-                    .start_call(now, &mut self.layer, id, work.clone(), source, &za, route)
+                    .start_call(now, &mut self.layer, id, work.clone(), source, za, route)
             {
                 self.stats.local_rejections += 1;
                 self.event(Event::Dropped {
@@ -159,7 +203,6 @@ impl Engine {
             }
         }
         self.drain_b2b_events();
-        true
     }
 
     /// An INVITE to our own address whose Replaces names a dialog of a B2BUA call: the

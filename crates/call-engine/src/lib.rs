@@ -79,6 +79,13 @@
 //!   B2BUA (crate `b2bua`: two dialogs, SDP through the media relay); the B2BUA sees every
 //!   transaction event first, its timers run with the engine's, and its CDR events come out as
 //!   [`Event::Call`]. [`Engine::media_timeout`] passes the relay's timeouts in.
+//! - **Edge routing** ([`Engine::with_edge_routes`], module `route`): trunks and per-zone next
+//!   hops. Calls from a trunk's source networks go to the next hop of another zone (the PBX);
+//!   calls from a trunk's `from_zone` to numbers and foreign domains go to the trunk; calls to
+//!   our users or numbers that the location service cannot place go to a trunk (numbers from
+//!   its `from_zone`) or to another zone's next hop. All through the B2BUA. A trunk's requests
+//!   are not challenged by the policy's `auth.require` ([`Engine::trunk_of`]). When zones
+//!   nest (`wan` = `0.0.0.0/0` around `lan`), the most specific network decides.
 //!
 //! ## Not here (yet)
 //! Forking across zones, REFER, SRTP key policy on B2BUA calls, authentication (policy
@@ -91,6 +98,7 @@ mod engine;
 mod proxy;
 mod registrar;
 mod resolve;
+mod route;
 mod security;
 mod settings;
 mod util;
@@ -98,6 +106,7 @@ mod util;
 pub use b2b::ZoneNetworks;
 pub use engine::{Engine, Event, Output, Stats, UserDirectory};
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
+pub use route::{EdgeRoutes, NextHop, Trunk};
 pub use security::{describe_ban, SecurityConfig, SecurityStats, FLOOD_CAPACITY, MAX_PARKED};
 pub use settings::{
     ContactRouting, EngineConfig, ForkMode, Listener, LocalIdentity, ProxySettings,

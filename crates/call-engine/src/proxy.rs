@@ -260,12 +260,21 @@ impl Engine {
         // 16.5: the target set.
         let groups = match disposition {
             Err((status, reason)) => {
-                return self.reject(now, id, &work, source, status, reason, &[])
+                // Not placed here: a trunk or the PBX may take it (crate::route).
+                if status == 404 && self.b2b_unresolved(now, id, &work, source, status) {
+                    return;
+                }
+                return self.reject(now, id, &work, source, status, reason, &[]);
             }
             Ok(Disposition::Location(aor)) => match self.location(now, &aor) {
                 Ok(g) => g,
                 Err((status, reason)) => {
-                    return self.reject(now, id, &work, source, status, &reason, &[])
+                    if matches!(status, 404 | 480)
+                        && self.b2b_unresolved(now, id, &work, source, status)
+                    {
+                        return;
+                    }
+                    return self.reject(now, id, &work, source, status, &reason, &[]);
                 }
             },
             _ => vec![vec![Target {

@@ -150,13 +150,22 @@ impl Security {
         }
     }
 
-    /// The zone of a source address: the one whose networks hold it, else the first.
+    /// The zone of a source address: the one whose networks hold it (the most specific
+    /// network wins when zones nest), else the first.
     fn zone_index(&self, ip: IpAddr) -> usize {
         let ip = ip.to_canonical();
         self.zones
             .iter()
-            .position(|(_, nets)| nets.iter().any(|n| n.contains(&ip)))
-            .unwrap_or(0)
+            .enumerate()
+            .filter_map(|(i, (_, nets))| {
+                let len = nets
+                    .iter()
+                    .filter(|n| n.contains(&ip))
+                    .map(|n| n.prefix_len());
+                len.max().map(|l| (l, i))
+            })
+            .max_by_key(|(l, _)| *l)
+            .map_or(0, |(_, i)| i)
     }
 
     fn zone_name(&self, ip: IpAddr) -> &str {
@@ -399,6 +408,8 @@ impl Engine {
                     self.reject(now, id, msg, source, status, &reason, &extra);
                     return Gate::Done;
                 }
+                // A trunk authenticates by its address (crate::route).
+                Verdict::Challenge if self.trunk_of(ip).is_some() => return Gate::Pass(None),
                 Verdict::Challenge if user.is_some() => {
                     // Authenticated, and the policy still wants credentials: a policy bug,
                     // refused rather than looping.

@@ -24,6 +24,7 @@ mod media;
 mod reload;
 mod security;
 mod tls;
+mod trunk;
 mod types;
 mod validate;
 
@@ -39,6 +40,7 @@ pub use security::{
     AuthBackend, AuthSection, PolicyConfig, RadiusDialect, RadiusSection, ALGORITHMS,
 };
 pub use tls::{SniConfig, TlsConfig, TlsZoneConfig, SIPS_PORT};
+pub use trunk::{parse_sip_address, ReferMode, TrunkAddress, TrunkConfig, TrunkTransport};
 pub use types::{
     default_listeners, default_zones, local_networks, Config, ContactRouting, GeneralConfig,
     ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig, TransactionConfig,
@@ -149,6 +151,7 @@ impl Config {
             config: self.clone(),
             listen_index: (0..self.listen.len()).collect(),
             zone_index: (0..self.zone.len()).collect(),
+            trunk_index: (0..self.trunk.len()).collect(),
             listen_given: true,
             zone_given: true,
             listen_complete: true,

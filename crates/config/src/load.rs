@@ -38,6 +38,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "media",
     "b2bua",
     "tls",
+    "trunk",
 ];
 
 /// The most keys and array elements removed from one table while looking for further errors.
@@ -104,6 +105,7 @@ pub(crate) fn load(text: &str, file: &str, overrides: &Overrides) -> Result<Conf
         },
         listen_index: Vec::new(),
         zone_index: Vec::new(),
+        trunk_index: Vec::new(),
         listen_given: false,
         zone_given: false,
         listen_complete: true,
@@ -170,6 +172,11 @@ pub(crate) fn load(text: &str, file: &str, overrides: &Overrides) -> Result<Conf
                         (input.listen_index, input.config.listen) = items.into_iter().unzip();
                     }
                     None => input.listen_complete = false,
+                }
+            }
+            "trunk" => {
+                if let Some((items, _)) = array_of_tables(&mut ctx, name, value) {
+                    (input.trunk_index, input.config.trunk) = items.into_iter().unzip();
                 }
             }
             "zone" => {

@@ -59,6 +59,7 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         media,
         b2bua,
         tls,
+        trunk,
     } = old;
     crate::security::diff(old, new, &mut d);
     // The relay's sockets and workers, and the B2BUA's identities, are set up at start.
@@ -67,6 +68,8 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
     // The certificate files themselves are reloaded on SIGHUP and when they change; the
     // section's paths and limits are taken when the listeners start.
     d.field(RESTART, "tls", tls, &new.tls);
+    // Trunks and next hops are handed to the engine's routing at start.
+    d.field(RESTART, "trunk", trunk, &new.trunk);
 
     let GeneralConfig {
         data_dir,
@@ -221,7 +224,14 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
                     networks,
                     domain,
                     trusted,
+                    next_hop,
                 } = oz;
+                d.field(
+                    RESTART,
+                    &format!("{}.next_hop", zone_path(name)),
+                    next_hop,
+                    &nz.next_hop,
+                );
                 d.field(
                     RESTART,
                     &format!("{}.domain", zone_path(name)),
@@ -266,6 +276,7 @@ pub(crate) fn merge(old: &Config, new: &Config) -> Config {
     merged.transport = old.transport.clone();
     merged.media = old.media.clone();
     merged.b2bua = old.b2bua.clone();
+    merged.trunk = old.trunk.clone();
     merged.zone = old
         .zone
         .iter()
@@ -273,6 +284,7 @@ pub(crate) fn merge(old: &Config, new: &Config) -> Config {
             let mut n = new.zone(&z.name).unwrap_or(z).clone();
             n.domain = z.domain.clone();
             n.trusted = z.trusted;
+            n.next_hop = z.next_hop.clone();
             n
         })
         .collect();

@@ -55,6 +55,9 @@ pub struct Config {
     pub b2bua: crate::media::B2buaConfig,
     /// `[tls]`
     pub tls: crate::tls::TlsConfig,
+    /// `[[trunk]]` (crate::trunk)
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trunk: Vec<crate::trunk::TrunkConfig>,
 }
 
 impl Default for Config {
@@ -74,6 +77,7 @@ impl Default for Config {
             media: Default::default(),
             b2bua: Default::default(),
             tls: crate::tls::TlsConfig::default(),
+            trunk: Vec::new(),
         }
     }
 }
@@ -84,10 +88,17 @@ impl Config {
         self.zone.iter().find(|z| z.name == name)
     }
 
-    /// The zone whose networks contain `addr`, if any. Zones' networks never overlap (that is
-    /// checked when loading), so there is at most one.
+    /// The zone whose networks contain `addr`, if any: the one with the most specific network
+    /// (longest prefix), so that `wan` may be written `0.0.0.0/0` next to a `lan`
+    /// `192.168.10.0/24`. The same network in two zones is refused when loading, so there is
+    /// at most one.
     pub fn zone_of(&self, addr: IpAddr) -> Option<&ZoneConfig> {
-        self.zone.iter().find(|z| z.contains(addr))
+        let addr = addr.to_canonical();
+        self.zone
+            .iter()
+            .filter_map(|z| z.prefix_len_of(addr).map(|len| (len, z)))
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, z)| z)
     }
 }
 
@@ -437,12 +448,25 @@ pub struct ZoneConfig {
     /// them are not rewritten.
     #[serde(default)]
     pub trusted: bool,
+    /// Where requests from other zones for the enterprise's users go (the PBX):
+    /// `sip:IP[:PORT][;transport=...]` or `IP:PORT`, in this zone's networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop: Option<String>,
 }
 
 impl ZoneConfig {
     /// Whether `addr` is in one of this zone's networks.
     pub fn contains(&self, addr: IpAddr) -> bool {
         self.networks.iter().any(|n| n.contains(&addr))
+    }
+
+    /// The prefix length of this zone's most specific network holding `addr`, if any.
+    pub fn prefix_len_of(&self, addr: IpAddr) -> Option<u8> {
+        self.networks
+            .iter()
+            .filter(|n| n.contains(&addr))
+            .map(IpNet::prefix_len)
+            .max()
     }
 }
 
@@ -470,6 +494,7 @@ pub fn default_zones() -> Vec<ZoneConfig> {
         networks: local_networks(),
         domain: None,
         trusted: false,
+        next_hop: None,
     }]
 }
 

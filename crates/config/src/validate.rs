@@ -16,6 +16,8 @@ pub(crate) struct Input {
     pub(crate) listen_index: Vec<usize>,
     /// The index in the file of each entry of `config.zone`.
     pub(crate) zone_index: Vec<usize>,
+    /// The index in the file of each entry of `config.trunk`.
+    pub(crate) trunk_index: Vec<usize>,
     /// Whether the file has `[[listen]]` (otherwise the default listeners are in `config`).
     pub(crate) listen_given: bool,
     /// Whether the file has `[[zone]]` (otherwise the default zone is in `config`).
@@ -60,6 +62,12 @@ pub(crate) fn validate(input: &Input, has: &dyn Fn(&str) -> bool) -> Errors {
     crate::security::validate(&input.config, &mut errs);
     crate::media::validate(&input.config, &input.zone_index, &mut errs);
     crate::tls::validate(&input.config, &input.listen_index, &mut errs);
+    crate::trunk::validate(
+        &input.config,
+        &input.zone_index,
+        &input.trunk_index,
+        &mut errs,
+    );
     errs
 }
 
@@ -458,8 +466,8 @@ fn zones(input: &Input, errs: &mut Errors) {
         err(errs, "zone", "at least one zone is required");
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
-    // Every well-formed network, for the overlap check: (network, path).
-    let mut all: Vec<(IpNet, String)> = Vec::new();
+    // Every well-formed network, for the overlap check: (network, path, zone position).
+    let mut all: Vec<(IpNet, String, usize)> = Vec::new();
     for (pos, z) in c.zone.iter().enumerate() {
         let i = input.zone_index[pos];
         let path = format!("zone[{i}]");
@@ -493,56 +501,37 @@ fn zones(input: &Input, errs: &mut Errors) {
                     ),
                 );
             } else {
-                all.push((*net, net_path));
+                all.push((*net, net_path, pos));
             }
         }
     }
     overlaps(&all, errs);
 }
 
-/// Reports each network that overlaps one written before it, in any zone. CIDR blocks are
-/// either nested or disjoint, so after sorting by start address it is enough to compare each
-/// block with the one reaching furthest so far.
-fn overlaps(all: &[(IpNet, String)], errs: &mut Errors) {
-    fn bounds(net: &IpNet) -> (bool, u128, u128) {
-        match net {
-            IpNet::V4(n) => (
-                false,
-                u32::from(n.network()).into(),
-                u32::from(n.broadcast()).into(),
-            ),
-            IpNet::V6(n) => (true, n.network().into(), n.broadcast().into()),
+/// Reports each network that overlaps one written before it in the same zone, and each network
+/// written in two zones. A network nested in another zone's is allowed: the most specific
+/// network decides the zone (`Config::zone_of`), so `wan` can be `0.0.0.0/0` around a `lan`.
+/// CIDR blocks are either nested or disjoint, so after sorting by start address it is enough
+/// to compare each block with those still open around it.
+fn overlaps(all: &[(IpNet, String, usize)], errs: &mut Errors) {
+    for (i, (net, path, zone)) in all.iter().enumerate() {
+        let clash = all[..i].iter().find(|(other, _, other_zone)| {
+            let nested = other.contains(net) || net.contains(other);
+            nested && (other_zone == zone || other == net)
+        });
+        if let Some((other, other_path, other_zone)) = clash {
+            let why = if other_zone == zone {
+                "a network may belong to one zone only, once"
+            } else {
+                "a network may belong to one zone only (a more specific one may sit inside \
+                 another zone's)"
+            };
+            err(
+                errs,
+                path.clone(),
+                format!("`{net}` overlaps `{other}` ({other_path}); {why}"),
+            );
         }
-    }
-    let mut order: Vec<usize> = (0..all.len()).collect();
-    order.sort_by_key(|&i| {
-        let (v6, start, _) = bounds(&all[i].0);
-        (v6, start, all[i].0.prefix_len(), i)
-    });
-    let mut reach: Option<(bool, u128, usize)> = None;
-    let mut found: Vec<(usize, usize)> = Vec::new();
-    for &i in &order {
-        let (v6, start, end) = bounds(&all[i].0);
-        match reach {
-            Some((rv6, rend, r)) if rv6 == v6 && start <= rend => {
-                found.push((r.min(i), r.max(i)));
-                if end > rend {
-                    reach = Some((v6, end, i));
-                }
-            }
-            _ => reach = Some((v6, end, i)),
-        }
-    }
-    found.sort_unstable();
-    for (earlier, later) in found {
-        err(
-            errs,
-            all[later].1.clone(),
-            format!(
-                "`{}` overlaps `{}` ({}); a network may belong to one zone only, once",
-                all[later].0, all[earlier].0, all[earlier].1
-            ),
-        );
     }
 }
 
@@ -610,21 +599,25 @@ mod tests {
 
     #[test]
     fn overlap_sweep() {
-        let nets: Vec<(IpNet, String)> = [
-            "10.0.0.0/8",
-            "192.168.0.0/16",
-            "10.1.0.0/16",
-            "fd00::/8",
-            "10.2.0.0/16",
-            "192.168.0.0/16",
+        // (network, zone): nested in the same zone, or the same network in two zones, is an
+        // error; nested across zones is the "most specific wins" layout.
+        let nets: Vec<(IpNet, String, usize)> = [
+            ("10.0.0.0/8", 0),
+            ("192.168.0.0/16", 0),
+            ("10.1.0.0/16", 0),
+            ("fd00::/8", 0),
+            ("0.0.0.0/0", 1),
+            ("10.2.0.0/16", 1),
+            ("192.168.0.0/16", 1),
+            ("::/0", 1),
         ]
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.parse().unwrap(), format!("n[{i}]")))
+        .map(|(i, (n, z))| (n.parse().unwrap(), format!("n[{i}]"), *z))
         .collect();
         let mut errs = Errors::new();
         overlaps(&nets, &mut errs);
         let paths: Vec<&str> = errs.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(paths, ["n[2]", "n[4]", "n[5]"]);
+        assert_eq!(paths, ["n[2]", "n[5]", "n[6]"]);
     }
 }

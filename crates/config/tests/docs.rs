@@ -27,6 +27,17 @@ fn every_field_is_documented_in_its_section() {
     c.general.server_header = Some("x".into());
     c.transport.socket_recv_buffer_bytes = Some(65536);
     c.transport.socket_send_buffer_bytes = Some(65536);
+    c.zone[0].next_hop = Some("sip:192.168.10.10".into());
+    c.trunk.push(config::TrunkConfig {
+        name: "itsp".into(),
+        zone: "lan".into(),
+        address: "192.168.1.1".into(),
+        transport: Default::default(),
+        from_zone: "lan".into(),
+        matches: vec!["+49".into()],
+        refer: Default::default(),
+        sources: vec!["192.168.1.1".into()],
+    });
     let value: toml::Table = toml::from_str(&c.to_toml()).unwrap();
     let doc = config_md();
     let mut count = 0;

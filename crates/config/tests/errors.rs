@@ -237,11 +237,12 @@ networks = []
         ],
     );
     check(
-        "[[zone]]\nname = \"lan\"\nnetworks = [\"10.0.0.0/8\", \"10.0.0.0/33\", 7]\n[[zone]]\nname = \"wan\"\nnetworks = [\"10.9.0.0/16\"]\n",
+        "[[zone]]\nname = \"lan\"\nnetworks = [\"10.0.0.0/8\", \"10.0.0.0/33\", 7]\n[[zone]]\nname = \"wan\"\nnetworks = [\"10.0.0.0/8\", \"10.9.0.0/16\"]\n",
         &[
             "t.toml:3: zone[0].networks[1]: `10.0.0.0/33` is not a network in CIDR notation (e.g. 192.168.10.0/24 or fd00::/8)",
             "t.toml:3: zone[0].networks[2]: expected a network in CIDR notation, found integer `7`",
-            "t.toml:6: zone[1].networks[0]: `10.9.0.0/16` overlaps `10.0.0.0/8` (zone[0].networks[0]); a network may belong to one zone only, once",
+            "t.toml:6: zone[1].networks[0]: `10.0.0.0/8` overlaps `10.0.0.0/8` (zone[0].networks[0]); a network may belong to one zone only (a more specific one may sit inside another zone's)",
+            "t.toml:6: zone[1].networks[1]: `10.9.0.0/16` overlaps `10.0.0.0/8` (zone[1].networks[0]); a network may belong to one zone only, once",
         ],
     );
 }
@@ -374,4 +375,87 @@ fn contact_routing_values() {
         assert_eq!(c.registrar.contact_routing, want);
         assert_eq!(want.as_str(), v);
     }
+}
+
+#[test]
+fn nested_zones_most_specific_wins() {
+    let text = "\
+[[zone]]
+name = \"wan\"
+networks = [\"0.0.0.0/0\", \"::/0\"]
+
+[[zone]]
+name = \"lan\"
+networks = [\"192.168.10.0/24\"]
+next_hop = \"sip:192.168.10.10:5060\"
+";
+    let c = config::Config::from_str_with(text, "t.toml", &config::Overrides::none()).unwrap();
+    let zone = |ip: &str| c.zone_of(ip.parse().unwrap()).map(|z| z.name.as_str());
+    assert_eq!(zone("192.168.10.10"), Some("lan"));
+    assert_eq!(zone("::ffff:192.168.10.10"), Some("lan"));
+    assert_eq!(zone("192.168.11.1"), Some("wan"));
+    assert_eq!(zone("203.0.113.10"), Some("wan"));
+    assert_eq!(zone("2001:db8::1"), Some("wan"));
+}
+
+#[test]
+fn trunk_and_next_hop_errors() {
+    let text = "\
+[[zone]]
+name = \"lan\"
+networks = [\"192.168.10.0/24\"]
+next_hop = \"sip:198.51.100.9\"
+
+[[zone]]
+name = \"wan\"
+networks = [\"0.0.0.0/0\"]
+next_hop = \"192.168.10.10:5060\"
+
+[[trunk]]
+name = \"itsp\"
+zone = \"wan\"
+address = \"itsp.example.net:5060\"
+from_zone = \"lna\"
+match = [\"+49\", \"bad domain\"]
+sources = [\"203.0.113.1/24\"]
+
+[[trunk]]
+name = \"itsp\"
+zone = \"wan\"
+address = \"192.168.10.77\"
+from_zone = \"wan\"
+transport = \"sctp\"
+refer = \"maybe\"
+";
+    check(
+        text,
+        &[
+            "t.toml:4: zone[0].next_hop: `198.51.100.9` belongs to zone `wan`, not to zone `lan`: a zone's next hop must be reached in it",
+            "t.toml:9: zone[1].next_hop: `192.168.10.10` belongs to zone `lan`, not to zone `wan`: a zone's next hop must be reached in it",
+            "t.toml:14: trunk[0].address: `itsp.example.net:5060` is not an IP address with an optional port; host names are not resolved here (e.g. `203.0.113.10:5060` or `sip:203.0.113.10:5060;transport=tcp`)",
+            "t.toml:15: trunk[0].from_zone: unknown zone `lna`; the zones are `lan`, `wan`",
+            "t.toml:16: trunk[0].match[1]: `bad domain` is neither a number prefix (digits, `+`, `*`, `#`: `+49`, `00`) nor a domain (`example.com`, `*.example.com`)",
+            "t.toml:17: trunk[0].sources[0]: `203.0.113.1/24` has host bits set; the network is `203.0.113.0/24`",
+            "t.toml:24: trunk[1].transport: unknown variant `sctp`, expected one of `udp`, `tcp`, `tls`",
+            "t.toml:25: trunk[1].refer: unknown variant `maybe`, expected `local` or `passthrough`",
+        ],
+    );
+    // Once the types are right, the rules between fields.
+    let text = text
+        .replace("transport = \"sctp\"\n", "")
+        .replace("refer = \"maybe\"\n", "");
+    check(
+        &text,
+        &[
+            "t.toml:4: zone[0].next_hop: `198.51.100.9` belongs to zone `wan`, not to zone `lan`: a zone's next hop must be reached in it",
+            "t.toml:9: zone[1].next_hop: `192.168.10.10` belongs to zone `lan`, not to zone `wan`: a zone's next hop must be reached in it",
+            "t.toml:14: trunk[0].address: `itsp.example.net:5060` is not an IP address with an optional port; host names are not resolved here (e.g. `203.0.113.10:5060` or `sip:203.0.113.10:5060;transport=tcp`)",
+            "t.toml:15: trunk[0].from_zone: unknown zone `lna`; the zones are `lan`, `wan`",
+            "t.toml:16: trunk[0].match[1]: `bad domain` is neither a number prefix (digits, `+`, `*`, `#`: `+49`, `00`) nor a domain (`example.com`, `*.example.com`)",
+            "t.toml:17: trunk[0].sources[0]: `203.0.113.1/24` has host bits set; the network is `203.0.113.0/24`",
+            "t.toml:20: trunk[1].name: duplicate trunk name `itsp`",
+            "t.toml:22: trunk[1].address: `192.168.10.77` is not in zone `wan`'s networks (it is in zone `lan`)",
+            "t.toml:23: trunk[1].from_zone: must differ from `zone` (`wan`): calls to a trunk cross from one zone to another",
+        ],
+    );
 }

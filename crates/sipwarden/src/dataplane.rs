@@ -200,7 +200,9 @@ impl Dataplane {
         // Calls between zones: B2BUA and media relay (crate::media).
         let (engine, media_rx, media) = match crate::media::start(config, &bound)? {
             Some(c) => (
-                engine.with_b2bua(c.zones, c.b2bua),
+                engine
+                    .with_b2bua(c.zones, c.b2bua)
+                    .with_edge_routes(crate::media::edge_routes(config)),
                 Some(c.timeouts),
                 Some(c.plane),
             ),

@@ -71,6 +71,46 @@ pub fn zone_networks(zones: &[ZoneConfig]) -> Vec<ZoneNetworks> {
         .collect()
 }
 
+/// Trunks and next hops for the engine's routing (call_engine::EdgeRoutes). Entries whose
+/// address does not parse are left out (loading refuses them).
+pub fn edge_routes(c: &Config) -> call_engine::EdgeRoutes {
+    let transport = |t: config::TrunkTransport| match t {
+        config::TrunkTransport::Udp => call_engine::Transport::Udp,
+        config::TrunkTransport::Tcp => call_engine::Transport::Tcp,
+        config::TrunkTransport::Tls => call_engine::Transport::Tls,
+    };
+    let next_hops = c
+        .zone
+        .iter()
+        .filter_map(|z| {
+            let hop = z.next_hop.as_deref()?;
+            let a = config::parse_sip_address(hop, config::TrunkTransport::Udp).ok()?;
+            Some(call_engine::NextHop {
+                zone: z.name.clone(),
+                address: a.addr,
+                transport: transport(a.transport),
+            })
+        })
+        .collect();
+    let trunks = c
+        .trunk
+        .iter()
+        .filter_map(|t| {
+            let a = t.target().ok()?;
+            Some(call_engine::Trunk {
+                name: t.name.clone(),
+                zone: t.zone.clone(),
+                address: a.addr,
+                transport: transport(a.transport),
+                from_zone: t.from_zone.clone(),
+                matches: t.matches.clone(),
+                sources: t.source_networks(),
+            })
+        })
+        .collect();
+    call_engine::EdgeRoutes { next_hops, trunks }
+}
+
 /// The relay's configuration: one relay zone per zone with a media address.
 pub fn relay_config(c: &Config) -> RelayConfig {
     let zones = c
@@ -146,7 +186,16 @@ pub fn identities(c: &Config, bound: &Bound) -> Vec<ZoneIdentity> {
                 transport: (*transport).to_owned(),
                 domain: z.domain.clone(),
                 trusted: z.trusted,
-                refer: None,
+                // One mode per zone: the zone's first trunk sets it; a zone without a trunk
+                // takes the B2BUA's default (local when untrusted, passthrough when trusted).
+                refer: c
+                    .trunk
+                    .iter()
+                    .find(|t| t.zone == z.name)
+                    .map(|t| match t.refer {
+                        config::ReferMode::Passthrough => b2bua::ReferMode::Passthrough,
+                        config::ReferMode::Local => b2bua::ReferMode::Local,
+                    }),
             })
         })
         .collect()

@@ -36,7 +36,13 @@ pub fn digest_config(config: &Config) -> DigestConfig {
 /// The compiled `[policy]` (already checked when the configuration was loaded).
 pub fn policy(config: &Config) -> Result<Policy, String> {
     let zones: Vec<&str> = config.zone.iter().map(|z| z.name.as_str()).collect();
-    Policy::compile(&config.policy, Some(&zones)).map_err(|errs| {
+    // A trunk's sources are trusted: never banned or rate-limited (it carries many callers).
+    let mut pc = config.policy.clone();
+    for t in &config.trunk {
+        pc.trusted
+            .extend(t.source_networks().iter().map(ToString::to_string));
+    }
+    Policy::compile(&pc, Some(&zones)).map_err(|errs| {
         errs.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()

@@ -156,14 +156,19 @@ pub fn add_tls(config: &Config, t: &mut TransportConfig) -> Result<Vec<String>, 
     t.tls_handshakes_per_second = c.handshakes_per_second;
     t.tls_handshakes_per_source = c.handshakes_per_second_per_source;
     t.tls_reload_check = c.reload_check();
-    let nets: Vec<config::IpNet> = config
+    if config
         .zone
         .iter()
-        .filter(|z| c.zone_policy(&z.name).require_tls)
-        .flat_map(|z| z.networks.iter().copied())
-        .collect();
-    if !nets.is_empty() {
-        t.tls_required = TlsRequired::new(move |ip| nets.iter().any(|n| n.contains(&ip)));
+        .any(|z| c.zone_policy(&z.name).require_tls)
+    {
+        // By the address's zone (the most specific network), so that a `wan` of 0.0.0.0/0
+        // requiring TLS does not take in the LAN nested inside it.
+        let zones = config.clone();
+        t.tls_required = TlsRequired::new(move |ip| {
+            zones
+                .zone_of(ip)
+                .is_some_and(|z| zones.tls.zone_policy(&z.name).require_tls)
+        });
     }
     Ok(warnings)
 }
