@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # variables set by run-tls.sh, which sources this
 # Real phones over mutual TLS with SRTP media, sourced by tests/e2e/tls/run-tls.sh (which gives
 # bin, work, pki, mkca/mkleaf, port, result, pids, fingerprint and the network namespace).
 #
@@ -19,6 +19,8 @@
 #                             logs the failed handshake with the reason
 #   phone-linphone-mtls-srtp  linphonec (linphone-cli) the same way as baresip
 #   phone-linphone-refused    linphonec without a client certificate
+#   phone-signalling-only-tls zone wan requires TLS: a loopback sniffer sees only TLS records,
+#                             no plain-text SIP, going to the phones' address
 # Failed handshakes are logged at most once per 10 s, so the refused phones are spaced out
 # between the successful calls.
 
@@ -250,6 +252,11 @@ phones_run() {
         result phones "the second sipwarden did not start: $(tail -n 5 "$work/phones-sw.log" | tr '\n' ' ')"
         return 0
     fi
+    # Zone wan requires TLS: no plain-text SIP may reach the phones (127.0.0.1).
+    timeout 150 python3 "$here/plainsniff.py" --net 127.0.0.1/32 --out "$work/phones-sniff.txt" \
+        --seconds 140 >"$work/phones-sniff.out" 2>&1 &
+    local sniff=$!
+    pids+=("$sniff")
     # One UAS for every call that should get through (two), answering with an RTP echo.
     timeout 120 sipp -nostdin -i 127.0.1.2 -p "$ph_uas" -t u1 -m 2 -sf "$sippdir/uas-media.xml" \
         -mi 127.0.1.2 -mp "$ph_uas_media" -rtp_echo -trace_msg -message_file "$work/phones-uas.msg" \
@@ -359,4 +366,15 @@ phones_run() {
     kill -TERM "$uas" 2>/dev/null || true
     kill -TERM "$ph_sw" 2>/dev/null || true
     wait "$ph_sw" 2>/dev/null || true
+    kill -TERM "$sniff" 2>/dev/null || true
+    wait "$sniff" 2>/dev/null || true
+    why=""
+    local plain tls
+    plain="$(sed -n 's/^plain=\([0-9]*\) .*/\1/p' "$work/phones-sniff.txt" 2>/dev/null)"
+    tls="$(sed -n 's/.* tls=\([0-9]*\) .*/\1/p' "$work/phones-sniff.txt" 2>/dev/null)"
+    [[ "$plain" == 0 ]] ||
+        why+="plain-text SIP reached the phones: $(tail -n +2 "$work/phones-sniff.txt" 2>/dev/null | head -n 3 | tr '\n' ' ')$(head -c 200 "$work/phones-sniff.out"); "
+    [[ -n "$tls" && "$tls" -gt 0 ]] || why+="no TLS record seen towards the phones (${tls:-no sniffer result}); "
+    echo "phones: sniffer $(head -n 1 "$work/phones-sniff.txt" 2>/dev/null)"
+    result phone-signalling-only-tls "$why"
 }

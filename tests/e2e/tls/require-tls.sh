@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # variables set by run-tls.sh, which sources this
 # A zone with tls.zone.secure.require_tls (127.0.3.0/24), sourced by tests/e2e/tls/run-tls.sh
 # (which gives sw_port, sippdir, work, here, port, result, pids, call and the certificates).
 #

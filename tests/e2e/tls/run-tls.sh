@@ -18,12 +18,23 @@
 #   swap          a call that is running while the certificate files are replaced and
 #                 sipwarden gets SIGHUP: the call completes on its TLS connection, and a new
 #                 connection is served the new certificate (SHA-256 fingerprints compared)
+#   sipp-mtls     SIPp calls (INVITE/ACK/BYE) on the mutual-TLS listener, socat presenting
+#                 the client certificate; without one, or with one of another CA, the
+#                 handshake is refused (socat reads the alert) and no call reaches the UAS
+#   require-tls   zone `secure` (tls.zone.secure.require_tls): plain TCP/UDP from it is
+#                 dropped, plain TCP/UDP to it is refused, TLS to it works, and a loopback
+#                 sniffer sees no plain-text SIP going into it (tests/e2e/tls/require-tls.sh)
+#   phones        baresip and linphone over mutual TLS with SRTP media through the relay of
+#                 a second sipwarden, a certificate swap during baresip's call, phones
+#                 without a certificate or of another CA refused (tests/e2e/tls/phones.sh)
+# SIPWARDEN_E2E_TLS_ONLY=base,mtls-sipp,require-tls,phones runs only the groups named.
 # SIPp 3.6.1 as packaged (sip-tester) is built without TLS (`sipp -h` lists no `l1`
 # transport), hence socat between SIPp and sipwarden.
 #
 # Usage: tests/e2e/tls/run-tls.sh [PATH-TO-SIPWARDEN-BINARY]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden
-# Needs: sipp (sip-tester), openssl, socat, python3, timeout. Prints PASS/FAIL per check and
+# Needs: sipp (sip-tester), openssl, socat, python3, timeout, baresip, linphonec (linphone-cli;
+# installed here with apt-get when missing and we are root, before entering the namespace). Prints PASS/FAIL per check and
 # ends with "e2e-tls: N passed, M failed"; exits non-zero when anything failed.
 # Network: 127.0.0.1 only, in a network namespace of its own when unshare allows it. Every
 # process is time-bounded and stopped by PID.
@@ -45,6 +56,17 @@ for tool in sipp openssl socat python3 timeout; do
         exit 2
     fi
 done
+
+# linphone is not in every developer's set of packages; the namespace below has no network.
+if ! command -v linphonec >/dev/null 2>&1 && [[ -z "${SIPWARDEN_E2E_IN_NETNS:-}" && $(id -u) -eq 0 ]] &&
+    command -v apt-get >/dev/null 2>&1; then
+    echo "run-tls: installing linphone-cli (linphonec)"
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 300 apt-get install -y --no-install-recommends linphone-cli >/dev/null 2>&1 ||
+        { timeout 300 apt-get update >/dev/null 2>&1 &&
+            timeout 300 apt-get install -y --no-install-recommends linphone-cli >/dev/null 2>&1; } ||
+        echo "run-tls: could not install linphone-cli; the linphone checks will fail"
+fi
 
 if [[ -z "${SIPWARDEN_E2E_IN_NETNS:-}" && "${SIPWARDEN_E2E_NETNS:-auto}" != off ]]; then
     ns=(unshare --net)
