@@ -19,6 +19,8 @@
 #                             logs the failed handshake with the reason
 #   phone-linphone-mtls-srtp  linphonec (linphone-cli) the same way as baresip
 #   phone-linphone-refused    linphonec without a client certificate
+#   phone-baresip-callee-hangs-up  the UAS sends BYE: it reaches baresip over baresip's own
+#                             TLS connection (flow reuse), the call ends on both sides
 #   phone-signalling-only-tls zone wan requires TLS: a loopback sniffer sees only TLS records,
 #                             no plain-text SIP, going to the phones' address
 # Failed handshakes are logged at most once per 10 s, so the refused phones are spaced out
@@ -155,7 +157,7 @@ baresip_dir() {
 # SECONDS; HOOK runs 3 s into the call.
 baresip_call() {
     timeout $(($2 + 20)) baresip -n 127.0.0.1 -f "$work/$1" -s -t $(($2 + 10)) \
-        -e "/dial sip:bob@127.0.1.2:$ph_uas" >"$work/$1.log" 2>&1 </dev/null &
+        -e "/dial sip:bob@127.0.1.2:${dial_port:-$ph_uas}" >"$work/$1.log" 2>&1 </dev/null &
     local ua=$!
     pids+=("$ua")
     if [[ -n "${3:-}" ]]; then
@@ -366,6 +368,36 @@ phones_run() {
     else
         result phone-linphone "linphonec is not installed (Debian: apt-get install linphone-cli)"
     fi
+
+    # --- the callee hangs up: its BYE must reach baresip over baresip's own TLS connection
+    # (sipwarden cannot open one to it: baresip's certificate is not a server's of our CA).
+    why=""
+    local uas2 p2 p2m
+    port p2
+    port p2m
+    timeout 40 sipp -nostdin -i 127.0.1.2 -p "$p2" -t u1 -m 1 -sf "$here/uas-media-bye.xml" \
+        -d 4000 -mi 127.0.1.2 -mp "$p2m" -rtp_echo -trace_msg -message_file "$work/phones-uas2.msg" \
+        -trace_stat -stf "$work/phones-uas2.csv" -fd 1 \
+        -trace_err -error_file "$work/phones-uas2.err" >"$work/phones-uas2.out" 2>&1 &
+    uas2=$!
+    pids+=("$uas2")
+    sleep 0.3
+    baresip_dir erin "$pki/alice.both.pem"
+    dial_port=$p2 baresip_call erin 7
+    wait "$uas2" 2>/dev/null || true
+    stats "$work/phones-uas2.csv"
+    [[ "$ok" == 1 ]] || why+="the callee's call did not complete (its BYE got no 200): $ok successful; "
+    grep -q "^BYE sip:" "$work/erin.log" || why+="baresip got no BYE; "
+    grep -q "^BYE sip:" "$work/erin.log" &&
+        grep -B1 "^BYE sip:" "$work/erin.log" | grep -q "^TLS 127.0.2.1:$ph_sip -> 127.0.0.1:" ||
+        why+="the BYE did not come over the connection to sipwarden's TLS listener; "
+    grep -q "Call with sip:bob@127.0.1.2:$p2 terminated" "$work/erin.log" ||
+        why+="baresip did not end the call; "
+    read -r ab ba dr _ <<<"$(relay_line 3)" || true
+    [[ -n "$ab" && "$ab" -gt 100 && -n "$ba" && "$ba" -gt 100 ]] ||
+        why+="RTP did not flow both ways (a->b ${ab:-?}, b->a ${ba:-?}); "
+    echo "phone-baresip-callee-hangs-up: relay a->b ${ab:-?} b->a ${ba:-?} dropped ${dr:-?}"
+    result phone-baresip-callee-hangs-up "$why"
 
     kill -TERM "$uas" 2>/dev/null || true
     kill -TERM "$ph_sw" 2>/dev/null || true
