@@ -87,10 +87,13 @@ impl ZoneIdentity {
         self.domain.as_deref().unwrap_or_else(|| self.host())
     }
 
+    /// Our Contact in this zone. TLS is `sip:...;transport=tls`, not `sips:`: a sips Contact
+    /// asks for TLS on every hop beyond us too (RFC 3261 19.1), which the calls we relay do not
+    /// promise, and user agents built on libre (baresip) cannot send to a sips URI at all, so
+    /// they never ACKed our 200.
     pub(crate) fn contact(&self) -> String {
         match self.transport.to_ascii_uppercase().as_str() {
             "UDP" => format!("<sip:{}>", self.address),
-            "TLS" => format!("<sips:{}>", self.address),
             t => format!(
                 "<sip:{};transport={}>",
                 self.address,
@@ -172,5 +175,20 @@ impl Default for B2buaConfig {
 impl B2buaConfig {
     pub(crate) fn zone(&self, name: &str) -> Option<usize> {
         self.zones.iter().position(|z| z.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_names_the_transport_of_the_zone() {
+        let mut z = ZoneIdentity::new("wan", "198.51.100.1:5061");
+        assert_eq!(z.contact(), "<sip:198.51.100.1:5061>");
+        z.transport = "TLS".into();
+        assert_eq!(z.contact(), "<sip:198.51.100.1:5061;transport=tls>");
+        z.transport = "tcp".into();
+        assert_eq!(z.contact(), "<sip:198.51.100.1:5061;transport=tcp>");
     }
 }

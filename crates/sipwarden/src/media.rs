@@ -148,22 +148,22 @@ pub fn relay_config(c: &Config) -> RelayConfig {
 }
 
 /// Who sipwarden is in each zone that has a media address and a listener: the first UDP
-/// listener's bound address (else TCP); a wildcard stands for the media address.
+/// listener's bound address (else TCP, else TLS: a zone with `require_tls` has only TLS
+/// listeners, and its calls must still be anchored); a wildcard stands for the media address.
 pub fn identities(c: &Config, bound: &Bound) -> Vec<ZoneIdentity> {
-    let udp = c
-        .listen
-        .iter()
-        .filter(|l| l.transport == config::Protocol::Udp);
-    let tcp = c
-        .listen
-        .iter()
-        .filter(|l| l.transport == config::Protocol::Tcp);
-    let socks: Vec<(&str, &str, SocketAddr)> = udp
+    let of = |p: config::Protocol| c.listen.iter().filter(move |l| l.transport == p);
+    let socks: Vec<(&str, &str, SocketAddr)> = of(config::Protocol::Udp)
         .zip(&bound.udp)
         .map(|(l, a)| (l.zone.as_str(), "UDP", *a))
         .chain(
-            tcp.zip(&bound.tcp)
+            of(config::Protocol::Tcp)
+                .zip(&bound.tcp)
                 .map(|(l, a)| (l.zone.as_str(), "TCP", *a)),
+        )
+        .chain(
+            of(config::Protocol::Tls)
+                .zip(&bound.tls)
+                .map(|(l, a)| (l.zone.as_str(), "TLS", *a)),
         )
         .collect();
     c.zone
@@ -777,6 +777,39 @@ mod tests {
         assert_eq!(d.session_expires, want.session_expires);
         assert_eq!(d.min_se, want.min_se);
         assert_eq!(d.history_limit, want.history_limit);
+    }
+
+    #[test]
+    fn a_zone_with_only_tls_listeners_has_a_tls_identity() {
+        // A require_tls zone may only have TLS listeners; without an identity its calls
+        // would be proxied with their media unrelayed.
+        let text = "[[zone]]\nname = \"lan\"\nnetworks = [\"127.0.1.0/24\"]\n\
+            [[zone]]\nname = \"wan\"\nnetworks = [\"127.0.2.0/24\"]\n\
+            [[listen]]\nzone = \"lan\"\naddress = \"127.0.1.1:5060\"\n\
+            [[listen]]\nzone = \"lan\"\ntransport = \"tls\"\naddress = \"127.0.1.1:5061\"\n\
+            [[listen]]\nzone = \"wan\"\ntransport = \"tls\"\naddress = \"127.0.2.1:5061\"\n\
+            [tls]\ncertificate = \"c.pem\"\nprivate_key = \"k.pem\"\n\
+            [tls.zone.wan]\nrequire_tls = true\n";
+        let c = load(text);
+        let b = Bound {
+            udp: vec!["127.0.1.1:5060".parse().unwrap()],
+            tcp: vec![],
+            tls: vec![
+                "127.0.1.1:5061".parse().unwrap(),
+                "127.0.2.1:5061".parse().unwrap(),
+            ],
+        };
+        let ids = identities(&c, &b);
+        assert_eq!(ids.len(), 2);
+        // UDP first where a zone has it.
+        assert_eq!(
+            (ids[0].address.as_str(), ids[0].transport.as_str()),
+            ("127.0.1.1:5060", "UDP")
+        );
+        assert_eq!(
+            (ids[1].address.as_str(), ids[1].transport.as_str()),
+            ("127.0.2.1:5061", "TLS")
+        );
     }
 
     #[test]

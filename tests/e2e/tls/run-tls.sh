@@ -18,12 +18,23 @@
 #   swap          a call that is running while the certificate files are replaced and
 #                 sipwarden gets SIGHUP: the call completes on its TLS connection, and a new
 #                 connection is served the new certificate (SHA-256 fingerprints compared)
+#   sipp-mtls     SIPp calls (INVITE/ACK/BYE) on the mutual-TLS listener, socat presenting
+#                 the client certificate; without one, or with one of another CA, the
+#                 handshake is refused (socat reads the alert) and no call reaches the UAS
+#   require-tls   zone `secure` (tls.zone.secure.require_tls): plain TCP/UDP from it is
+#                 dropped, plain TCP/UDP to it is refused, TLS to it works, and a loopback
+#                 sniffer sees no plain-text SIP going into it (tests/e2e/tls/require-tls.sh)
+#   phones        baresip and linphone over mutual TLS with SRTP media through the relay of
+#                 a second sipwarden, a certificate swap during baresip's call, phones
+#                 without a certificate or of another CA refused (tests/e2e/tls/phones.sh)
+# SIPWARDEN_E2E_TLS_ONLY=base,mtls-sipp,require-tls,phones runs only the groups named.
 # SIPp 3.6.1 as packaged (sip-tester) is built without TLS (`sipp -h` lists no `l1`
 # transport), hence socat between SIPp and sipwarden.
 #
 # Usage: tests/e2e/tls/run-tls.sh [PATH-TO-SIPWARDEN-BINARY]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden
-# Needs: sipp (sip-tester), openssl, socat, python3, timeout. Prints PASS/FAIL per check and
+# Needs: sipp (sip-tester), openssl, socat, python3, timeout, baresip, linphonec (linphone-cli;
+# installed here with apt-get when missing and we are root, before entering the namespace). Prints PASS/FAIL per check and
 # ends with "e2e-tls: N passed, M failed"; exits non-zero when anything failed.
 # Network: 127.0.0.1 only, in a network namespace of its own when unshare allows it. Every
 # process is time-bounded and stopped by PID.
@@ -46,6 +57,17 @@ for tool in sipp openssl socat python3 timeout; do
     fi
 done
 
+# linphone is not in every developer's set of packages; the namespace below has no network.
+if ! command -v linphonec >/dev/null 2>&1 && [[ -z "${SIPWARDEN_E2E_IN_NETNS:-}" && $(id -u) -eq 0 ]] &&
+    command -v apt-get >/dev/null 2>&1; then
+    echo "run-tls: installing linphone-cli (linphonec)"
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 300 apt-get install -y --no-install-recommends linphone-cli >/dev/null 2>&1 ||
+        { timeout 300 apt-get update >/dev/null 2>&1 &&
+            timeout 300 apt-get install -y --no-install-recommends linphone-cli >/dev/null 2>&1; } ||
+        echo "run-tls: could not install linphone-cli; the linphone checks will fail"
+fi
+
 if [[ -z "${SIPWARDEN_E2E_IN_NETNS:-}" && "${SIPWARDEN_E2E_NETNS:-auto}" != off ]]; then
     ns=(unshare --net)
     [[ $(id -u) -eq 0 ]] || ns=(unshare --user --map-root-user --net)
@@ -57,6 +79,7 @@ if [[ -z "${SIPWARDEN_E2E_IN_NETNS:-}" && "${SIPWARDEN_E2E_NETNS:-auto}" != off 
     echo "run-tls: cannot create a network namespace; running on the machine's loopback"
 fi
 
+here="$root/tests/e2e/tls"
 check="$root/tests/e2e/sipcheck.py"
 sippdir="$root/tests/e2e/sipp"
 work="$(mktemp -d "${TMPDIR:-/tmp}/sipwarden-e2e-tls.XXXXXX")"
@@ -75,6 +98,10 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
+
+# only GROUP: whether this group of checks runs (SIPWARDEN_E2E_TLS_ONLY: a comma-separated list
+# of base, mtls-sipp, require-tls, phones; default all). For working on one of them.
+only() { [[ -z "${SIPWARDEN_E2E_TLS_ONLY:-}" || ",$SIPWARDEN_E2E_TLS_ONLY," == *",$1,"* ]]; }
 
 result() { # result NAME WHY
     if [[ -z "$2" ]]; then
@@ -120,6 +147,7 @@ mkleaf client clientca "pbx.corp.test" "DNS:pbx.corp.test,URI:sip:pbx.corp.test"
 mkleaf stranger otherca "stranger" "DNS:stranger.test"
 mkleaf uas ca "uas" "IP:127.0.0.1"
 mkleaf fakeuas otherca "fake uas" "IP:127.0.0.1"
+mkleaf uas3 ca "uas in zone secure" "IP:127.0.3.3"
 cp "$pki/srv1.pem" "$pki/served.pem"
 cp "$pki/srv1.key" "$pki/served.key"
 fingerprint() { openssl x509 -noout -fingerprint -sha256 -in "$1" | cut -d= -f2; }
@@ -161,11 +189,16 @@ enabled = false
 
 [[zone]]
 name = "lan"
-networks = ["127.0.0.0/8"]
+networks = ["127.0.0.0/24"]
 
 [[zone]]
 name = "corp"
 networks = ["10.255.255.0/24"]
+
+# Only TLS with these addresses (tests/e2e/tls/require-tls.sh).
+[[zone]]
+name = "secure"
+networks = ["127.0.3.0/24"]
 
 [tls]
 certificate = "$pki/served.pem"
@@ -176,6 +209,9 @@ reload_check_s = 0
 [tls.zone.corp]
 require_client_cert = true
 client_ca = "$pki/clientca.pem"
+
+[tls.zone.secure]
+require_tls = true
 EOF
 timeout 20 "$bin" check --config "$work/sw.toml" >"$work/check.out" 2>&1 || true
 env -u SIPWARDEN_DATA_DIR timeout 300 "$bin" run --config "$work/sw.toml" >"$work/sipwarden.log" 2>&1 &
@@ -188,9 +224,11 @@ if ! timeout 15 python3 "$check" options "$sw_port" --wait 10; then
     exit 1
 fi
 
+if only base; then
 why=""
 grep -q "notAfter" "$work/check.out" || why+="check printed no notAfter: $(head -c 300 "$work/check.out"); "
 result check-certificates "$why"
+fi
 
 # s_client NAME ARGS...: one handshake (stdin closed after 1 s), output in $work/NAME.s_client.
 s_client() {
@@ -201,6 +239,7 @@ s_client() {
 }
 
 # ---------------------------------------------------------------------------------------------
+if only base; then
 why=""
 for v in tls1 tls1_1; do
     # SECLEVEL=0 lets this client offer the old versions, so the refusal is the server's.
@@ -215,6 +254,7 @@ for v in tls1_2 tls1_3; do
 done
 grep -q "Protocol *: TLSv1.3" "$work/tls1_3.s_client" || why+="no TLSv1.3 negotiated; "
 result versions "$why"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # mtls_try NAME ARGS...: true when the mutual-TLS listener accepted the client (no alert, a
@@ -226,6 +266,7 @@ mtls_try() {
         -CAfile "$pki/ca.pem" "$@" >"$work/$name.s_client" 2>&1 || return 1
     ! grep -qi "alert\|error" "$work/$name.s_client"
 }
+if only base; then
 why=""
 mtls_try mtls-none12 -tls1_2 && why+="TLS 1.2 client without a certificate accepted; "
 mtls_try mtls-none13 -tls1_3 && why+="TLS 1.3 client without a certificate accepted; "
@@ -236,14 +277,18 @@ mtls_try mtls-good -cert "$pki/client.pem" -key "$pki/client.key" ||
 sleep 0.2
 grep -q "TLS handshake from 127.0.0.1" "$work/sipwarden.log" || why+="no handshake warning logged; "
 result mtls "$why"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # A TLS bridge for a SIPp phone: socat listens on TCP and connects to sipwarden over TLS,
 # verifying sbc.test against the CA.
+# bridge_to (default: the TLS listener), bridge_opts (more socat OPENSSL options: a client
+# certificate) and bridge_log may be set for one call.
 bridge() { # bridge PORT -> sets bridge_pid
-    timeout 120 socat "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork" \
-        "OPENSSL:127.0.0.1:$tls_port,cafile=$pki/ca.pem,commonname=sbc.test,verify=1" \
-        2>>"$work/socat.log" &
+    # shellcheck disable=SC2086 # bridge_debug: socat's -d options, word-split on purpose
+    timeout 120 socat ${bridge_debug:-} "TCP-LISTEN:$1,bind=127.0.0.1,reuseaddr,fork" \
+        "OPENSSL:127.0.0.1:${bridge_to:-$tls_port},cafile=$pki/ca.pem,commonname=sbc.test,verify=1${bridge_opts:-}" \
+        2>>"${bridge_log:-$work/socat.log}" &
     bridge_pid=$!
     pids+=("$bridge_pid")
     local i
@@ -278,10 +323,10 @@ call() {
     if [[ -n "$uas_cert" ]]; then
         local tls_uas_port
         port tls_uas_port
-        timeout 120 socat "OPENSSL-LISTEN:$tls_uas_port,bind=127.0.0.1,reuseaddr,fork,cert=$pki/$uas_cert.pem,key=$pki/$uas_cert.key,verify=0" \
+        timeout 120 socat "OPENSSL-LISTEN:$tls_uas_port,bind=${uas_tls_ip:-127.0.0.1},reuseaddr,fork,cert=$pki/$uas_cert.pem,key=$pki/$uas_cert.key,verify=0" \
             "TCP:127.0.0.1:$uas_port" 2>>"$work/socat-uas.log" &
         pids+=($!)
-        ruri="sip:bob@127.0.0.1:$tls_uas_port;transport=tls"
+        ruri="sip:bob@${uas_tls_ip:-127.0.0.1}:$tls_uas_port;transport=tls"
     fi
     timeout 90 sipp -nostdin -i 127.0.0.1 -sf "$sippdir/uas.xml" -p "$uas_port" -t t1 \
         -m "$count" -d 0 -trace_stat -stf "$work/$name-uas.csv" -fd 1 \
@@ -289,9 +334,9 @@ call() {
     local uas=$!
     pids+=("$uas")
     sleep 0.3
-    timeout 90 sipp -nostdin -i 127.0.0.1 "127.0.0.1:$br_port" -sf "$sippdir/uac.xml" \
+    timeout "${uac_timeout:-90}" sipp -nostdin -i 127.0.0.1 "127.0.0.1:$br_port" -sf "$sippdir/uac.xml" \
         -p "$uac_port" -t t1 -key ruri "$ruri" \
-        -m "$count" -r "$rate" -d "$hold" -recv_timeout 20000 \
+        -m "$count" -r "$rate" -d "$hold" -recv_timeout "${uac_recv_timeout:-20000}" \
         -trace_stat -stf "$work/$name-uac.csv" -fd 1 \
         -trace_err -error_file "$work/$name-uac.err" >"$work/$name-uac.out" 2>&1 &
     local uac=$!
@@ -301,11 +346,17 @@ call() {
         "$hook"
     fi
     wait "$uac" 2>/dev/null || true
+    # A UAS that should get no call would otherwise wait for its timeout.
+    [[ "$want_fail" == 1 ]] && kill -TERM "$uas" 2>/dev/null
     wait "$uas" 2>/dev/null || true
     kill -TERM "$bridge_pid" 2>/dev/null || true
     if [[ "$want_fail" == 1 ]]; then
         stats "$work/$name-uac.csv"
-        if [[ "$ok" != 0 || "$ko" != "$count" ]]; then
+        # SIPp may stop before its statistics when the TLS bridge closes its TCP connection
+        # (a refused handshake): then no call succeeded either.
+        # With uac_timeout SIPp is stopped before its calls fail: no call may succeed.
+        if [[ "$ok" != 0 && "$ok" != "?" ]] ||
+            [[ -z "${uac_timeout:-}" && "$ok" == 0 && "$ko" != "$count" ]]; then
             why+="$name-uac: $ok successful, $ko failed (want 0, $count); "
         fi
         stats "$work/$name-uas.csv"
@@ -320,11 +371,14 @@ call() {
     done
 }
 
+if only base; then
 why=""
 call call 20 10 200
 grep -q "TLS" "$work/sipwarden.log" || why+="no TLS in the log; "
 result call-over-tls "$why"
+fi
 
+if only base; then
 why=""
 call tls-to-tls 10 10 200 "" uas
 grep -q "TLS connected" "$work/sipwarden.log" || why+="no outgoing TLS connection logged; "
@@ -334,6 +388,7 @@ call tls-untrusted 2 2 200 "" fakeuas
 want_fail=0
 grep -q "TLS handshake to 127.0.0.1" "$work/sipwarden.log" || why+="refused server certificate not logged; "
 result call-tls-to-tls "$why"
+fi
 
 # ---------------------------------------------------------------------------------------------
 swap_hook() {
@@ -345,6 +400,7 @@ swap_hook() {
     openssl x509 -in "$work/after-swap.s_client" -noout -fingerprint -sha256 2>/dev/null |
         cut -d= -f2 >"$work/after-swap.fp" || true
 }
+if only base; then
 why=""
 before="$(fingerprint "$pki/srv1.pem")"
 s_client before-swap -tls1_3 || true
@@ -357,8 +413,56 @@ after="$(fingerprint "$pki/srv2.pem")"
     why+="after SIGHUP a new connection got $(cat "$work/after-swap.fp" 2>/dev/null), not the new certificate $after; "
 grep -q "TLS certificates reloaded" "$work/sipwarden.log" || why+="no reload logged; "
 result certificate-swap-keeps-the-call "$why"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Mutual TLS with a whole SIPp call: socat presents the client certificate.
+if only mtls-sipp; then
+    why=""
+    bridge_to=$mtls_port bridge_opts=",cert=$pki/client.pem,key=$pki/client.key" \
+        bridge_log="$work/socat-mtls.log" call mtls-call 10 10 200
+    grep -q 'TLS accepted.*common_name: Some("pbx.corp.test")' "$work/sipwarden.log" ||
+        why+="no mutual-TLS connection with the client's identity logged; "
+    want_fail=1
+    # TLS 1.2 here, so that the refusal ends socat's SSL_connect (with TLS 1.3 the client's
+    # handshake is over before the server has checked its certificate; the s_client checks
+    # above cover 1.3). SIPp, whose TCP connection the bridge closes, would wait forever: it
+    # is stopped after 6 s.
+    bridge_to=$mtls_port bridge_opts=",openssl-max-proto-version=TLS1.2" \
+        bridge_log="$work/socat-mtls-none.log" uac_recv_timeout=3000 uac_timeout=6 \
+        call mtls-nocert 1 1 200
+    bridge_to=$mtls_port \
+        bridge_opts=",openssl-max-proto-version=TLS1.2,cert=$pki/stranger.pem,key=$pki/stranger.key" \
+        bridge_log="$work/socat-mtls-other.log" uac_recv_timeout=3000 uac_timeout=6 \
+        call mtls-other 1 1 200
+    want_fail=0
+    # The refusal comes from sipwarden, in the handshake: socat reads its alert.
+    grep -qi "alert certificate required\|alert handshake failure" "$work/socat-mtls-none.log" ||
+        why+="the client without a certificate got no handshake alert: $(grep -m1 -i 'E ' "$work/socat-mtls-none.log"); "
+    grep -qi "alert unknown ca\|alert bad certificate\|alert decrypt error" "$work/socat-mtls-other.log" ||
+        why+="the client of another CA got no handshake alert: $(grep -m1 -i 'E ' "$work/socat-mtls-other.log"); "
+    result sipp-mtls-call "$why"
+fi
+
+if only require-tls; then
+    # shellcheck source=tests/e2e/tls/require-tls.sh
+    source "$here/require-tls.sh"
+fi
 
 kill -TERM "$sw_pid" 2>/dev/null || true
 wait "$sw_pid" 2>/dev/null || true
+
+# ---------------------------------------------------------------------------------------------
+# Real phones (baresip, linphone) over mutual TLS with SRTP, on a second sipwarden.
+if only phones; then
+    # shellcheck source=tests/e2e/tls/phones.sh
+    source "$here/phones.sh"
+    if why="$(phones_ready)"; then
+        phones_run
+    else
+        result phones "$why"
+    fi
+fi
+
 echo "e2e-tls: $passed passed, $failed failed"
 [[ "$failed" -eq 0 ]]
