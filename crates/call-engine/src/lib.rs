@@ -90,6 +90,7 @@ mod b2b;
 mod engine;
 mod proxy;
 mod registrar;
+mod regrelay;
 mod resolve;
 mod security;
 mod settings;
@@ -100,8 +101,8 @@ pub use engine::{Engine, Event, Output, Stats, UserDirectory};
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
 pub use security::{describe_ban, SecurityConfig, SecurityStats, FLOOD_CAPACITY, MAX_PARKED};
 pub use settings::{
-    ContactRouting, EngineConfig, ForkMode, Listener, LocalIdentity, ProxySettings,
-    RegistrarSettings, Transport,
+    ContactRouting, EngineConfig, ForkMode, KeepaliveMethod, Listener, LocalIdentity,
+    ProxySettings, RegistrarMode, RegistrarSettings, RelaySettings, Transport,
 };
 
 /// Re-exported: the B2BUA the engine drives for calls between zones.
