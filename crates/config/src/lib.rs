@@ -41,7 +41,8 @@ pub use security::{
 pub use tls::{SniConfig, TlsConfig, TlsZoneConfig, SIPS_PORT};
 pub use types::{
     default_listeners, default_zones, local_networks, Config, ContactRouting, GeneralConfig,
-    ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig, TransactionConfig,
+    KeepaliveMethod, ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig,
+    RegistrarMode, TransactionConfig,
     TransportConfig, ZoneConfig, DEFAULT_DATA_DIR, DEFAULT_ZONE, SIP_PORT,
 };
 
