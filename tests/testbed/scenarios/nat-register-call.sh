@@ -141,7 +141,7 @@ run_nat() {
     # Inbound RTP to the phone's media port, counted on its home router.
     tb_exec "$prefix" "$router" nft -f - <<EOF
 table ip swtest {
-    chain fwd {
+    chain count_in {
         type filter hook forward priority -10; policy accept;
         ip daddr $home udp dport $mport counter
     }
@@ -207,7 +207,7 @@ EOF
     else
         fail "$nat: RTP did not flow both ways through the relay (${rel:-no release line})"
     fi
-    inbound="$(tb_exec "$prefix" "$router" nft list chain ip swtest fwd | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -1)"
+    inbound="$(tb_exec "$prefix" "$router" nft list chain ip swtest count_in | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -1)"
     if [[ ${inbound:-0} -gt 0 ]]; then
         pass "$nat: $inbound RTP packets crossed the home NAT to the phone's media port"
     else
