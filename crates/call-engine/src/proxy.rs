@@ -273,9 +273,9 @@ impl Engine {
             Ok(Disposition::Location(aor)) => match self.location(now, &aor) {
                 Ok(g) => g,
                 // Not registered here: the upstream registrar's users (crate::regrelay).
-                Err(_) if self.relay_upstream_target(&work, &source).is_some() => {
-                    self.relay_upstream_target(&work, &source).unwrap_or_default()
-                }
+                Err(_) if self.relay_upstream_target(&work, &source).is_some() => self
+                    .relay_upstream_target(&work, &source)
+                    .unwrap_or_default(),
                 Err((status, reason)) => {
                     return self.reject(now, id, &work, source, status, &reason, &[])
                 }

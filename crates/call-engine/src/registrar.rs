@@ -261,9 +261,7 @@ impl Engine {
                     extra.push(("Supported", "path".to_owned()));
                 }
                 // Keep-alives, and the upstream registrar when relayed (crate::regrelay).
-                self.relay_after_register(
-                    now, id, req, source, aor, result, previous, wall, extra,
-                )
+                self.relay_after_register(now, id, req, source, aor, result, previous, wall, extra)
             }
             Err(StoreError::OutOfOrder { .. }) => self.reg_reject(
                 now,

@@ -49,6 +49,9 @@ use crate::proxy::{parse_flow_token, Target};
 use crate::settings::{KeepaliveMethod, RegistrarMode, Transport};
 use crate::util::{self, Fnv};
 
+/// Target groups, or the status to answer with.
+pub(crate) type TargetSet = Result<Vec<Vec<Target>>, (u16, String)>;
+
 /// The store key prefix of what the upstream registrar holds for an AOR.
 pub(crate) const SHADOW_PREFIX: &str = "swrelay:";
 /// The Request-URI / Contact parameter naming a relayed binding.
@@ -199,8 +202,7 @@ fn aor_user(aor: &str) -> Option<String> {
     let (user, _) = aor.strip_prefix("sip:")?.rsplit_once('@')?;
     let mut out = String::new();
     for b in user.bytes() {
-        let keep = b.is_ascii_alphanumeric()
-            || b"-_.!~*'()&=+$,;?/".contains(&b);
+        let keep = b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b);
         if keep {
             out.push(char::from(b));
         } else {
@@ -242,7 +244,10 @@ impl Engine {
         if source.remote.ip().to_canonical() == up.remote.ip().to_canonical() {
             return false;
         }
-        match (self.zone_of(source.remote.ip()), self.zone_of(up.remote.ip())) {
+        match (
+            self.zone_of(source.remote.ip()),
+            self.zone_of(up.remote.ip()),
+        ) {
             (Some(a), Some(b)) => a != b,
             _ => true,
         }
@@ -404,9 +409,17 @@ impl Engine {
     pub(crate) fn relay_tu_event(&mut self, now: Instant, ev: TuEvent) -> Option<TuEvent> {
         let c = match &ev {
             TuEvent::Response { id, .. } => *id,
-            TuEvent::Timeout { tx: TxId::Client(c), .. }
-            | TuEvent::TransportError { tx: TxId::Client(c) }
-            | TuEvent::Terminated { tx: TxId::Client(c), .. } => *c,
+            TuEvent::Timeout {
+                tx: TxId::Client(c),
+                ..
+            }
+            | TuEvent::TransportError {
+                tx: TxId::Client(c),
+            }
+            | TuEvent::Terminated {
+                tx: TxId::Client(c),
+                ..
+            } => *c,
             _ => return Some(ev),
         };
         if !self.relay.by_tx.contains_key(&c) {
@@ -470,7 +483,11 @@ impl Engine {
                     }
                 }
                 Due::Keepalive(k) => {
-                    let valid = self.relay.keepalives.get(&k).is_some_and(|ka| ka.next == at);
+                    let valid = self
+                        .relay
+                        .keepalives
+                        .get(&k)
+                        .is_some_and(|ka| ka.next == at);
                     if valid {
                         self.send_keepalive(now, &k);
                     }
@@ -481,11 +498,7 @@ impl Engine {
     }
 
     /// The binding named by `swreg=TOKEN` in the Request-URI, as the only target.
-    pub(crate) fn relay_token_target(
-        &mut self,
-        now: Instant,
-        work: &Message,
-    ) -> Option<Result<Vec<Vec<Target>>, (u16, String)>> {
+    pub(crate) fn relay_token_target(&mut self, now: Instant, work: &Message) -> Option<TargetSet> {
         let ruri = work.request_uri()?;
         let token = token_in(&ruri)?;
         // Only a Request-URI that names us, with no Route left to follow.
@@ -630,7 +643,13 @@ impl Engine {
         let Some((dest, t)) = self.upstream_dest() else {
             return;
         };
-        let upstream = self.cfg.registrar.relay.upstream.clone().unwrap_or_default();
+        let upstream = self
+            .cfg
+            .registrar
+            .relay
+            .upstream
+            .clone()
+            .unwrap_or_default();
         let ruri = match Uri::parse(&upstream) {
             Ok(Uri::Sip(s)) => format!(
                 "sip:{}{}",
@@ -669,7 +688,9 @@ impl Engine {
         match sent {
             Ok(tx) => {
                 self.relay.stats.upstream_registers += 1;
-                self.relay.by_tx.insert(tx, TxRole::Register(aor.to_owned()));
+                self.relay
+                    .by_tx
+                    .insert(tx, TxRole::Register(aor.to_owned()));
                 if let Some(u) = self.relay.aors.get_mut(aor) {
                     u.in_flight = Some(InFlight {
                         sent: desired,
@@ -721,8 +742,8 @@ impl Engine {
             })
             .unwrap_or(f.asked);
         u.registered = f.sent;
-        u.expires_at = (!u.registered.is_empty())
-            .then(|| now + Duration::from_secs(u64::from(granted)));
+        u.expires_at =
+            (!u.registered.is_empty()).then(|| now + Duration::from_secs(u64::from(granted)));
         let waiters = f.waiters;
         self.persist_upstream(now, aor);
         let wall = util::trunc_secs(self.wall_clock(now));
@@ -806,11 +827,17 @@ impl Engine {
 
     /// The 200 to a phone whose REGISTER is done: its AOR's live bindings.
     fn answer_ok(&mut self, now: Instant, aor: &str, w: Waiter, wall: SystemTime) {
-        let live = match self.store.live_bindings(aor, wall) {
-            Ok(l) => l,
-            Err(_) => Vec::new(),
-        };
-        self.reg_ok(now, w.id, &w.req, w.source, aor.to_owned(), &live, wall, &w.extra);
+        let live = self.store.live_bindings(aor, wall).unwrap_or_default();
+        self.reg_ok(
+            now,
+            w.id,
+            &w.req,
+            w.source,
+            aor.to_owned(),
+            &live,
+            wall,
+            &w.extra,
+        );
     }
 
     /// Answers every phone waiting on `aor` with `status`; with `restore`, their change is

@@ -72,7 +72,14 @@ fn harness(c: EngineConfig) -> H {
 }
 
 /// A REGISTER of alice from behind NAT: Via and Contact name the home address.
-fn nat_register(user: &str, from: &str, home: &str, call_id: &str, cseq: u32, expires: u32) -> String {
+fn nat_register(
+    user: &str,
+    from: &str,
+    home: &str,
+    call_id: &str,
+    cseq: u32,
+    expires: u32,
+) -> String {
     format!(
         "REGISTER sip:198.51.100.1 SIP/2.0\r\n\
 Via: SIP/2.0/UDP {home};branch=z9hG4bK{call_id}{cseq};rport\r\n\
@@ -121,15 +128,24 @@ fn upstream_registers(h: &mut H) -> Vec<Message> {
 #[test]
 fn register_is_relayed_with_a_lan_contact_and_answered_with_the_pbx_status() {
     let mut h = harness(cfg());
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     // Nothing to the phone until the PBX answered.
     assert!(h.take_to(NAT).is_empty());
     let regs = upstream_registers(&mut h);
     assert_eq!(regs.len(), 1);
     let up = &regs[0];
     let text = wire(up);
-    assert!(text.starts_with("REGISTER sip:192.168.10.10:5060 SIP/2.0\r\n"), "{text}");
-    assert!(text.contains("Via: SIP/2.0/UDP 192.168.10.1:5060;"), "{text}");
+    assert!(
+        text.starts_with("REGISTER sip:192.168.10.10:5060 SIP/2.0\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Via: SIP/2.0/UDP 192.168.10.1:5060;"),
+        "{text}"
+    );
     assert!(text.contains("To: <sip:alice@198.51.100.1>"), "{text}");
     let contact = header(up, "Contact").unwrap();
     assert!(
@@ -159,7 +175,10 @@ fn register_is_relayed_with_a_lan_contact_and_answered_with_the_pbx_status() {
 #[test]
 fn refreshes_are_throttled_until_the_upstream_margin() {
     let mut h = harness(cfg());
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     let first = upstream_registers(&mut h).remove(0);
     pbx_ok(&mut h, &first);
     assert_eq!(h.response_to(NAT).status(), Some(200));
@@ -175,7 +194,10 @@ fn refreshes_are_throttled_until_the_upstream_margin() {
             assert_eq!(header(r, "Call-ID").unwrap(), call_id);
             pbx_ok(&mut h, r);
         }
-        h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 2 + i, 3600), NAT);
+        h.send(
+            &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 2 + i, 3600),
+            NAT,
+        );
         assert_eq!(h.response_to(NAT).status(), Some(200), "refresh {i}");
         for r in upstream_registers(&mut h) {
             upstream_at.push((i + 1) * 20);
@@ -183,7 +205,11 @@ fn refreshes_are_throttled_until_the_upstream_margin() {
             assert_eq!(h.response_to(NAT).status(), Some(200));
         }
     }
-    assert_eq!(upstream_at, vec![460], "upstream REGISTERs at {upstream_at:?}");
+    assert_eq!(
+        upstream_at,
+        vec![460],
+        "upstream REGISTERs at {upstream_at:?}"
+    );
     assert_eq!(h.engine.relay_stats().upstream_registers, 2);
     assert!(h.engine.relay_stats().throttled >= 22);
 }
@@ -191,12 +217,18 @@ fn refreshes_are_throttled_until_the_upstream_margin() {
 #[test]
 fn a_new_contact_reaches_the_pbx_and_unregister_removes_only_ours() {
     let mut h = harness(cfg());
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     let r = upstream_registers(&mut h).remove(0);
     pbx_ok(&mut h, &r);
     h.response_to(NAT);
     // A second phone of alice behind the other NAT: the contact set changed.
-    h.send(&nat_register("alice", NAT2, "10.0.2.2:5062", "r2", 1, 3600), NAT2);
+    h.send(
+        &nat_register("alice", NAT2, "10.0.2.2:5062", "r2", 1, 3600),
+        NAT2,
+    );
     let r2 = upstream_registers(&mut h).remove(0);
     let cs = headers(&r2, sip_message::HeaderName::Contact);
     assert_eq!(cs.len(), 2, "{cs:?}");
@@ -204,12 +236,23 @@ fn a_new_contact_reaches_the_pbx_and_unregister_removes_only_ours() {
     pbx_ok(&mut h, &r2);
     assert_eq!(h.response_to(NAT2).status(), Some(200));
     // The first phone leaves: its Contact (only) is removed upstream, never `*`.
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 2, 0), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 2, 0),
+        NAT,
+    );
     assert!(h.take_to(NAT).is_empty());
     let r3 = upstream_registers(&mut h).remove(0);
     let cs = headers(&r3, sip_message::HeaderName::Contact);
-    assert_eq!(cs.iter().filter(|c| c.ends_with("expires=0")).count(), 1, "{cs:?}");
-    assert_eq!(cs.iter().filter(|c| c.ends_with("expires=600")).count(), 1, "{cs:?}");
+    assert_eq!(
+        cs.iter().filter(|c| c.ends_with("expires=0")).count(),
+        1,
+        "{cs:?}"
+    );
+    assert_eq!(
+        cs.iter().filter(|c| c.ends_with("expires=600")).count(),
+        1,
+        "{cs:?}"
+    );
     assert!(!cs.iter().any(|c| c.contains('*')));
     let cseq = |m: &Message| m.cseq().unwrap().unwrap().seq;
     assert_eq!(cseq(&r3), cseq(&r2) + 1);
@@ -218,7 +261,10 @@ fn a_new_contact_reaches_the_pbx_and_unregister_removes_only_ours() {
     assert_eq!(ok.status(), Some(200));
     let live = h
         .store
-        .live_bindings("sip:alice@198.51.100.1", wall_start() + Duration::from_secs(1))
+        .live_bindings(
+            "sip:alice@198.51.100.1",
+            wall_start() + Duration::from_secs(1),
+        )
         .unwrap();
     assert_eq!(live.len(), 1);
     assert!(live[0].contact.contains("10.0.2.2"));
@@ -227,7 +273,10 @@ fn a_new_contact_reaches_the_pbx_and_unregister_removes_only_ours() {
 #[test]
 fn a_lapsed_binding_is_removed_upstream() {
     let mut h = harness(cfg());
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     let r = upstream_registers(&mut h).remove(0);
     pbx_ok(&mut h, &r);
     h.response_to(NAT);
@@ -241,7 +290,10 @@ fn a_lapsed_binding_is_removed_upstream() {
     pbx_ok(&mut h, &r2[0]);
     assert!(h
         .store
-        .live_bindings("swrelay:sip:alice@198.51.100.1", wall_start() + Duration::from_secs(27))
+        .live_bindings(
+            "swrelay:sip:alice@198.51.100.1",
+            wall_start() + Duration::from_secs(27)
+        )
         .unwrap()
         .is_empty());
 }
@@ -249,21 +301,40 @@ fn a_lapsed_binding_is_removed_upstream() {
 #[test]
 fn a_refusal_upstream_is_passed_on_and_the_binding_undone() {
     let mut h = harness(cfg());
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     let r = upstream_registers(&mut h).remove(0);
     h.send_msg(reply(&r, 404, "Not Found", "pbx", &[]), PBX);
     assert_eq!(h.response_to(NAT).status(), Some(404));
-    assert!(h.store.bindings("sip:alice@198.51.100.1").unwrap().is_empty());
+    assert!(h
+        .store
+        .bindings("sip:alice@198.51.100.1")
+        .unwrap()
+        .is_empty());
     // A challenge cannot be relayed (documented): 403.
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 2, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 2, 3600),
+        NAT,
+    );
     let r = upstream_registers(&mut h).remove(0);
     h.send_msg(
-        reply(&r, 401, "Unauthorized", "pbx", &[("WWW-Authenticate", "Digest realm=\"x\", nonce=\"1\"")]),
+        reply(
+            &r,
+            401,
+            "Unauthorized",
+            "pbx",
+            &[("WWW-Authenticate", "Digest realm=\"x\", nonce=\"1\"")],
+        ),
         PBX,
     );
     assert_eq!(h.response_to(NAT).status(), Some(403));
     // No answer at all: 504 once the transaction times out.
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 3, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 3, 3600),
+        NAT,
+    );
     upstream_registers(&mut h);
     h.advance(Duration::from_secs(40));
     let v: Vec<u16> = h.take_to(NAT).iter().filter_map(|m| m.status()).collect();
@@ -273,8 +344,16 @@ fn a_refusal_upstream_is_passed_on_and_the_binding_undone() {
 #[test]
 fn lan_phones_are_not_relayed() {
     let mut h = harness(cfg());
-    let text = register_text("carl", LAN_PHONE, &["<sip:carl@192.168.10.21:5060>"], "l1", 1, "", 1)
-        .replace("example.com", "198.51.100.1");
+    let text = register_text(
+        "carl",
+        LAN_PHONE,
+        &["<sip:carl@192.168.10.21:5060>"],
+        "l1",
+        1,
+        "",
+        1,
+    )
+    .replace("example.com", "198.51.100.1");
     h.send(&text, LAN_PHONE);
     assert_eq!(h.response_to(LAN_PHONE).status(), Some(200));
     assert!(upstream_registers(&mut h).is_empty());
@@ -303,7 +382,10 @@ Content-Length: {}\r\n\r\n{sdp}",
 #[test]
 fn the_pbx_reaches_the_phone_through_its_flow_and_the_phone_reaches_pbx_users() {
     let mut h = harness(cfg());
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     let r = upstream_registers(&mut h).remove(0);
     pbx_ok(&mut h, &r);
     h.response_to(NAT);
@@ -318,29 +400,60 @@ fn the_pbx_reaches_the_phone_through_its_flow_and_the_phone_reaches_pbx_users() 
     h.send(&invite(&lan_uri, "pbx", "192.168.10.10:5060"), PBX);
     let inv = h.request_to(NAT, "INVITE");
     let text = wire(&inv);
-    assert!(text.starts_with("INVITE sip:alice@10.0.1.2:5060 SIP/2.0"), "{text}");
-    assert!(!text.contains("192.168.10."), "a LAN address leaked: {text}");
-    assert!(text.contains("Via: SIP/2.0/UDP 198.51.100.1:5060"), "{text}");
+    assert!(
+        text.starts_with("INVITE sip:alice@10.0.1.2:5060 SIP/2.0"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("192.168.10."),
+        "a LAN address leaked: {text}"
+    );
+    assert!(
+        text.contains("Via: SIP/2.0/UDP 198.51.100.1:5060"),
+        "{text}"
+    );
     // A token that names no binding: 480.
     let stale = lan_uri.replace("swreg=", "swreg=0");
-    h.send(&invite(&stale, "pbx2", "192.168.10.10:5060").replace("inv-pbx2", "inv-x"), PBX);
+    h.send(
+        &invite(&stale, "pbx2", "192.168.10.10:5060").replace("inv-pbx2", "inv-x"),
+        PBX,
+    );
     let v: Vec<u16> = h.take_to(PBX).iter().filter_map(|m| m.status()).collect();
     assert!(v.contains(&480), "{v:?}");
     // The phone calls bob, a PBX user not registered here: to the PBX through the B2BUA.
-    h.send(&invite("sip:bob@198.51.100.1", "home", "10.0.1.2:5060"), NAT);
+    h.send(
+        &invite("sip:bob@198.51.100.1", "home", "10.0.1.2:5060"),
+        NAT,
+    );
     let out = h.request_to(PBX, "INVITE");
     let text = wire(&out);
-    assert!(text.starts_with("INVITE sip:bob@198.51.100.1 SIP/2.0"), "{text}");
-    assert!(text.contains("Via: SIP/2.0/UDP 192.168.10.1:5060"), "{text}");
+    assert!(
+        text.starts_with("INVITE sip:bob@198.51.100.1 SIP/2.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Via: SIP/2.0/UDP 192.168.10.1:5060"),
+        "{text}"
+    );
     assert!(!text.contains("10.0.1.2"), "{text}");
-    assert!(!text.contains("inv-home"), "the B2BUA gives leg B its own Call-ID: {text}");
+    assert!(
+        !text.contains("inv-home"),
+        "the B2BUA gives leg B its own Call-ID: {text}"
+    );
 }
 
 #[test]
 fn unknown_users_from_the_lan_are_not_sent_back_to_the_pbx() {
     let mut h = harness(cfg());
-    h.send(&invite("sip:nobody@198.51.100.1", "lan", "192.168.10.21:5060"), LAN_PHONE);
-    let v: Vec<u16> = h.take_to(LAN_PHONE).iter().filter_map(|m| m.status()).collect();
+    h.send(
+        &invite("sip:nobody@198.51.100.1", "lan", "192.168.10.21:5060"),
+        LAN_PHONE,
+    );
+    let v: Vec<u16> = h
+        .take_to(LAN_PHONE)
+        .iter()
+        .filter_map(|m| m.status())
+        .collect();
     assert!(v.contains(&404), "{v:?}");
     assert!(h.take_to(PBX).is_empty());
 }
@@ -356,10 +469,15 @@ fn keepalive_cfg() -> EngineConfig {
 #[test]
 fn keepalives_keep_a_flow_and_a_dead_flow_is_removed_here_and_upstream() {
     let mut h = harness(keepalive_cfg());
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     let r = upstream_registers(&mut h).remove(0);
     pbx_ok(&mut h, &r);
-    assert!(header(&h.response_to(NAT), "Contact").unwrap().contains("expires=300"));
+    assert!(header(&h.response_to(NAT), "Contact")
+        .unwrap()
+        .contains("expires=300"));
     // Answered keep-alives: every 20 s, over the flow, from our WAN side.
     for _ in 0..3 {
         h.advance(Duration::from_secs(20));
@@ -373,8 +491,14 @@ fn keepalives_keep_a_flow_and_a_dead_flow_is_removed_here_and_upstream() {
         };
         assert_eq!(dest.flow, Some(udp(NAT).flow));
         let text = wire(&ka);
-        assert!(text.starts_with("OPTIONS sip:alice@10.0.1.2:5060 SIP/2.0"), "{text}");
-        assert!(text.contains("Via: SIP/2.0/UDP 198.51.100.1:5060"), "{text}");
+        assert!(
+            text.starts_with("OPTIONS sip:alice@10.0.1.2:5060 SIP/2.0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Via: SIP/2.0/UDP 198.51.100.1:5060"),
+            "{text}"
+        );
         h.send_msg(reply(&ka, 200, "OK", "ph", &[]), NAT);
     }
     assert_eq!(h.engine.relay_stats().keepalive_failures, 0);
@@ -391,11 +515,18 @@ fn keepalives_keep_a_flow_and_a_dead_flow_is_removed_here_and_upstream() {
         }
     }
     let removed_at = removed_at.expect("the PBX was told");
-    assert!((60..=140).contains(&removed_at), "removed after {removed_at} s");
+    assert!(
+        (60..=140).contains(&removed_at),
+        "removed after {removed_at} s"
+    );
     let stats = h.engine.relay_stats();
     assert_eq!(stats.keepalive_failures, 3);
     assert_eq!(stats.dead_flows, 1);
-    assert!(h.store.bindings("sip:alice@198.51.100.1").unwrap().is_empty());
+    assert!(h
+        .store
+        .bindings("sip:alice@198.51.100.1")
+        .unwrap()
+        .is_empty());
     // No keep-alives for a removed binding.
     h.take();
     h.advance(Duration::from_secs(60));
@@ -407,7 +538,10 @@ fn keepalives_are_for_natted_bindings_only_and_also_in_local_mode() {
     let mut c = keepalive_cfg();
     c.registrar.relay.mode = RegistrarMode::Local;
     let mut h = harness(c);
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     assert_eq!(h.response_to(NAT).status(), Some(200));
     assert!(upstream_registers(&mut h).is_empty());
     // A public phone where its Via says: no keep-alives.
@@ -424,7 +558,10 @@ fn keepalives_are_for_natted_bindings_only_and_also_in_local_mode() {
 #[test]
 fn the_upstream_state_survives_a_restart() {
     let mut h = harness(cfg());
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
     let r = upstream_registers(&mut h).remove(0);
     pbx_ok(&mut h, &r);
     h.response_to(NAT);
@@ -434,11 +571,17 @@ fn the_upstream_state_survives_a_restart() {
     h.engine = Engine::new(cfg(), store, h.now, wall_start() + Duration::from_secs(10))
         .with_b2bua(zones(), b2bua());
     // The phone refreshes: throttled, the PBX still has a fresh binding.
-    h.send(&nat_register("alice", NAT, "10.0.1.2:5060", "r1", 2, 3600), NAT);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 2, 3600),
+        NAT,
+    );
     assert_eq!(h.response_to(NAT).status(), Some(200));
     assert!(upstream_registers(&mut h).is_empty());
     // Another contact: the same Call-ID, the next CSeq.
-    h.send(&nat_register("alice", NAT2, "10.0.2.2:5062", "r2", 1, 3600), NAT2);
+    h.send(
+        &nat_register("alice", NAT2, "10.0.2.2:5062", "r2", 1, 3600),
+        NAT2,
+    );
     let r2 = upstream_registers(&mut h).remove(0);
     assert_eq!(header(&r2, "Call-ID"), header(&r, "Call-ID"));
     assert_eq!(

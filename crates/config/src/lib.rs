@@ -41,9 +41,8 @@ pub use security::{
 pub use tls::{SniConfig, TlsConfig, TlsZoneConfig, SIPS_PORT};
 pub use types::{
     default_listeners, default_zones, local_networks, Config, ContactRouting, GeneralConfig,
-    KeepaliveMethod, ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig,
-    RegistrarMode, TransactionConfig,
-    TransportConfig, ZoneConfig, DEFAULT_DATA_DIR, DEFAULT_ZONE, SIP_PORT,
+    KeepaliveMethod, ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig, RegistrarMode,
+    TransactionConfig, TransportConfig, ZoneConfig, DEFAULT_DATA_DIR, DEFAULT_ZONE, SIP_PORT,
 };
 
 /// The environment variable that, when set and not empty, replaces `general.data_dir`

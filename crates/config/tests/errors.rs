@@ -415,7 +415,10 @@ fn registrar_relay_loads() {
     )
     .unwrap();
     assert_eq!(c.registrar.mode, config::RegistrarMode::Relay);
-    assert_eq!(c.registrar.nat_keepalive_method, config::KeepaliveMethod::Crlf);
+    assert_eq!(
+        c.registrar.nat_keepalive_method,
+        config::KeepaliveMethod::Crlf
+    );
     assert_eq!(c.registrar.nat_expires, 25);
     assert_eq!(c.registrar.upstream_expires, 600);
 }

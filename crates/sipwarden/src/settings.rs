@@ -6,8 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use call_engine::{
     ContactRouting, EngineConfig, KeepaliveMethod, Listener, LocalIdentity, ProxySettings,
-    RegistrarMode, RegistrarSettings, RelaySettings,
-    Transport,
+    RegistrarMode, RegistrarSettings, RelaySettings, Transport,
 };
 use config::{Config, Protocol};
 use sip_transport::tls::{

@@ -25,6 +25,8 @@
 #   NATS="sym pp"     which home NATs to test (sym: 198.51.100.50, pp: 198.51.100.60)
 #   TB_PREFIX=...     testbed prefix (default: nr + PID); it is built here and torn down at exit
 #   KEEP=1            keep the work directory (logs, SIPp traces) even when everything passed
+#   KEEPALIVE_S=N     override registrar.nat_keepalive_s; KEEPALIVE_S=0 is the negative control:
+#                     without keep-alives the symmetric NAT forgets the phone and the call fails
 # Exit: 0 all passed, 1 a check failed, 2 bad setup, 77 cannot run here (not root, no netns).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -111,6 +113,9 @@ fi
 # sipwarden as the reference deployment configures it (examples/testbed.toml), logging debug.
 cfg="$work/sbc.toml"
 sed 's/^log_level = .*/log_level = "debug"/' "$root/examples/testbed.toml" >"$cfg"
+if [[ -n ${KEEPALIVE_S:-} ]]; then
+    sed -i "s/^nat_keepalive_s = .*/nat_keepalive_s = $KEEPALIVE_S/" "$cfg"
+fi
 nat_expires="$(sed -n 's/^nat_expires = \([0-9]*\).*/\1/p' "$cfg")"
 keepalive_s="$(sed -n 's/^nat_keepalive_s = \([0-9]*\).*/\1/p' "$cfg")"
 mkdir -p "$work/data"
@@ -159,6 +164,7 @@ EOF
         -trace_err -error_file "$work/$phone.err" ||
         true
     ok=""
+    local t0=$SECONDS
     for ((i = 0; i < 100; i++)); do
         if grep -q "^registered: expires=" "$work/$phone.actions" 2>/dev/null; then
             ok=1
@@ -172,8 +178,16 @@ EOF
         fail "$nat: $user did not register (sipwarden: $(grep -m3 -i 'register' "$(logof sipwarden)" | tail -3 | tr '\n' ' '))"
         return
     fi
-    echo "    idle for $IDLE_S s"
-    sleep "$IDLE_S"
+    # The phone refreshes every REFRESH s; the call comes when its last REGISTER is 36 to 46 s
+    # old, longer than the symmetric NAT's 30 s: only the keep-alives (and the phone's answers
+    # to them) can have kept its mapping. So the idle time is IDLE_S or a little more.
+    local r_s=$((refresh / 1000)) wait_s="$IDLE_S" waited
+    while (((wait_s % r_s) < 36 || (wait_s % r_s) > r_s - 4)); do
+        wait_s=$((wait_s + 1))
+    done
+    waited=$((SECONDS - t0))
+    echo "    idle for $wait_s s (the phone refreshes every $r_s s; its last REGISTER will be $((wait_s % r_s)) s old)"
+    sleep $((wait_s > waited ? wait_s - waited : 0))
     local before
     before="$(grep -c '^OPTIONS ' "$work/$phone.msg" 2>/dev/null || true)"
     if [[ ${before:-0} -ge 1 ]]; then
@@ -193,7 +207,7 @@ EOF
         fail "$nat: the LAN phone's call failed: $(tail -3 "$work/caller-$nat.err" 2>/dev/null | tr '\n' ' ')"
     fi
     if grep -q "^incoming call answered" "$work/$phone.actions"; then
-        pass "$nat: $user answered the call on its NAT flow, after $IDLE_S s idle"
+        pass "$nat: $user answered the call on its NAT flow, after $wait_s s idle"
     else
         fail "$nat: the call did not reach $user"
     fi
