@@ -11,6 +11,9 @@
 #   LAN phone1 (SIPp 192.168.10.21) --INVITE sip:USER@192.168.10.10--> PBX --> sipwarden LAN
 #   (the swreg Contact) --B2BUA, over the phone's NAT flow--> home phone; both play G.711 RTP.
 #
+# Then the other way: the remote phone calls 2002, a PBX user registered at the PBX only: the
+# call goes to the PBX (sipwarden's registrar.upstream) through the B2BUA, with RTP both ways.
+#
 # Checked for each NAT: the registration was relayed (the PBX routed the call to sipwarden's
 # swreg Contact: the caller's call succeeds only that way), keep-alives reached the phone during
 # the idle time, the call succeeded on both sides, sipwarden's media relay counted RTP both
@@ -210,7 +213,7 @@ EOF
         fail "$nat: no keep-alive reached the phone while idle"
     fi
     # The call: phone1 through the PBX.
-    if tb_exec "$prefix" phone1 timeout 60 sipp -nostdin "$TB_PBX_IP:5060" -sf "$sippdir/lan-caller.xml" \
+    if tb_exec "$prefix" phone1 timeout 60 sipp -nostdin "$TB_PBX_IP:5060" -sf "$sippdir/caller.xml" \
         -i 192.168.10.21 -p 5070 -t u1 -m 1 -mi 192.168.10.21 -mp 7000 \
         -key caller 2001 -key callee "$user" -key domain "$TB_PBX_IP" -key talk_ms 6000 \
         -recv_timeout 20000 -trace_msg -message_file "$work/caller-$nat.msg" \
@@ -242,6 +245,44 @@ EOF
         fail "$nat: no RTP crossed the home NAT to the phone"
     fi
     tb_exec "$prefix" "$router" nft delete table ip swtest 2>/dev/null || true
+    # The other way: the remote user calls a PBX user that is not registered at sipwarden
+    # (2002 on phone2, registered at the PBX directly): sipwarden sends the call to the PBX,
+    # its registrar.upstream, through the B2BUA.
+    if tb_exec "$prefix" phone2 timeout 10 sipp -nostdin "$TB_PBX_IP:5060" -sf "$tbdir/sipp/register.xml" \
+        -i 192.168.10.22 -p 5071 -t u1 -m 1 -key user 2002 -key domain "$TB_PBX_IP" \
+        -key contact "sip:2002@192.168.10.22:5060" -key expires 600 >"$work/reg-2002.out" 2>&1; then
+        start phone2 "callee-$nat" timeout 60 sipp -nostdin -sf "$sippdir/nat-phone-ooc.xml" \
+            -i 192.168.10.22 -p 5060 -t u1 -m 1 -mi 192.168.10.22 -mp 7002 \
+            -trace_msg -message_file "$work/callee-$nat.msg" -trace_logs -log_file "$work/callee-$nat.actions"
+        tb_wait_udp "$prefix" phone2 192.168.10.22:5060 5 || true
+        local relayed_before
+        relayed_before="$(grep -c 'released: RTP relayed' "$(logof sipwarden)" || true)"
+        if tb_exec "$prefix" "$host" timeout 60 sipp -nostdin "$TB_SBC_WAN_IP:5060" -sf "$sippdir/caller.xml" \
+            -i "$home" -p 5070 -t "$tflag" -m 1 -mi "$home" -mp 6010 \
+            -key caller "$user" -key callee 2002 -key domain "$TB_SBC_WAN_IP" -key talk_ms 4000 \
+            -recv_timeout 20000 -trace_msg -message_file "$work/outgoing-$nat.msg" \
+            -trace_err -error_file "$work/outgoing-$nat.err" >"$work/outgoing-$nat.out" 2>&1; then
+            pass "$nat: $user's call to PBX user 2002 (not registered at sipwarden) went through the PBX and was answered"
+        else
+            fail "$nat: $user's call to 2002 failed: $(tail -3 "$work/outgoing-$nat.err" 2>/dev/null | tr '\n' ' ')"
+        fi
+        sleep 1
+        rel="$(grep -o 'released: RTP relayed a->b [0-9]* packets, b->a [0-9]* packets' "$(logof sipwarden)" | tail -1)"
+        ab="$(sed -n 's/.*a->b \([0-9]*\) packets.*/\1/p' <<<"$rel")"
+        ba="$(sed -n 's/.*b->a \([0-9]*\) packets.*/\1/p' <<<"$rel")"
+        if [[ $(grep -c 'released: RTP relayed' "$(logof sipwarden)" || true) -gt $relayed_before &&
+            -n $ab && -n $ba && $ab -gt 0 && $ba -gt 0 ]]; then
+            pass "$nat: RTP both ways on the outgoing call (phone->LAN $ab, LAN->phone $ba packets)"
+        else
+            fail "$nat: RTP did not flow both ways on the outgoing call (${rel:-no release line})"
+        fi
+        if grep -q "192\.168\.10\." "$work/outgoing-$nat.msg"; then
+            fail "$nat: a LAN address reached the calling phone: $(grep -m2 '192\.168\.10\.' "$work/outgoing-$nat.msg" | tr '\n' ' ')"
+        fi
+        tb_stop "$prefix" "callee-$nat"
+    else
+        fail "$nat: 2002 could not register at the PBX: $(tail -2 "$work/reg-2002.out" | tr '\n' ' ')"
+    fi
     if grep -q "192\.168\.10\." "$work/$phone.msg"; then
         fail "$nat: a LAN address reached the phone: $(grep -m2 '192\.168\.10\.' "$work/$phone.msg" | tr '\n' ' ')"
     else
