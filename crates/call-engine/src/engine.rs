@@ -122,6 +122,15 @@ pub enum Event {
     },
     /// A call through the B2BUA started, was answered or ended (CDR material).
     Call(b2bua::B2buaEvent),
+    /// The upstream registrar answered sipwarden's REGISTER for `aor` (registrar.mode = relay):
+    /// `contacts` of its bindings are registered there now (crate::regrelay).
+    UpstreamRegister {
+        aor: String,
+        status: u16,
+        contacts: usize,
+    },
+    /// A binding behind NAT stopped answering keep-alives and was removed.
+    DeadFlow { aor: String, contact: String },
 }
 
 /// Counters, monotonic.

@@ -253,7 +253,7 @@ impl Engine {
             );
         }
         // 16.5: the target set. A relayed binding named by its token (crate::regrelay).
-        if let Some(found) = self.relay_token_target(now, &work) {
+        if let Some(found) = self.relay_token_target(now, &work, &source) {
             match found {
                 Ok(groups) => {
                     if self.b2b_route(now, id, &work, source, &groups) {

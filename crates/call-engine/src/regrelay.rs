@@ -97,6 +97,12 @@ struct Upstream {
     again: bool,
     /// The next check that is still valid (older schedule entries are ignored).
     next_check: Option<Instant>,
+    /// The upstream's Min-Expires, after a 423 (RFC 3261 10.2.8): asked instead of
+    /// `upstream_expires` when longer.
+    min_expires: Option<u32>,
+    /// After a failed upstream REGISTER, timer-driven retries wait until then (a phone's
+    /// REGISTER still goes at once).
+    retry_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -498,7 +504,17 @@ impl Engine {
     }
 
     /// The binding named by `swreg=TOKEN` in the Request-URI, as the only target.
-    pub(crate) fn relay_token_target(&mut self, now: Instant, work: &Message) -> Option<TargetSet> {
+    pub(crate) fn relay_token_target(
+        &mut self,
+        now: Instant,
+        work: &Message,
+        source: &Source,
+    ) -> Option<TargetSet> {
+        // Only the upstream's side calls relayed Contacts; elsewhere the parameter means
+        // nothing and the request is routed as any other.
+        if !self.relay_on() || self.relay_applies(source) {
+            return None;
+        }
         let ruri = work.request_uri()?;
         let token = token_in(&ruri)?;
         // Only a Request-URI that names us, with no Route left to follow.
@@ -617,10 +633,15 @@ impl Engine {
             }
             return self.after_round(now, aor, &live);
         }
-        let asked = self.cfg.registrar.relay.upstream_expires;
         let Some(u) = self.relay.aors.get_mut(aor) else {
             return;
         };
+        let asked = self
+            .cfg
+            .registrar
+            .relay
+            .upstream_expires
+            .max(u.min_expires.unwrap_or(0));
         if u.call_id.is_empty() {
             u.call_id = format!("{}@swrelay", self.layer.new_branch());
         }
@@ -713,6 +734,25 @@ impl Engine {
     }
 
     fn upstream_answer(&mut self, now: Instant, aor: &str, status: u16, msg: &Message) {
+        if status == 423 {
+            // Interval Too Brief: once more with the upstream's minimum (bounded: a second 423
+            // for the same or a lower minimum is a refusal).
+            let min = msg
+                .header_by_name("Min-Expires")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<u32>().ok())
+                .filter(|m| *m <= 86_400);
+            if let (Some(min), Some(u)) = (min, self.relay.aors.get_mut(aor)) {
+                if u.min_expires.is_none_or(|old| min > old) {
+                    u.min_expires = Some(min);
+                    if let Some(f) = u.in_flight.take() {
+                        u.waiting.splice(0..0, f.waiters);
+                        // The REGISTER that failed changed nothing upstream.
+                        return self.relay_sync(now, aor);
+                    }
+                }
+            }
+        }
         if !(200..300).contains(&status) {
             return self.upstream_failed(now, aor, status);
         }
@@ -742,9 +782,16 @@ impl Engine {
             })
             .unwrap_or(f.asked);
         u.registered = f.sent;
+        u.retry_at = None;
+        let contacts = u.registered.len();
         u.expires_at =
             (!u.registered.is_empty()).then(|| now + Duration::from_secs(u64::from(granted)));
         let waiters = f.waiters;
+        self.event(Event::UpstreamRegister {
+            aor: aor.to_owned(),
+            status,
+            contacts,
+        });
         self.persist_upstream(now, aor);
         let wall = util::trunc_secs(self.wall_clock(now));
         for w in waiters {
@@ -761,25 +808,16 @@ impl Engine {
         let Some(f) = u.in_flight.take() else {
             return;
         };
-        let had_waiters = !f.waiters.is_empty();
         u.waiting.splice(0..0, f.waiters);
-        self.event(Event::RegisterRejected {
-            aor: Some(aor.to_owned()),
+        u.retry_at = Some(now + RETRY_AFTER);
+        // What the upstream holds is unchanged.
+        let contacts = u.registered.len();
+        self.event(Event::UpstreamRegister {
+            aor: aor.to_owned(),
             status,
-            reason: "upstream registrar refused or did not answer".to_owned(),
-            source: Source {
-                remote: self
-                    .upstream_dest()
-                    .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |(d, _)| d.remote),
-                flow: sip_transaction::FlowId(0),
-                reliable: false,
-            },
+            contacts,
         });
         self.answer_waiters(now, aor, Some(()), status);
-        if !had_waiters {
-            // A refresh or a removal failed: try again later.
-            self.schedule_check(now, aor, now + RETRY_AFTER);
-        }
         self.round_done(now, aor);
     }
 
@@ -820,6 +858,8 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // Not before a failure's back-off has passed.
+        let next = next.map(|at| u.retry_at.map_or(at, |r| at.max(r)));
         if let Some(at) = next {
             self.schedule_check(now, aor, at);
         }
@@ -1088,12 +1128,9 @@ impl Engine {
                 return;
             }
         }
-        self.event(Event::Dropped {
-            reason: format!(
-                "binding {} of {} removed: its flow did not answer keep-alives",
-                b.contact, k.aor
-            ),
-            source: None,
+        self.event(Event::DeadFlow {
+            aor: k.aor.clone(),
+            contact: b.contact.clone(),
         });
         if self.relay.aors.contains_key(&k.aor) {
             self.relay_sync(now, &k.aor);

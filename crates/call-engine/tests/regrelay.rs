@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use call_engine::b2bua::{B2bua, B2buaConfig, FakeMediaPort, ZoneIdentity};
 use call_engine::{
-    Engine, EngineConfig, Listener, LocalIdentity, RegistrarMode, Transport, ZoneNetworks,
+    Engine, EngineConfig, Event, Listener, LocalIdentity, RegistrarMode, Transport, ZoneNetworks,
 };
 use common::*;
 use sip_message::Message;
@@ -600,4 +600,115 @@ fn the_upstream_state_survives_a_restart() {
     h.take();
     h.send(&invite(&lan_uri, "pbx", "192.168.10.10:5060"), PBX);
     h.request_to(NAT, "INVITE");
+}
+
+#[test]
+fn interval_too_brief_upstream_is_retried_with_its_minimum() {
+    let mut h = harness(cfg());
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
+    let r = upstream_registers(&mut h).remove(0);
+    h.send_msg(
+        reply(
+            &r,
+            423,
+            "Interval Too Brief",
+            "pbx",
+            &[("Min-Expires", "1200")],
+        ),
+        PBX,
+    );
+    // Not passed to the phone: asked again, for the PBX's minimum.
+    assert!(h.take_to(NAT).is_empty());
+    let r2 = upstream_registers(&mut h).remove(0);
+    assert!(header(&r2, "Contact").unwrap().ends_with(";expires=1200"));
+    assert_eq!(header(&r2, "Expires").as_deref(), Some("1200"));
+    assert_eq!(
+        r2.cseq().unwrap().unwrap().seq,
+        r.cseq().unwrap().unwrap().seq + 1
+    );
+    pbx_ok(&mut h, &r2);
+    assert_eq!(h.response_to(NAT).status(), Some(200));
+    assert_eq!(
+        h.events_matching(|e| matches!(
+            e,
+            Event::UpstreamRegister {
+                status: 200,
+                contacts: 1,
+                ..
+            }
+        )),
+        1
+    );
+}
+
+#[test]
+fn a_failed_refresh_backs_off() {
+    let mut c = cfg();
+    c.registrar.relay.nat_expires = Some(3600);
+    let mut h = harness(c);
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
+    let r = upstream_registers(&mut h).remove(0);
+    pbx_ok(&mut h, &r);
+    h.response_to(NAT);
+    // The timer's refresh at 450 s fails at once: the next try is 30 s later, not at once.
+    h.advance(Duration::from_secs(451));
+    let r2 = upstream_registers(&mut h);
+    assert_eq!(r2.len(), 1);
+    h.send_msg(reply(&r2[0], 500, "Server Error", "pbx", &[]), PBX);
+    assert!(upstream_registers(&mut h).is_empty());
+    h.advance(Duration::from_secs(29));
+    assert!(upstream_registers(&mut h).is_empty());
+    h.advance(Duration::from_secs(2));
+    let r3 = upstream_registers(&mut h);
+    assert_eq!(r3.len(), 1);
+    pbx_ok(&mut h, &r3[0]);
+    assert_eq!(h.engine.relay_stats().upstream_failures, 1);
+    assert_eq!(
+        h.events_matching(|e| matches!(e, Event::UpstreamRegister { status: 500, .. })),
+        1
+    );
+}
+
+#[test]
+fn tokens_count_only_from_the_upstream_side() {
+    let mut h = harness(cfg());
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
+    let r = upstream_registers(&mut h).remove(0);
+    pbx_ok(&mut h, &r);
+    h.response_to(NAT);
+    // From the WAN, a made-up token is no token: the Request-URI's user is looked up as usual.
+    let public = "198.51.100.70:5060";
+    h.send(
+        &invite(
+            "sip:alice@198.51.100.1;swreg=0000000000000000",
+            "wan",
+            public,
+        ),
+        public,
+    );
+    h.request_to(NAT, "INVITE");
+    // From the LAN it names no binding: 480.
+    h.send(
+        &invite(
+            "sip:alice@192.168.10.1:5060;swreg=0000000000000000",
+            "lan",
+            LAN_PHONE,
+        ),
+        LAN_PHONE,
+    );
+    let v: Vec<u16> = h
+        .take_to(LAN_PHONE)
+        .iter()
+        .filter_map(|m| m.status())
+        .collect();
+    assert!(v.contains(&480), "{v:?}");
 }
