@@ -563,6 +563,29 @@ impl Engine {
         }]])
     }
 
+    /// The transport closed connection `flow` (or knows it dead): the NATed bindings that are
+    /// reached over it are removed at once, here and at the upstream, as after failed
+    /// keep-alives. Drain [`Engine::poll_output`] afterwards.
+    pub fn flow_closed(&mut self, now: Instant, flow: sip_transaction::FlowId) {
+        let dead: Vec<KaKey> = self
+            .relay
+            .keepalives
+            .iter()
+            .filter(|(_, ka)| ka.dest.flow == Some(flow) && ka.transport.reliable())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in dead {
+            if let Some(ka) = self.relay.keepalives.remove(&k) {
+                if let Some(tx) = ka.pending {
+                    self.relay.by_tx.remove(&tx);
+                }
+            }
+            self.relay.stats.dead_flows += 1;
+            self.dead_flow(now, &k);
+        }
+        self.pump(now);
+    }
+
     /// Counters of the relay and the keep-alives.
     pub fn relay_stats(&self) -> RelayStats {
         self.relay.stats

@@ -712,3 +712,59 @@ fn tokens_count_only_from_the_upstream_side() {
         .collect();
     assert!(v.contains(&480), "{v:?}");
 }
+
+#[test]
+fn tcp_bindings_get_crlf_and_a_closed_connection_removes_them() {
+    let mut h = harness(keepalive_cfg());
+    let text = nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600)
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+        .replace(
+            "<sip:alice@10.0.1.2:5060>",
+            "<sip:alice@10.0.1.2:5060;transport=tcp>",
+        );
+    let msg = Message::parse(text.into_bytes()).unwrap();
+    let src = call_engine::Source {
+        remote: addr(NAT),
+        flow: call_engine::FlowId(77),
+        reliable: true,
+    };
+    h.engine.handle_incoming(h.now, msg, src);
+    // CRLF CRLF is not a SIP message: look at the raw outputs.
+    let mut raw = Vec::new();
+    let pump = |h: &mut H, raw: &mut Vec<(call_engine::Destination, Vec<u8>)>| {
+        while let Some(o) = h.engine.poll_output() {
+            if let call_engine::Output::Transmit { dest, bytes, .. } = o {
+                match Message::parse(bytes.clone()) {
+                    Ok(m) => h.sent.push((dest, m)),
+                    Err(_) => raw.push((dest, bytes.to_vec())),
+                }
+            }
+        }
+    };
+    pump(&mut h, &mut raw);
+    let r = upstream_registers(&mut h).remove(0);
+    pbx_ok(&mut h, &r);
+    assert_eq!(h.response_to(NAT).status(), Some(200));
+    let t = h.now + Duration::from_secs(20);
+    h.now = t;
+    h.engine.handle_timeout(t);
+    pump(&mut h, &mut raw);
+    assert_eq!(raw.len(), 1, "{raw:?}");
+    assert_eq!(raw[0].1, b"\r\n\r\n");
+    assert_eq!(raw[0].0.flow, Some(call_engine::FlowId(77)));
+    assert!(raw[0].0.reliable);
+    // The connection goes: the binding goes, here and upstream.
+    h.engine.flow_closed(h.now, call_engine::FlowId(77));
+    h.drain();
+    let r2 = upstream_registers(&mut h).remove(0);
+    assert!(header(&r2, "Contact").unwrap().ends_with(";expires=0"));
+    assert!(h
+        .store
+        .bindings("sip:alice@198.51.100.1")
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        h.events_matching(|e| matches!(e, Event::DeadFlow { .. })),
+        1
+    );
+}
