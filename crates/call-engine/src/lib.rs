@@ -79,12 +79,24 @@
 //!   B2BUA (crate `b2bua`: two dialogs, SDP through the media relay); the B2BUA sees every
 //!   transaction event first, its timers run with the engine's, and its CDR events come out as
 //!   [`Event::Call`]. [`Engine::media_timeout`] passes the relay's timeouts in.
+//! - **Registration relay and NAT keep-alives** (module `regrelay`,
+//!   [`RelaySettings`]): with [`RegistrarMode::Relay`], a REGISTER from outside the upstream
+//!   registrar's zone is applied here with its flow and registered at the upstream (the PBX)
+//!   under a Contact of ours, `sip:USER@LAN;swreg=TOKEN`, with our own Call-ID/CSeq; the phone
+//!   gets the upstream's status and the short `nat_expires`; refreshes reach the upstream only
+//!   when the contact set changed or its binding nears its end (throttling); lapsed, removed
+//!   and dead bindings are removed upstream; the upstream state is stored under
+//!   `swrelay:AOR`. Requests to a `swreg` Contact go to that binding's flow (B2BUA across
+//!   zones); INVITEs from outside for users without a local binding go to the upstream.
+//!   Bindings behind NAT get OPTIONS (UDP) or CRLF CRLF (streams) keep-alives; failures, or
+//!   [`Engine::flow_closed`], remove them. [`Engine::relay_stats`] counts.
 //!
 //! ## Not here (yet)
 //! Forking across zones, REFER, SRTP key policy on B2BUA calls, authentication (policy
-//! layer), RFC 3263 DNS (a [`Resolver`] is supplied), recursion on 3xx, RFC 5626 outbound
-//! keepalives, double Record-Route for transport or interface changes (RFC 5658), NAT
-//! rewriting of Contact in responses.
+//! layer), RFC 3263 DNS (a [`Resolver`] is supplied), recursion on 3xx, CRLF pong tracking
+//! (RFC 5626 4.4.1), digest authentication towards the upstream registrar, double
+//! Record-Route for transport or interface changes (RFC 5658), NAT rewriting of Contact in
+//! responses.
 
 mod b2b;
 mod engine;
@@ -98,6 +110,7 @@ mod util;
 
 pub use b2b::ZoneNetworks;
 pub use engine::{Engine, Event, Output, Stats, UserDirectory};
+pub use regrelay::RelayStats;
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
 pub use security::{describe_ban, SecurityConfig, SecurityStats, FLOOD_CAPACITY, MAX_PARKED};
 pub use settings::{
