@@ -389,7 +389,19 @@ impl Engine {
     ) {
         if self.cfg.registrar.relay.nat_keepalive.is_some() {
             self.forget_keepalives_of(&aor, &result);
-            self.track_keepalives(now, &aor, &result);
+            // Only the bindings this REGISTER wrote start afresh; the AOR's other phones keep
+            // their schedule and failure count.
+            // As the registrar read it.
+            let call_id =
+                String::from_utf8_lossy(req.header(sip_message::HeaderName::CallId).unwrap_or(b""))
+                    .into_owned();
+            let cseq = req.cseq().and_then(|c| c.ok()).map_or(0, |c| c.seq);
+            let written: Vec<Binding> = result
+                .iter()
+                .filter(|b| b.call_id == call_id && b.cseq == cseq)
+                .cloned()
+                .collect();
+            self.track_keepalives(now, &aor, &written);
         }
         if !self.relay_applies(&source) {
             return self.reg_ok(now, id, req, source, aor, &result, wall, &extra);

@@ -768,3 +768,48 @@ fn tcp_bindings_get_crlf_and_a_closed_connection_removes_them() {
         1
     );
 }
+
+#[test]
+fn another_phone_registering_does_not_reset_a_failing_flow() {
+    let mut h = harness(keepalive_cfg());
+    h.send(
+        &nat_register("alice", NAT, "10.0.1.2:5060", "r1", 1, 3600),
+        NAT,
+    );
+    let r = upstream_registers(&mut h).remove(0);
+    pbx_ok(&mut h, &r);
+    h.response_to(NAT);
+    // The first phone's flow is dead; the second phone refreshes often. The first still goes
+    // after three failed keep-alives.
+    let mut cseq = 1;
+    let mut gone = false;
+    for _ in 0..20 {
+        h.advance(Duration::from_secs(10));
+        cseq += 1;
+        h.send(
+            &nat_register("alice", NAT2, "10.0.2.2:5062", "r2", cseq, 3600),
+            NAT2,
+        );
+        for reg in upstream_registers(&mut h) {
+            pbx_ok(&mut h, &reg);
+        }
+        // Answer the second phone's keep-alives, not the first's.
+        let kas: Vec<Message> = h
+            .take_to(NAT2)
+            .into_iter()
+            .filter(|m| m.method_str() == Some("OPTIONS"))
+            .collect();
+        for ka in kas {
+            h.send_msg(reply(&ka, 200, "OK", "p2", &[]), NAT2);
+        }
+        h.take_to(NAT2);
+        let live = h.store.bindings("sip:alice@198.51.100.1").unwrap();
+        if live.len() == 1 {
+            assert!(live[0].contact.contains("10.0.2.2"));
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the dead flow's binding was never removed");
+    assert_eq!(h.engine.relay_stats().dead_flows, 1);
+}
