@@ -122,6 +122,15 @@ pub enum Event {
     },
     /// A call through the B2BUA started, was answered or ended (CDR material).
     Call(b2bua::B2buaEvent),
+    /// The upstream registrar answered sipwarden's REGISTER for `aor` (registrar.mode = relay):
+    /// `contacts` of its bindings are registered there now (crate::regrelay).
+    UpstreamRegister {
+        aor: String,
+        status: u16,
+        contacts: usize,
+    },
+    /// A binding behind NAT stopped answering keep-alives and was removed.
+    DeadFlow { aor: String, contact: String },
 }
 
 /// Counters, monotonic.
@@ -175,6 +184,8 @@ pub struct Engine {
     pub(crate) hide_server: bool,
     /// Calls between zones (crate::b2b); `None`: every call is proxied.
     pub(crate) cross: Option<crate::b2b::CrossZone>,
+    /// Registration relay and NAT keep-alives (crate::regrelay).
+    pub(crate) relay: crate::regrelay::RelayState,
 }
 
 impl std::fmt::Debug for Engine {
@@ -220,7 +231,9 @@ impl Engine {
             sec_stats: Default::default(),
             hide_server: false,
             cross: None,
+            relay: Default::default(),
         };
+        e.relay_restore(now);
         if e.cfg.registrar.enabled && !e.cfg.registrar.purge_interval.is_zero() {
             let at = now + e.cfg.registrar.purge_interval;
             e.arm(at, EngineTimer::Purge);
@@ -335,6 +348,8 @@ impl Engine {
         self.pump(now);
         self.b2b_timeout(now);
         self.pump(now);
+        self.relay_timeout(now);
+        self.pump(now);
         while let Some(Reverse((at, _, _))) = self.timers.peek() {
             if *at > now {
                 break;
@@ -361,6 +376,10 @@ impl Engine {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mine = self.timers.peek().map(|Reverse((at, _, _))| *at);
         let mine = match (mine, self.b2b_poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mine = match (mine, self.relay.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -404,6 +423,10 @@ impl Engine {
     }
 
     fn tu_event(&mut self, now: Instant, ev: TuEvent) {
+        // The relay's own REGISTERs and keep-alives (crate::regrelay).
+        let Some(ev) = self.relay_tu_event(now, ev) else {
+            return;
+        };
         match ev {
             TuEvent::Request { id, msg, source } => self.on_request(now, id, msg, source),
             TuEvent::Cancel {

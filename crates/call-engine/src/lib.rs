@@ -86,17 +86,30 @@
 //!   its `from_zone`) or to another zone's next hop. All through the B2BUA. A trunk's requests
 //!   are not challenged by the policy's `auth.require` ([`Engine::trunk_of`]). When zones
 //!   nest (`wan` = `0.0.0.0/0` around `lan`), the most specific network decides.
+//! - **Registration relay and NAT keep-alives** (module `regrelay`,
+//!   [`RelaySettings`]): with [`RegistrarMode::Relay`], a REGISTER from outside the upstream
+//!   registrar's zone is applied here with its flow and registered at the upstream (the PBX)
+//!   under a Contact of ours, `sip:USER@LAN;swreg=TOKEN`, with our own Call-ID/CSeq; the phone
+//!   gets the upstream's status and the short `nat_expires`; refreshes reach the upstream only
+//!   when the contact set changed or its binding nears its end (throttling); lapsed, removed
+//!   and dead bindings are removed upstream; the upstream state is stored under
+//!   `swrelay:AOR`. Requests to a `swreg` Contact go to that binding's flow (B2BUA across
+//!   zones); INVITEs from outside for users without a local binding go to the upstream.
+//!   Bindings behind NAT get OPTIONS (UDP) or CRLF CRLF (streams) keep-alives; failures, or
+//!   [`Engine::flow_closed`], remove them. [`Engine::relay_stats`] counts.
 //!
 //! ## Not here (yet)
 //! Forking across zones, REFER, SRTP key policy on B2BUA calls, authentication (policy
-//! layer), RFC 3263 DNS (a [`Resolver`] is supplied), recursion on 3xx, RFC 5626 outbound
-//! keepalives, double Record-Route for transport or interface changes (RFC 5658), NAT
-//! rewriting of Contact in responses.
+//! layer), RFC 3263 DNS (a [`Resolver`] is supplied), recursion on 3xx, CRLF pong tracking
+//! (RFC 5626 4.4.1), digest authentication towards the upstream registrar, double
+//! Record-Route for transport or interface changes (RFC 5658), NAT rewriting of Contact in
+//! responses.
 
 mod b2b;
 mod engine;
 mod proxy;
 mod registrar;
+mod regrelay;
 mod resolve;
 mod route;
 mod security;
@@ -105,12 +118,13 @@ mod util;
 
 pub use b2b::ZoneNetworks;
 pub use engine::{Engine, Event, Output, Stats, UserDirectory};
+pub use regrelay::RelayStats;
 pub use resolve::{NumericOnly, Resolver, StaticResolver};
 pub use route::{EdgeRoutes, NextHop, Trunk};
 pub use security::{describe_ban, SecurityConfig, SecurityStats, FLOOD_CAPACITY, MAX_PARKED};
 pub use settings::{
-    ContactRouting, EngineConfig, ForkMode, Listener, LocalIdentity, ProxySettings,
-    RegistrarSettings, Transport,
+    ContactRouting, EngineConfig, ForkMode, KeepaliveMethod, Listener, LocalIdentity,
+    ProxySettings, RegistrarMode, RegistrarSettings, RelaySettings, Transport,
 };
 
 /// Re-exported: the B2BUA the engine drives for calls between zones.

@@ -257,7 +257,20 @@ impl Engine {
                 &[("Unsupported", list)],
             );
         }
-        // 16.5: the target set.
+        // 16.5: the target set. A relayed binding named by its token (crate::regrelay).
+        if let Some(found) = self.relay_token_target(now, &work, &source) {
+            match found {
+                Ok(groups) => {
+                    if self.b2b_route(now, id, &work, source, &groups) {
+                        return;
+                    }
+                    return self.start_context(now, id, source, work, loop_hash, groups);
+                }
+                Err((status, reason)) => {
+                    return self.reject(now, id, &work, source, status, &reason, &[])
+                }
+            }
+        }
         let groups = match disposition {
             Err((status, reason)) => {
                 // Not placed here: a trunk or the PBX may take it (crate::route).
@@ -268,6 +281,10 @@ impl Engine {
             }
             Ok(Disposition::Location(aor)) => match self.location(now, &aor) {
                 Ok(g) => g,
+                // Not registered here: the upstream registrar's users (crate::regrelay).
+                Err(_) if self.relay_upstream_target(&work, &source).is_some() => self
+                    .relay_upstream_target(&work, &source)
+                    .unwrap_or_default(),
                 Err((status, reason)) => {
                     if matches!(status, 404 | 480)
                         && self.b2b_unresolved(now, id, &work, source, status)
@@ -505,7 +522,7 @@ impl Engine {
 
     /// A binding as a target: its Contact URI, its Path as Route, and (unless it has a Path)
     /// the address and flow its REGISTER came from when `registrar.contact_routing` says so.
-    fn target_of(&self, b: &Binding) -> Option<Target> {
+    pub(crate) fn target_of(&self, b: &Binding) -> Option<Target> {
         let contact = match Uri::parse(&b.contact) {
             Ok(Uri::Sip(u)) => u,
             _ => return None,
@@ -551,7 +568,7 @@ impl Engine {
     // 16.6 forwarding
     // ------------------------------------------------------------------------------------
 
-    fn start_context(
+    pub(crate) fn start_context(
         &mut self,
         now: Instant,
         id: ServerTxId,

@@ -137,6 +137,15 @@ impl Engine {
             };
         }
 
+        // Relayed: the live set before, restored if the upstream refuses (crate::regrelay).
+        let previous = if self.relay_applies(&source) {
+            match self.store.live_bindings(&aor, wall) {
+                Ok(b) => b,
+                Err(e) => return self.reg_store_error(now, id, req, source, aor, "lookup", e),
+            }
+        } else {
+            Vec::new()
+        };
         let mut update = BindingUpdate::new(wall, call_id.clone(), cseq);
         if let Some(m) = settings.max_bindings {
             update = update.max_bindings(m);
@@ -197,7 +206,16 @@ impl Engine {
                         &[("Min-Expires", min)],
                     );
                 }
-                let secs = requested.min(settings.max_expires);
+                let nat = match &na.uri {
+                    Uri::Sip(u) => nat_detected(top_via.as_ref(), u, &source),
+                    _ => false,
+                };
+                let mut secs = requested.min(settings.max_expires);
+                // Behind NAT: a short registration keeps the pinhole open and the flow known
+                // (registrar.nat_expires).
+                if let Some(n) = settings.relay.nat_expires.filter(|_| nat && secs > 0) {
+                    secs = secs.min(n.max(1));
+                }
                 let contact = na.uri.as_str();
                 let mut b = Binding::new(
                     aor.clone(),
@@ -211,10 +229,6 @@ impl Engine {
                 b.q = c.q_permille();
                 b.path = paths.clone();
                 b.received = Some(source.remote.to_string());
-                let nat = match &na.uri {
-                    Uri::Sip(u) => nat_detected(top_via.as_ref(), u, &source),
-                    _ => false,
-                };
                 b.flow = Some(flow_token(transport, &source, nat));
                 b.instance_id = na
                     .param("+sip.instance")
@@ -238,7 +252,7 @@ impl Engine {
         // Step 7 and 8: applied atomically and durably, then the 200.
         match self.store.apply(&aor, update) {
             Ok(result) => {
-                let mut extra: Vec<(&str, String)> = Vec::new();
+                let mut extra: Vec<(&'static str, String)> = Vec::new();
                 if !paths.is_empty() && path_supported {
                     // RFC 3327 5.3: the Path vector back to the UA.
                     for p in &paths {
@@ -246,7 +260,8 @@ impl Engine {
                     }
                     extra.push(("Supported", "path".to_owned()));
                 }
-                self.reg_ok(now, id, req, source, aor, &result, wall, &extra)
+                // Keep-alives, and the upstream registrar when relayed (crate::regrelay).
+                self.relay_after_register(now, id, req, source, aor, result, previous, wall, extra)
             }
             Err(StoreError::OutOfOrder { .. }) => self.reg_reject(
                 now,
@@ -274,7 +289,7 @@ impl Engine {
 
     /// 200 with every binding and its remaining time, and the Date (10.3 step 8).
     #[allow(clippy::too_many_arguments)]
-    fn reg_ok(
+    pub(crate) fn reg_ok(
         &mut self,
         now: Instant,
         id: ServerTxId,
@@ -307,7 +322,7 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn reg_reject(
+    pub(crate) fn reg_reject(
         &mut self,
         now: Instant,
         id: ServerTxId,

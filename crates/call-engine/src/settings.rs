@@ -141,6 +141,63 @@ pub struct RegistrarSettings {
     pub purge_interval: Duration,
     /// Where requests for a registered contact go.
     pub contact_routing: ContactRouting,
+    /// Registration relay to an upstream registrar, and keep-alives of NATed bindings
+    /// (module `regrelay`).
+    pub relay: RelaySettings,
+}
+
+/// Whether REGISTERs are kept here or relayed to an upstream registrar (the PBX).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RegistrarMode {
+    /// sipwarden is the registrar: bindings stay here.
+    #[default]
+    Local,
+    /// Bindings are kept here (with their flows) and registered at [`RelaySettings::upstream`]
+    /// under a Contact of sipwarden's that names the binding.
+    Relay,
+}
+
+/// How a NATed binding's pinhole is kept open over UDP (streams always get a double CRLF,
+/// RFC 5626 section 3.5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepaliveMethod {
+    /// An OPTIONS request: any response proves the flow alive, a timeout counts as a failure.
+    #[default]
+    Options,
+    /// A bare CRLF CRLF datagram: cheap, but nothing comes back to tell a dead flow.
+    Crlf,
+}
+
+/// Registration relay and NAT keep-alive settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    pub mode: RegistrarMode,
+    /// The upstream registrar's URI (`sip:192.168.10.10:5060`), required in relay mode.
+    pub upstream: Option<String>,
+    /// The expiry granted to bindings behind NAT (shorter than asked, never longer); `None`:
+    /// as for any other binding.
+    pub nat_expires: Option<u32>,
+    /// How long sipwarden asks the upstream registrar to keep its binding.
+    pub upstream_expires: u32,
+    /// Keep-alive interval of NATed bindings; `None`: no keep-alives.
+    pub nat_keepalive: Option<Duration>,
+    pub keepalive_method: KeepaliveMethod,
+    /// Consecutive keep-alive failures after which a binding is removed (here and upstream).
+    pub keepalive_failures: u32,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings {
+            mode: RegistrarMode::Local,
+            upstream: None,
+            nat_expires: None,
+            upstream_expires: 600,
+            nat_keepalive: None,
+            keepalive_method: KeepaliveMethod::Options,
+            keepalive_failures: 3,
+        }
+    }
 }
 
 /// Where requests for a registered contact are sent (a binding with a Path always goes by its
@@ -168,6 +225,7 @@ impl Default for RegistrarSettings {
             max_bindings: Some(16),
             purge_interval: Duration::from_secs(60),
             contact_routing: ContactRouting::Auto,
+            relay: RelaySettings::default(),
         }
     }
 }

@@ -43,8 +43,8 @@ pub use tls::{SniConfig, TlsConfig, TlsZoneConfig, SIPS_PORT};
 pub use trunk::{parse_sip_address, ReferMode, TrunkAddress, TrunkConfig, TrunkTransport};
 pub use types::{
     default_listeners, default_zones, local_networks, Config, ContactRouting, GeneralConfig,
-    ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig, TransactionConfig,
-    TransportConfig, ZoneConfig, DEFAULT_DATA_DIR, DEFAULT_ZONE, SIP_PORT,
+    KeepaliveMethod, ListenConfig, LogLevel, Protocol, ProxyConfig, RegistrarConfig, RegistrarMode,
+    TransactionConfig, TransportConfig, ZoneConfig, DEFAULT_DATA_DIR, DEFAULT_ZONE, SIP_PORT,
 };
 
 /// The environment variable that, when set and not empty, replaces `general.data_dir`

@@ -178,6 +178,13 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         max_expires,
         default_expires,
         contact_routing,
+        mode,
+        upstream,
+        upstream_expires,
+        nat_expires,
+        nat_keepalive_s,
+        nat_keepalive_method,
+        nat_keepalive_failures,
     } = registrar;
     let n = &new.registrar;
     d.field(RELOAD, "registrar.enabled", enabled, &n.enabled);
@@ -195,6 +202,33 @@ pub(crate) fn diff(old: &Config, new: &Config) -> ReloadDiff {
         "registrar.default_expires",
         default_expires,
         &n.default_expires,
+    );
+    d.field(RELOAD, "registrar.mode", mode, &n.mode);
+    d.field(RELOAD, "registrar.upstream", upstream, &n.upstream);
+    d.field(
+        RELOAD,
+        "registrar.upstream_expires",
+        upstream_expires,
+        &n.upstream_expires,
+    );
+    d.field(RELOAD, "registrar.nat_expires", nat_expires, &n.nat_expires);
+    d.field(
+        RELOAD,
+        "registrar.nat_keepalive_s",
+        nat_keepalive_s,
+        &n.nat_keepalive_s,
+    );
+    d.field(
+        RELOAD,
+        "registrar.nat_keepalive_method",
+        nat_keepalive_method,
+        &n.nat_keepalive_method,
+    );
+    d.field(
+        RELOAD,
+        "registrar.nat_keepalive_failures",
+        nat_keepalive_failures,
+        &n.nat_keepalive_failures,
     );
 
     let ProxyConfig {

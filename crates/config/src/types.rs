@@ -355,6 +355,48 @@ pub struct RegistrarConfig {
     /// Where requests for a registered contact go: its Contact URI, or the address (and
     /// connection) its REGISTER came from.
     pub contact_routing: ContactRouting,
+    /// `local`: sipwarden is the registrar; `relay`: bindings are kept here with their flows and
+    /// registered at `upstream` under a Contact of sipwarden's.
+    pub mode: RegistrarMode,
+    /// The upstream registrar (the PBX), `sip:IP[:PORT][;transport=tcp]`; needed by `relay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// How long the upstream registrar is asked to keep sipwarden's binding (s).
+    pub upstream_expires: u32,
+    /// The registration interval granted to phones behind NAT (s); 0: as for any phone.
+    pub nat_expires: u32,
+    /// Keep-alive interval of bindings behind NAT (s); 0: none.
+    pub nat_keepalive_s: u32,
+    /// How a UDP binding behind NAT is kept alive (streams always get CRLF CRLF).
+    pub nat_keepalive_method: KeepaliveMethod,
+    /// Consecutive keep-alive failures after which a binding is removed.
+    pub nat_keepalive_failures: u32,
+}
+
+/// `registrar.mode`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrarMode {
+    /// sipwarden is the registrar.
+    #[default]
+    Local,
+    /// REGISTERs are relayed to `registrar.upstream`.
+    Relay,
+}
+
+/// `registrar.nat_keepalive_method`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepaliveMethod {
+    /// An OPTIONS request; a timeout counts as a failure.
+    #[default]
+    Options,
+    /// A CRLF CRLF datagram; nothing comes back.
+    Crlf,
 }
 
 /// `registrar.contact_routing`: where requests for a registered contact are sent.
@@ -393,6 +435,13 @@ impl Default for RegistrarConfig {
             max_expires: 3600,
             default_expires: 3600,
             contact_routing: ContactRouting::Auto,
+            mode: RegistrarMode::Local,
+            upstream: None,
+            upstream_expires: 600,
+            nat_expires: 0,
+            nat_keepalive_s: 0,
+            nat_keepalive_method: KeepaliveMethod::Options,
+            nat_keepalive_failures: 3,
         }
     }
 }

@@ -43,6 +43,10 @@ pub(crate) mod limits {
     pub const SOCKET_BUFFER_BYTES: (u32, u32) = (4_096, 268_435_456);
     pub const EXPIRES: (u32, u32) = (1, 604_800);
     pub const MAX_FORKS: (u32, u32) = (1, 64);
+    pub const UPSTREAM_EXPIRES: (u32, u32) = (60, 86_400);
+    pub const NAT_EXPIRES: (u32, u32) = (10, 3_600);
+    pub const NAT_KEEPALIVE_S: (u32, u32) = (5, 3_600);
+    pub const NAT_KEEPALIVE_FAILURES: (u32, u32) = (1, 100);
     pub const INVITE_TIMEOUT_S: (u32, u32) = (1, 3_600);
     pub const NAME_LEN: usize = 63;
     pub const SERVER_HEADER_LEN: usize = 200;
@@ -390,6 +394,7 @@ fn registrar(c: &Config, has: &dyn Fn(&str) -> bool, errs: &mut Errors) {
             );
         }
     }
+    relay(c, errs);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, d) in r.domains.iter().enumerate() {
         let path = format!("registrar.domains[{i}]");
@@ -405,6 +410,85 @@ fn registrar(c: &Config, has: &dyn Fn(&str) -> bool, errs: &mut Errors) {
             seen.insert(d.to_ascii_lowercase(), i);
         }
     }
+}
+
+/// The relay and keep-alive fields of `[registrar]`.
+fn relay(c: &Config, errs: &mut Errors) {
+    let r = &c.registrar;
+    range(
+        errs,
+        "registrar.upstream_expires",
+        r.upstream_expires,
+        limits::UPSTREAM_EXPIRES,
+    );
+    if r.nat_expires != 0 {
+        range(
+            errs,
+            "registrar.nat_expires",
+            r.nat_expires,
+            limits::NAT_EXPIRES,
+        );
+    }
+    if r.nat_keepalive_s != 0 {
+        range(
+            errs,
+            "registrar.nat_keepalive_s",
+            r.nat_keepalive_s,
+            limits::NAT_KEEPALIVE_S,
+        );
+    }
+    range(
+        errs,
+        "registrar.nat_keepalive_failures",
+        r.nat_keepalive_failures,
+        limits::NAT_KEEPALIVE_FAILURES,
+    );
+    match &r.upstream {
+        Some(u) => {
+            if let Some(problem) = upstream_problem(u) {
+                err(errs, "registrar.upstream", problem);
+            }
+        }
+        None if r.mode == crate::types::RegistrarMode::Relay => err(
+            errs,
+            "registrar.mode",
+            "\"relay\" needs registrar.upstream (the upstream registrar, e.g. \"sip:192.168.10.10:5060\")",
+        ),
+        None => {}
+    }
+}
+
+/// Why `u` is not an upstream registrar URI: `sip:HOST[:PORT]` with an IP address (there is no
+/// DNS lookup for it), optionally `;transport=udp|tcp|tls`.
+pub(crate) fn upstream_problem(u: &str) -> Option<String> {
+    let Some(rest) = u.strip_prefix("sip:") else {
+        return Some(format!("`{u}` is not a sip: URI"));
+    };
+    let (hostport, params) = match rest.split_once(';') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    if hostport.contains('@') {
+        return Some(format!("`{u}` must name a host, not a user"));
+    }
+    let ok = hostport.parse::<SocketAddr>().is_ok()
+        || hostport.parse::<IpAddr>().is_ok()
+        || hostport
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+    if !ok {
+        return Some(format!(
+            "`{u}` must be sip:IP or sip:IP:PORT (an IP address: the upstream is not looked up in DNS)"
+        ));
+    }
+    for p in params.into_iter().flat_map(|p| p.split(';')) {
+        match p.to_ascii_lowercase().as_str() {
+            "transport=udp" | "transport=tcp" | "transport=tls" | "lr" => {}
+            other => return Some(format!("unknown URI parameter `{other}` in `{u}`")),
+        }
+    }
+    None
 }
 
 /// Why `host` is not a SIP URI host (RFC 3261 section 25.1: a host name, an IPv4 address, or an

@@ -459,3 +459,50 @@ refer = \"maybe\"
         ],
     );
 }
+
+#[test]
+fn registrar_relay_fields() {
+    check(
+        "[registrar]\nmode = \"relay\"\n",
+        &["t.toml:2: registrar.mode: \"relay\" needs registrar.upstream (the upstream registrar, e.g. \"sip:192.168.10.10:5060\")"],
+    );
+    check(
+        "[registrar]\nmode = \"relay\"\nupstream = \"sip:pbx.example\"\n",
+        &["t.toml:3: registrar.upstream: `sip:pbx.example` must be sip:IP or sip:IP:PORT (an IP address: the upstream is not looked up in DNS)"],
+    );
+    check(
+        "[registrar]\nupstream = \"sip:192.168.10.10;foo\"\nupstream_expires = 30\nnat_expires = 5\nnat_keepalive_s = 1\nnat_keepalive_failures = 0\n",
+        &[
+            "t.toml:2: registrar.upstream: unknown URI parameter `foo` in `sip:192.168.10.10;foo`",
+            "t.toml:3: registrar.upstream_expires: must be from 60 to 86400, got 30",
+            "t.toml:4: registrar.nat_expires: must be from 10 to 3600, got 5",
+            "t.toml:5: registrar.nat_keepalive_s: must be from 5 to 3600, got 1",
+            "t.toml:6: registrar.nat_keepalive_failures: must be from 1 to 100, got 0",
+        ],
+    );
+    check(
+        "[registrar]\nmode = \"proxy\"\n",
+        &["t.toml:2: registrar.mode: unknown variant `proxy`, expected `local` or `relay`"],
+    );
+    check(
+        "[registrar]\nnat_keepalive_method = \"stun\"\n",
+        &["t.toml:2: registrar.nat_keepalive_method: unknown variant `stun`, expected `options` or `crlf`"],
+    );
+}
+
+#[test]
+fn registrar_relay_loads() {
+    let c = Config::from_str_with(
+        "[registrar]\nmode = \"relay\"\nupstream = \"sip:192.168.10.10:5060;transport=tcp\"\nnat_expires = 25\nnat_keepalive_s = 20\nnat_keepalive_method = \"crlf\"\n",
+        "t.toml",
+        &Overrides::none(),
+    )
+    .unwrap();
+    assert_eq!(c.registrar.mode, config::RegistrarMode::Relay);
+    assert_eq!(
+        c.registrar.nat_keepalive_method,
+        config::KeepaliveMethod::Crlf
+    );
+    assert_eq!(c.registrar.nat_expires, 25);
+    assert_eq!(c.registrar.upstream_expires, 600);
+}

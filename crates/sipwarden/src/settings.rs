@@ -5,8 +5,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use call_engine::{
-    ContactRouting, EngineConfig, Listener, LocalIdentity, ProxySettings, RegistrarSettings,
-    Transport,
+    ContactRouting, EngineConfig, KeepaliveMethod, Listener, LocalIdentity, ProxySettings,
+    RegistrarMode, RegistrarSettings, RelaySettings, Transport,
 };
 use config::{Config, Protocol};
 use sip_transport::tls::{
@@ -240,6 +240,22 @@ pub fn engine(config: &Config, bound: &Bound, local_ips: &[IpAddr], seed: u64) -
             config::ContactRouting::Auto => ContactRouting::Auto,
             config::ContactRouting::Contact => ContactRouting::Contact,
             config::ContactRouting::Source => ContactRouting::Source,
+        },
+        relay: RelaySettings {
+            mode: match r.mode {
+                config::RegistrarMode::Local => RegistrarMode::Local,
+                config::RegistrarMode::Relay => RegistrarMode::Relay,
+            },
+            upstream: r.upstream.clone(),
+            upstream_expires: r.upstream_expires,
+            nat_expires: (r.nat_expires > 0).then_some(r.nat_expires),
+            nat_keepalive: (r.nat_keepalive_s > 0)
+                .then(|| std::time::Duration::from_secs(r.nat_keepalive_s.into())),
+            keepalive_method: match r.nat_keepalive_method {
+                config::KeepaliveMethod::Options => KeepaliveMethod::Options,
+                config::KeepaliveMethod::Crlf => KeepaliveMethod::Crlf,
+            },
+            keepalive_failures: r.nat_keepalive_failures,
         },
         ..RegistrarSettings::default()
     };
