@@ -596,6 +596,23 @@ fn log_event(ev: Event) {
             None => debug!("dropped: {reason}"),
         },
         Event::Call(c) => log_call(c),
+        // Registration relay: what the upstream registrar (the PBX) said, and bindings whose
+        // NAT flow stopped answering keep-alives (an administrator's first questions when a
+        // remote user is unreachable).
+        Event::UpstreamRegister {
+            aor,
+            status,
+            contacts,
+        } => {
+            if (200..300).contains(&status) {
+                info!("upstream registration of {aor}: {status}, {contacts} contact(s)");
+            } else {
+                warn!("upstream registration of {aor} refused: {status}");
+            }
+        }
+        Event::DeadFlow { aor, contact } => {
+            warn!("{aor}: {contact} stopped answering keep-alives; binding removed")
+        }
         other => debug!("{other:?}"),
     }
 }
