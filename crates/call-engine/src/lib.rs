@@ -87,6 +87,7 @@
 //! rewriting of Contact in responses.
 
 mod b2b;
+mod calls;
 mod engine;
 mod proxy;
 mod registrar;

@@ -306,7 +306,13 @@ mod tests {
         let verdicts: Vec<Admit> = (0..5).map(|_| g.check(wan, t0)).collect();
         assert_eq!(
             verdicts,
-            [Admit::Pass, Admit::Pass, Admit::Pass, Admit::Limited, Admit::Limited]
+            [
+                Admit::Pass,
+                Admit::Pass,
+                Admit::Pass,
+                Admit::Limited,
+                Admit::Limited
+            ]
         );
         // 10/s: one token after 100 ms.
         assert_eq!(g.check(wan, t0 + Duration::from_millis(100)), Admit::Pass);
@@ -352,15 +358,17 @@ mod tests {
         g.publish_bans([], t0, wall);
         assert_eq!(g.check(bad, t0), Admit::Pass);
         // A ban beats "no zone": the reason logged is the ban.
-        g.publish_bans([(ip([200, 0, 0, 1]), wall + Duration::from_secs(5))], t0, wall);
+        g.publish_bans(
+            [(ip([200, 0, 0, 1]), wall + Duration::from_secs(5))],
+            t0,
+            wall,
+        );
         assert_eq!(g.check(ip([200, 0, 0, 1]), t0), Admit::Banned);
     }
 
     #[test]
     fn bruteforce_bans_reach_the_gate_but_trusted_sources_never_do() {
-        let p = policy(
-            "trusted = [\"1.2.3.0/24\"]\n[bruteforce]\nmax_failures = 2\n",
-        );
+        let p = policy("trusted = [\"1.2.3.0/24\"]\n[bruteforce]\nmax_failures = 2\n");
         let t0 = Instant::now();
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let mut bf = crate::BruteForce::new(&p);

@@ -64,13 +64,13 @@ mod pattern;
 pub use bruteforce::{BanEvent, BruteForce, Failure};
 pub use compile::{FieldError, Policy};
 pub use config::{
-    Action, AuthConfig, AuthRequirement, BruteForceConfig, ContentTypesConfig, Destination,
-    FloodConfig, LimitsConfig, MethodsConfig, OverloadConfig, PolicyConfig, RuleConfig, UserConfig,
-    WhitelistConfig, ZonePolicyConfig, STANDARD_METHODS,
+    Action, AuthConfig, AuthRequirement, BruteForceConfig, CallsConfig, ContentTypesConfig,
+    Destination, FloodConfig, LimitsConfig, MethodsConfig, OverloadConfig, PolicyConfig,
+    RuleConfig, UserConfig, WhitelistConfig, ZonePolicyConfig, STANDARD_METHODS,
 };
 pub use eval::{
-    reason_phrase, CallCounts, Decision, FixedCounts, Outcome, Request, Step, Target, Trace,
-    Verdict,
+    reason_phrase, CallCounts, CallKeys, Decision, FixedCounts, Outcome, Request, Step, Target,
+    Trace, Verdict,
 };
 pub use flood::{FloodGuard, FloodVerdict, Overload, ZoneId};
 pub use gatekeeper::{Admit, Gatekeeper, SHARDS};

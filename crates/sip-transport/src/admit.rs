@@ -253,7 +253,10 @@ mod tests {
             len: 10,
         };
         let check = hook.get().unwrap();
-        assert_eq!(check.admit(&a, Instant::now()), Admit::Drop(Refusal::Banned));
+        assert_eq!(
+            check.admit(&a, Instant::now()),
+            Admit::Drop(Refusal::Banned)
+        );
         a.source.set_port(5060);
         assert_eq!(check.admit(&a, Instant::now()), Admit::Accept);
         assert!(AdmissionHook::default().get().is_none());

@@ -28,10 +28,7 @@ struct Gate {
 
 impl Admission for Gate {
     fn admit(&self, a: &Arrival, _now: Instant) -> Admit {
-        self.seen
-            .lock()
-            .unwrap()
-            .push((a.kind, a.protocol, a.len));
+        self.seen.lock().unwrap().push((a.kind, a.protocol, a.len));
         if self.banned.lock().unwrap().contains(&a.source.ip()) {
             return Admit::Drop(Refusal::Banned);
         }
