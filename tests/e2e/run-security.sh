@@ -12,6 +12,9 @@
 #   protos      the 4527 PROTOS c07-sip cases (../shared/testdata/protos-c07-sip, or
 #               $SIPWARDEN_PROTOS_DIR), each followed by its teardown and a valid OPTIONS that
 #               must be answered; sipwarden must still run.
+#   call-limit  policy.zone lan limits.max_calls = 2: three simultaneous SIPp calls give two
+#               successes and one 503 (the limit), and two more calls after those ended both
+#               succeed (a BYE frees the slot).
 #   radius      auth.backend = "radius" against FreeRADIUS (tests/e2e/freeradius): alice and
 #               bob register (200), a wrong password gets 401, an authenticated INVITE passes.
 #
@@ -259,6 +262,51 @@ scenario_protos() {
 }
 
 # ---------------------------------------------------------------------------------------------
+scenario_call_limit() {
+    local name=call-limit p uas_port uac_port
+    port p
+    port uas_port
+    port uac_port
+    sw_write "$name" "$p" '
+[[policy.zone]]
+name = "lan"
+limits.max_calls = 2'
+    sw_start "$name" "$p" || { why+="sipwarden did not start; "; return 0; }
+    timeout 60 sipp -nostdin -i 127.0.0.1 -sf "$sippdir/uas.xml" -p "$uas_port" -m 4 \
+        -d 0 >"$work/limit-uas.out" 2>&1 &
+    local uas=$!
+    pids+=("$uas")
+    sleep 0.5
+    # Three calls within 0.1 s, each held 3 s: all three are in progress at once.
+    (cd "$work" && timeout 30 sipp -nostdin -i 127.0.0.1 -sf "$sippdir/uac.xml" "127.0.0.1:$p" \
+        -p "$uac_port" -key ruri "sip:bob@127.0.0.1:$uas_port" -m 3 -l 3 -r 30 -d 3000 \
+        -recv_timeout 10000 -trace_stat -stf "$work/limit1.csv" -trace_err \
+        -error_file "$work/limit1-errors.log" >"$work/limit1.out" 2>&1) || true
+    # The two calls ended with BYE: two more fit again.
+    (cd "$work" && timeout 30 sipp -nostdin -i 127.0.0.1 -sf "$sippdir/uac.xml" "127.0.0.1:$p" \
+        -p "$uac_port" -key ruri "sip:bob@127.0.0.1:$uas_port" -m 2 -l 2 -r 30 -d 1000 \
+        -recv_timeout 10000 -trace_stat -stf "$work/limit2.csv" >"$work/limit2.out" 2>&1) || true
+    wait "$uas" 2>/dev/null || true
+    local ok1 ko1 ok2 ko2 refused
+    read -r ok1 ko1 < <(sipp_counts "$work/limit1.csv")
+    read -r ok2 ko2 < <(sipp_counts "$work/limit2.csv")
+    refused="$(grep -c 'SIP/2.0 503' "$work/limit1-errors.log" 2>/dev/null || true)"
+    summary+="3 simultaneous calls with max_calls = 2: $ok1 completed, $ko1 failed "
+    summary+="(${refused:-0} answered 503); then 2 calls: $ok2 completed, $ko2 failed; "
+    [[ "$ok1" == 2 && "$ko1" == 1 ]] || why+="first round: $ok1 ok, $ko1 failed (want 2 and 1); "
+    [[ "${refused:-0}" -ge 1 ]] || why+="the refused call did not get 503; "
+    [[ "$ok2" == 2 && "$ko2" == 0 ]] || why+="second round: $ok2 ok, $ko2 failed (want 2 and 0); "
+    kill -0 "$sw_pid" 2>/dev/null || why+="sipwarden died; "
+}
+
+# sipp_counts CSV: "successful failed" from the last line of a SIPp -trace_stat file.
+sipp_counts() {
+    awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { l = $0 }
+        END { split(l, v, ";"); print v[c["SuccessfulCall(C)"]] + 0, v[c["FailedCall(C)"]] + 0 }' \
+        "$1" 2>/dev/null || echo "0 0"
+}
+
+# ---------------------------------------------------------------------------------------------
 scenario_radius() {
     local name=radius p rp fr
     fr="$(command -v freeradius || command -v radiusd || true)"
@@ -311,7 +359,7 @@ auth.require = [{ methods = [\"REGISTER\", \"INVITE\"] }]"
     kill -TERM "$fr_pid" 2>/dev/null || true
 }
 
-all=(sipvicious flood protos radius)
+all=(sipvicious flood protos call-limit radius)
 [[ $# -gt 0 ]] || set -- "${all[@]}"
 passed=0
 failed=0
@@ -323,7 +371,7 @@ for s in "$@"; do
     sw_pid=""
     start=$SECONDS
     echo "--- $s"
-    "scenario_$s"
+    "scenario_${s//-/_}"
     sw_stop
     elapsed=$((SECONDS - start))
     if [[ -n "$skip" ]]; then

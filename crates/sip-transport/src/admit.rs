@@ -193,7 +193,6 @@ impl RefusalLogs {
             ArrivalKind::StreamMessage => "message",
         };
         tracing::warn!(
-            source = %a.source,
             "{} {what} from {} dropped at the door: {why} ({n} dropped for this reason since the last such line)",
             a.protocol,
             a.source
