@@ -15,8 +15,10 @@
 #   call-limit  policy.zone lan limits.max_calls = 2: three simultaneous SIPp calls give two
 #               successes and one 503 (the limit), and two more calls after those ended both
 #               succeed (a BYE frees the slot).
-#   radius      auth.backend = "radius" against FreeRADIUS (tests/e2e/freeradius): alice and
-#               bob register (200), a wrong password gets 401, an authenticated INVITE passes.
+#   radius      auth.backend = "radius" against FreeRADIUS (tests/e2e/freeradius), with the
+#               draft-sterman and the RFC 5090 digest attributes, Message-Authenticator required
+#               in the answers: alice and bob register (200), a wrong password gets 401, an
+#               authenticated INVITE passes.
 #
 # Usage: tests/e2e/run-security.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden
@@ -332,7 +334,12 @@ scenario_radius() {
     grep -q "Ready to process requests" "$work/freeradius.log" ||
         { why+="FreeRADIUS did not start: $(tail -n 3 "$work/freeradius.log" | tr '\n' ' '); "; return 0; }
     echo "sipwarden-test-secret" >"$work/radius.secret"
-    sw_write "$name" "$p" "
+    # Both digest dialects, each with Message-Authenticator required in FreeRADIUS's answers
+    # (the BlastRADIUS defence, sipwarden's default): tests/e2e/freeradius adds it to every
+    # answer, which FreeRADIUS before 3.2.5 does not do by itself.
+    local dialect
+    for dialect in draft-sterman rfc5090; do
+        sw_write "$name" "$p" "
 [[policy.zone]]
 name = \"lan\"
 auth.require = [{ methods = [\"REGISTER\", \"INVITE\"] }]
@@ -340,22 +347,22 @@ auth.require = [{ methods = [\"REGISTER\", \"INVITE\"] }]
 [[policy.zone]]
 name = \"wan\"
 auth.require = [{ methods = [\"REGISTER\", \"INVITE\"] }]"
-    # [auth] is in the base file: add the backend there.
-    sed -i "s#^algorithms = \[\"MD5\"\]#algorithms = [\"MD5\"]\nbackend = \"radius\"\n[auth.radius]\nservers = [\"127.0.0.1:$rp\"]\nsecret_file = \"$work/radius.secret\"\ndialect = \"draft-sterman\"\ntimeout_ms = 500\nrequire_message_authenticator = false#" \
-        "$work/$name.toml"
-    # FreeRADIUS before 3.2.5 sends no Message-Authenticator in its answers (hence the last
-    # line above; keep it on in production with a current server).
-    sw_start "$name" "$p" || { why+="sipwarden did not start: $(tail -n 3 "$work/$name.log" | tr '\n' ' '); "; return 0; }
-    local a b w c
-    a="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" REGISTER alice "correct horse" || true)"
-    b="$(timeout 20 python3 "$helper" digest 127.0.0.4 "$p" REGISTER bob "battery staple" || true)"
-    w="$(timeout 20 python3 "$helper" digest 127.0.0.5 "$p" REGISTER alice "wrong horse" || true)"
-    c="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" INVITE alice "correct horse" || true)"
-    summary+="REGISTER alice: $a, bob: $b, alice with a wrong password: $w, INVITE by alice to an unknown user: $c; "
-    [[ "$a" == 200 ]] || why+="alice not registered ($a); "
-    [[ "$b" == 200 ]] || why+="bob not registered ($b); "
-    [[ "$w" == 401 ]] || why+="wrong password not refused with 401 ($w); "
-    [[ "$c" == 404 || "$c" == 480 ]] || why+="authenticated INVITE did not pass authentication ($c); "
+        # [auth] is in the base file: add the backend there.
+        sed -i "s#^algorithms = \[\"MD5\"\]#algorithms = [\"MD5\"]\nbackend = \"radius\"\n[auth.radius]\nservers = [\"127.0.0.1:$rp\"]\nsecret_file = \"$work/radius.secret\"\ndialect = \"$dialect\"\ntimeout_ms = 500\nrequire_message_authenticator = true#" \
+            "$work/$name.toml"
+        sw_start "$name" "$p" || { why+="sipwarden ($dialect) did not start: $(tail -n 3 "$work/$name.log" | tr '\n' ' '); "; return 0; }
+        local a b w c
+        a="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" REGISTER alice "correct horse" || true)"
+        b="$(timeout 20 python3 "$helper" digest 127.0.0.4 "$p" REGISTER bob "battery staple" || true)"
+        w="$(timeout 20 python3 "$helper" digest 127.0.0.5 "$p" REGISTER alice "wrong horse" || true)"
+        c="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" INVITE alice "correct horse" || true)"
+        summary+="$dialect: REGISTER alice: $a, bob: $b, alice with a wrong password: $w, INVITE by alice to an unknown user: $c; "
+        [[ "$a" == 200 ]] || why+="$dialect: alice not registered ($a); "
+        [[ "$b" == 200 ]] || why+="$dialect: bob not registered ($b); "
+        [[ "$w" == 401 ]] || why+="$dialect: wrong password not refused with 401 ($w); "
+        [[ "$c" == 404 || "$c" == 480 ]] || why+="$dialect: authenticated INVITE did not pass authentication ($c); "
+        sw_stop
+    done
     kill -TERM "$fr_pid" 2>/dev/null || true
 }
 
