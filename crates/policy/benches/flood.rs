@@ -189,6 +189,16 @@ fn gate(c: &mut Criterion) {
             black_box(g.check(black_box(flooder), now))
         });
     });
+    // The usual case: nobody banned (the snapshot's map is empty and not probed).
+    let unbanned = Gatekeeper::new(&p, &zones, TABLE, 0x5eed, t0);
+    grp.bench_function("check/one_flooding_source_no_bans", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let now = t0 + Duration::from_nanos(i * 100);
+            black_box(unbanned.check(black_box(flooder), now))
+        });
+    });
     grp.bench_function("check/banned_source", |b| {
         let banned = IpAddr::V4(Ipv4Addr::from(0x0c00_0100));
         b.iter(|| black_box(g.check(black_box(banned), t0)));

@@ -124,7 +124,7 @@ pub(crate) async fn recv_loop(inner: Arc<Inner>, idx: usize, sock: Arc<UdpSocket
                 // Before the copy: a refused datagram costs no allocation.
                 let arrival = Arrival {
                     source: src,
-                    local: inner.udp[idx].local,
+                    local: inner.udp.get(idx).map_or(src, |u| u.local),
                     protocol: Protocol::Udp,
                     kind: ArrivalKind::Datagram,
                     len: n,
