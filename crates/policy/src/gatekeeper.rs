@@ -44,10 +44,17 @@ pub enum Admit {
     NoZone,
 }
 
+#[derive(Clone)]
 struct Zones {
     nets: Vec<Vec<IpNet>>,
     /// Whether the zone at this position has a flood budget at all (else no lock is taken).
     limited: Vec<bool>,
+}
+
+/// What every packet reads, swapped as one (one atomic load per packet).
+struct State {
+    zones: Zones,
+    bans: Bans,
 }
 
 impl Zones {
@@ -69,6 +76,7 @@ impl Zones {
 }
 
 /// The ban snapshot: source key to the end of its ban, in nanoseconds since the gate's base.
+#[derive(Clone)]
 struct Bans {
     until: HashMap<u128, u64, Seeded>,
 }
@@ -112,8 +120,7 @@ fn key128(ip: IpAddr) -> u128 {
 /// receive tasks and the engine that decides the bans.
 pub struct Gatekeeper {
     shards: Box<[Mutex<FloodGuard>]>,
-    zones: ArcSwap<Zones>,
-    bans: ArcSwap<Bans>,
+    state: ArcSwap<State>,
     base: Instant,
     seed: u64,
 }
@@ -121,8 +128,8 @@ pub struct Gatekeeper {
 impl std::fmt::Debug for Gatekeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gatekeeper")
-            .field("zones", &self.zones.load().nets.len())
-            .field("bans", &self.bans.load().until.len())
+            .field("zones", &self.state.load().zones.nets.len())
+            .field("bans", &self.state.load().bans.until.len())
             .finish()
     }
 }
@@ -148,9 +155,11 @@ impl Gatekeeper {
             .collect();
         Gatekeeper {
             shards,
-            zones: ArcSwap::from_pointee(Zones::new(policy, zones)),
-            bans: ArcSwap::from_pointee(Bans {
-                until: HashMap::with_hasher(Seeded(seed ^ 0x5bd1_e995)),
+            state: ArcSwap::from_pointee(State {
+                zones: Zones::new(policy, zones),
+                bans: Bans {
+                    until: HashMap::with_hasher(Seeded(seed ^ 0x5bd1_e995)),
+                },
             }),
             base: now,
             seed,
@@ -164,7 +173,11 @@ impl Gatekeeper {
         for shard in self.shards.iter() {
             lock(shard).reconfigure(policy, &names);
         }
-        self.zones.store(Arc::new(Zones::new(policy, zones)));
+        let zones = Zones::new(policy, zones);
+        self.state.rcu(|old| State {
+            zones: zones.clone(),
+            bans: old.bans.clone(),
+        });
     }
 
     /// How many flood buckets the shards hold together.
@@ -174,7 +187,7 @@ impl Gatekeeper {
 
     /// The zone of a source address: the first whose networks hold it.
     pub fn zone_of(&self, ip: IpAddr) -> Option<ZoneId> {
-        let i = self.zones.load().zone_of(ip.to_canonical())?;
+        let i = self.state.load().zones.zone_of(ip.to_canonical())?;
         u16::try_from(i).ok().map(ZoneId)
     }
 
@@ -183,17 +196,17 @@ impl Gatekeeper {
     #[inline]
     pub fn check(&self, ip: IpAddr, now: Instant) -> Admit {
         let ip = ip.to_canonical();
-        if self.is_banned(ip, now) {
+        let state = self.state.load();
+        if self.banned_in(&state.bans, ip, now) {
             return Admit::Banned;
         }
-        let zones = self.zones.load();
-        let Some(z) = zones.zone_of(ip) else {
+        let Some(z) = state.zones.zone_of(ip) else {
             return Admit::NoZone;
         };
-        if !zones.limited.get(z).copied().unwrap_or(false) {
+        if !state.zones.limited.get(z).copied().unwrap_or(false) {
             return Admit::Pass;
         }
-        drop(zones);
+        drop(state);
         let zone = ZoneId(u16::try_from(z).unwrap_or(u16::MAX));
         self.charge(zone, ip, now)
     }
@@ -223,13 +236,16 @@ impl Gatekeeper {
     /// Whether `ip` is banned at `now`.
     #[inline]
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
-        let bans = self.bans.load();
+        self.banned_in(&self.state.load().bans, ip.to_canonical(), now)
+    }
+
+    fn banned_in(&self, bans: &Bans, ip: IpAddr, now: Instant) -> bool {
         if bans.until.is_empty() {
             return false;
         }
         let now_ns = self.ns(now);
         bans.until
-            .get(&key128(ip.to_canonical()))
+            .get(&key128(ip))
             .is_some_and(|&until| now_ns < until)
     }
 
@@ -253,12 +269,16 @@ impl Gatekeeper {
                 until.insert(key128(ip.to_canonical()), now_ns.saturating_add(left));
             }
         }
-        self.bans.store(Arc::new(Bans { until }));
+        let bans = Bans { until };
+        self.state.rcu(|old| State {
+            zones: old.zones.clone(),
+            bans: bans.clone(),
+        });
     }
 
     /// Sources in the published ban list.
     pub fn banned_count(&self) -> usize {
-        self.bans.load().until.len()
+        self.state.load().bans.until.len()
     }
 
     fn ns(&self, now: Instant) -> u64 {
