@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -297,6 +297,7 @@ mod tests {
     use super::*;
     use crate::config::PolicyConfig;
     use std::net::Ipv4Addr;
+    use std::sync::Arc;
     use std::time::Duration;
 
     fn policy(text: &str) -> Policy {
