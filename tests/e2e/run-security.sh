@@ -12,8 +12,13 @@
 #   protos      the 4527 PROTOS c07-sip cases (../shared/testdata/protos-c07-sip, or
 #               $SIPWARDEN_PROTOS_DIR), each followed by its teardown and a valid OPTIONS that
 #               must be answered; sipwarden must still run.
-#   radius      auth.backend = "radius" against FreeRADIUS (tests/e2e/freeradius): alice and
-#               bob register (200), a wrong password gets 401, an authenticated INVITE passes.
+#   call-limit  policy.zone lan limits.max_calls = 2: three simultaneous SIPp calls give two
+#               successes and one 503 (the limit), and two more calls after those ended both
+#               succeed (a BYE frees the slot).
+#   radius      auth.backend = "radius" against FreeRADIUS (tests/e2e/freeradius), with the
+#               draft-sterman and the RFC 5090 digest attributes, Message-Authenticator required
+#               in the answers: alice and bob register (200), a wrong password gets 401, an
+#               authenticated INVITE passes.
 #
 # Usage: tests/e2e/run-security.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden
@@ -259,6 +264,51 @@ scenario_protos() {
 }
 
 # ---------------------------------------------------------------------------------------------
+scenario_call_limit() {
+    local name=call-limit p uas_port uac_port
+    port p
+    port uas_port
+    port uac_port
+    sw_write "$name" "$p" '
+[[policy.zone]]
+name = "lan"
+limits.max_calls = 2'
+    sw_start "$name" "$p" || { why+="sipwarden did not start; "; return 0; }
+    timeout 60 sipp -nostdin -i 127.0.0.1 -sf "$sippdir/uas.xml" -p "$uas_port" -m 4 \
+        -d 0 >"$work/limit-uas.out" 2>&1 &
+    local uas=$!
+    pids+=("$uas")
+    sleep 0.5
+    # Three calls within 0.1 s, each held 3 s: all three are in progress at once.
+    (cd "$work" && timeout 30 sipp -nostdin -i 127.0.0.1 -sf "$sippdir/uac.xml" "127.0.0.1:$p" \
+        -p "$uac_port" -key ruri "sip:bob@127.0.0.1:$uas_port" -m 3 -l 3 -r 30 -d 3000 \
+        -recv_timeout 10000 -trace_stat -stf "$work/limit1.csv" -trace_err \
+        -error_file "$work/limit1-errors.log" >"$work/limit1.out" 2>&1) || true
+    # The two calls ended with BYE: two more fit again.
+    (cd "$work" && timeout 30 sipp -nostdin -i 127.0.0.1 -sf "$sippdir/uac.xml" "127.0.0.1:$p" \
+        -p "$uac_port" -key ruri "sip:bob@127.0.0.1:$uas_port" -m 2 -l 2 -r 30 -d 1000 \
+        -recv_timeout 10000 -trace_stat -stf "$work/limit2.csv" >"$work/limit2.out" 2>&1) || true
+    wait "$uas" 2>/dev/null || true
+    local ok1 ko1 ok2 ko2 refused
+    read -r ok1 ko1 < <(sipp_counts "$work/limit1.csv")
+    read -r ok2 ko2 < <(sipp_counts "$work/limit2.csv")
+    refused="$(grep -c 'SIP/2.0 503' "$work/limit1-errors.log" 2>/dev/null || true)"
+    summary+="3 simultaneous calls with max_calls = 2: $ok1 completed, $ko1 failed "
+    summary+="(${refused:-0} answered 503); then 2 calls: $ok2 completed, $ko2 failed; "
+    [[ "$ok1" == 2 && "$ko1" == 1 ]] || why+="first round: $ok1 ok, $ko1 failed (want 2 and 1); "
+    [[ "${refused:-0}" -ge 1 ]] || why+="the refused call did not get 503; "
+    [[ "$ok2" == 2 && "$ko2" == 0 ]] || why+="second round: $ok2 ok, $ko2 failed (want 2 and 0); "
+    kill -0 "$sw_pid" 2>/dev/null || why+="sipwarden died; "
+}
+
+# sipp_counts CSV: "successful failed" from the last line of a SIPp -trace_stat file.
+sipp_counts() {
+    awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { l = $0 }
+        END { split(l, v, ";"); print v[c["SuccessfulCall(C)"]] + 0, v[c["FailedCall(C)"]] + 0 }' \
+        "$1" 2>/dev/null || echo "0 0"
+}
+
+# ---------------------------------------------------------------------------------------------
 scenario_radius() {
     local name=radius p rp fr
     fr="$(command -v freeradius || command -v radiusd || true)"
@@ -284,7 +334,12 @@ scenario_radius() {
     grep -q "Ready to process requests" "$work/freeradius.log" ||
         { why+="FreeRADIUS did not start: $(tail -n 3 "$work/freeradius.log" | tr '\n' ' '); "; return 0; }
     echo "sipwarden-test-secret" >"$work/radius.secret"
-    sw_write "$name" "$p" "
+    # Both digest dialects, each with Message-Authenticator required in FreeRADIUS's answers
+    # (the BlastRADIUS defence, sipwarden's default): tests/e2e/freeradius adds it to every
+    # answer, which FreeRADIUS before 3.2.5 does not do by itself.
+    local dialect
+    for dialect in draft-sterman rfc5090; do
+        sw_write "$name" "$p" "
 [[policy.zone]]
 name = \"lan\"
 auth.require = [{ methods = [\"REGISTER\", \"INVITE\"] }]
@@ -292,26 +347,26 @@ auth.require = [{ methods = [\"REGISTER\", \"INVITE\"] }]
 [[policy.zone]]
 name = \"wan\"
 auth.require = [{ methods = [\"REGISTER\", \"INVITE\"] }]"
-    # [auth] is in the base file: add the backend there.
-    sed -i "s#^algorithms = \[\"MD5\"\]#algorithms = [\"MD5\"]\nbackend = \"radius\"\n[auth.radius]\nservers = [\"127.0.0.1:$rp\"]\nsecret_file = \"$work/radius.secret\"\ndialect = \"draft-sterman\"\ntimeout_ms = 500\nrequire_message_authenticator = false#" \
-        "$work/$name.toml"
-    # FreeRADIUS before 3.2.5 sends no Message-Authenticator in its answers (hence the last
-    # line above; keep it on in production with a current server).
-    sw_start "$name" "$p" || { why+="sipwarden did not start: $(tail -n 3 "$work/$name.log" | tr '\n' ' '); "; return 0; }
-    local a b w c
-    a="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" REGISTER alice "correct horse" || true)"
-    b="$(timeout 20 python3 "$helper" digest 127.0.0.4 "$p" REGISTER bob "battery staple" || true)"
-    w="$(timeout 20 python3 "$helper" digest 127.0.0.5 "$p" REGISTER alice "wrong horse" || true)"
-    c="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" INVITE alice "correct horse" || true)"
-    summary+="REGISTER alice: $a, bob: $b, alice with a wrong password: $w, INVITE by alice to an unknown user: $c; "
-    [[ "$a" == 200 ]] || why+="alice not registered ($a); "
-    [[ "$b" == 200 ]] || why+="bob not registered ($b); "
-    [[ "$w" == 401 ]] || why+="wrong password not refused with 401 ($w); "
-    [[ "$c" == 404 || "$c" == 480 ]] || why+="authenticated INVITE did not pass authentication ($c); "
+        # [auth] is in the base file: add the backend there.
+        sed -i "s#^algorithms = \[\"MD5\"\]#algorithms = [\"MD5\"]\nbackend = \"radius\"\n[auth.radius]\nservers = [\"127.0.0.1:$rp\"]\nsecret_file = \"$work/radius.secret\"\ndialect = \"$dialect\"\ntimeout_ms = 500\nrequire_message_authenticator = true#" \
+            "$work/$name.toml"
+        sw_start "$name" "$p" || { why+="sipwarden ($dialect) did not start: $(tail -n 3 "$work/$name.log" | tr '\n' ' '); "; return 0; }
+        local a b w c
+        a="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" REGISTER alice "correct horse" || true)"
+        b="$(timeout 20 python3 "$helper" digest 127.0.0.4 "$p" REGISTER bob "battery staple" || true)"
+        w="$(timeout 20 python3 "$helper" digest 127.0.0.5 "$p" REGISTER alice "wrong horse" || true)"
+        c="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" INVITE alice "correct horse" || true)"
+        summary+="$dialect: REGISTER alice: $a, bob: $b, alice with a wrong password: $w, INVITE by alice to an unknown user: $c; "
+        [[ "$a" == 200 ]] || why+="$dialect: alice not registered ($a); "
+        [[ "$b" == 200 ]] || why+="$dialect: bob not registered ($b); "
+        [[ "$w" == 401 ]] || why+="$dialect: wrong password not refused with 401 ($w); "
+        [[ "$c" == 404 || "$c" == 480 ]] || why+="$dialect: authenticated INVITE did not pass authentication ($c); "
+        sw_stop
+    done
     kill -TERM "$fr_pid" 2>/dev/null || true
 }
 
-all=(sipvicious flood protos radius)
+all=(sipvicious flood protos call-limit radius)
 [[ $# -gt 0 ]] || set -- "${all[@]}"
 passed=0
 failed=0
@@ -323,7 +378,7 @@ for s in "$@"; do
     sw_pid=""
     start=$SECONDS
     echo "--- $s"
-    "scenario_$s"
+    "scenario_${s//-/_}"
     sw_stop
     elapsed=$((SECONDS - start))
     if [[ -n "$skip" ]]; then

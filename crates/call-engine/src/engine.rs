@@ -396,6 +396,9 @@ impl Engine {
     }
 
     pub(crate) fn event(&mut self, e: Event) {
+        if let Event::Call(c) = &e {
+            self.observe_b2b_call(c);
+        }
         self.out.push_back(Output::Event(e));
     }
 
@@ -408,6 +411,7 @@ impl Engine {
     /// event handler may feed the layer again).
     pub(crate) fn pump(&mut self, now: Instant) {
         while let Some(o) = self.layer.poll_output() {
+            self.observe_calls(now, &o);
             match o {
                 TxOutput::Transmit { dest, bytes, tx } => {
                     self.out.push_back(Output::Transmit { dest, bytes, tx })

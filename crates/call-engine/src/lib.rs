@@ -106,6 +106,7 @@
 //! responses.
 
 mod b2b;
+mod calls;
 mod engine;
 mod proxy;
 mod registrar;

@@ -3,8 +3,12 @@
 //! guard and the overload state.
 //!
 //! Where each check runs, and why there:
-//! - [`Engine::admit`]: per packet, before the transaction layer (and as early as the shell can
-//!   call it): banned sources, then the zone's flood budget. A few hash lookups.
+//! - The receive path: banned sources and the zones' flood budgets are in a shared
+//!   [`Gatekeeper`] that the shell installs in the transport, which checks every datagram and
+//!   connection before parsing. The engine decides the bans and publishes them to it
+//!   ([`Gatekeeper::publish_bans`]) after every change. [`Engine::admit`] runs the same check
+//!   for shells without such a hook (tests); a shell must use one or the other, not both, or
+//!   every packet is charged twice.
 //! - [`Engine::handle_incoming`], before the transaction layer: the policy's `Drop` verdicts
 //!   (a dropped request must never get a server transaction, which would answer 500 when its
 //!   TU stays silent) and the overload 503.
@@ -17,14 +21,12 @@ use std::time::{Instant, SystemTime};
 
 use auth::{ChallengeKind, Check, CredentialSource, DigestAuthenticator, Lookup, Outcome};
 use ipnet::IpNet;
-use policy::{
-    BruteForce, CallCounts, FloodGuard, FloodVerdict, Overload, Policy, Request, Target, Verdict,
-    ZoneId,
-};
+use policy::{Admit, BruteForce, Gatekeeper, Overload, Policy, Request, Target, Verdict, ZoneId};
 use sip_message::{HeaderName, Message, Method, Uri};
 use sip_transaction::{Destination, ServerTxId, Source};
 use store::{Ban, BanStore};
 
+use crate::calls::{session_expires, CallTable};
 use crate::engine::{Engine, Event};
 
 /// Flood buckets held at once (40 bytes each): bounded memory whatever the number of sources.
@@ -49,6 +51,9 @@ pub struct SecurityConfig {
     /// Credentials are verified by a remote server (RADIUS): the engine emits
     /// [`crate::Output::AuthRequest`] and parks the request instead of looking up an HA1.
     pub remote_verify: bool,
+    /// The receive path's gate, shared with the transport (built from the same policy and
+    /// zones); `None`: the engine makes its own ([`Engine::gatekeeper`]).
+    pub gatekeeper: Option<Arc<Gatekeeper>>,
 }
 
 /// Requests waiting for a RADIUS verdict at once; beyond it new ones get 503 (bounded memory
@@ -73,23 +78,14 @@ pub(crate) struct Security {
     credentials: Option<Arc<dyn CredentialSource>>,
     bans: Option<Arc<dyn BanStore>>,
     brute: BruteForce,
-    flood: FloodGuard,
+    gate: Arc<Gatekeeper>,
+    /// Calls in progress, for the call limits (crate::calls).
+    calls: CallTable,
     overload: Overload,
     server_header_untrusted: bool,
     remote_verify: bool,
     parked: std::collections::HashMap<u64, Parked>,
     next_ticket: u64,
-}
-
-/// No call tracking yet: limits see no calls in progress.
-struct NoCounts;
-impl CallCounts for NoCounts {
-    fn zone_calls(&self, _zone: &str) -> u32 {
-        0
-    }
-    fn user_calls(&self, _user: &str) -> u32 {
-        0
-    }
 }
 
 /// Counters of the protection, monotonic.
@@ -111,6 +107,13 @@ pub struct SecurityStats {
     pub auth_successes: u64,
     /// New requests answered 503 in the overload state.
     pub overload_refusals: u64,
+    /// Calls counted for the call limits (initial INVITEs let through).
+    pub calls_counted: u64,
+    /// Calls that stopped counting at their deadline (`policy.calls`: a lost BYE, an
+    /// unrefreshed session timer) rather than by ending.
+    pub calls_expired: u64,
+    /// Calls forgotten because `policy.calls.max_tracked` were counted already.
+    pub calls_evicted: u64,
 }
 
 /// What `on_request` does after the policy and authentication.
@@ -124,14 +127,23 @@ pub(crate) enum Gate {
 impl Security {
     pub(crate) fn new(cfg: SecurityConfig, now: Instant, wall: SystemTime, seed: u64) -> Self {
         let zone_names: Vec<String> = cfg.zones.iter().map(|(n, _)| n.clone()).collect();
-        let names: Vec<&str> = zone_names.iter().map(String::as_str).collect();
         let mut brute = BruteForce::new(&cfg.policy);
         if let Some(b) = &cfg.bans {
             if let Ok(list) = b.list_bans() {
                 brute.load_bans(list, wall);
             }
         }
-        let flood = FloodGuard::new(&cfg.policy, &names, FLOOD_CAPACITY, seed, now);
+        let gate = cfg.gatekeeper.unwrap_or_else(|| {
+            Arc::new(Gatekeeper::new(
+                &cfg.policy,
+                &cfg.zones,
+                FLOOD_CAPACITY,
+                seed,
+                now,
+            ))
+        });
+        gate.publish_bans(brute.ip_bans(wall), now, wall);
+        let calls = CallTable::new(cfg.policy.calls_config());
         let overload = Overload::new(cfg.policy.overload_config(), cfg.max_transactions);
         Security {
             policy: cfg.policy,
@@ -141,7 +153,8 @@ impl Security {
             credentials: cfg.credentials,
             bans: cfg.bans,
             brute,
-            flood,
+            gate,
+            calls,
             overload,
             server_header_untrusted: cfg.server_header_untrusted,
             remote_verify: cfg.remote_verify,
@@ -194,40 +207,61 @@ impl Engine {
         let wall = self.wall_clock(now);
         let max = u32::try_from(self.cfg.transaction.max_transactions).unwrap_or(u32::MAX);
         if let Some(s) = self.security.as_deref_mut() {
-            let names: Vec<&str> = s.zone_names.iter().map(String::as_str).collect();
             s.brute.reconfigure(&policy);
-            s.flood.reconfigure(&policy, &names);
+            s.calls.reconfigure(policy.calls_config());
+            s.gate.reconfigure(&policy, &s.zones);
+            s.gate.publish_bans(s.brute.ip_bans(wall), now, wall);
             s.overload = Overload::new(policy.overload_config(), max);
             s.digest.reconfigure(digest, wall);
             s.policy = policy;
         }
     }
 
+    /// New networks for the zones (a reload; the same names in the same order): the policy's
+    /// zone of a source and the receive path's gate follow them.
+    pub fn set_security_zones(&mut self, zones: Vec<(String, Vec<IpNet>)>) {
+        if let Some(s) = self.security.as_deref_mut() {
+            s.zone_names = zones.iter().map(|(n, _)| n.clone()).collect();
+            s.zones = zones;
+            s.gate.reconfigure(&s.policy, &s.zones);
+        }
+    }
+
     /// The protection's counters.
     pub fn security_stats(&self) -> SecurityStats {
-        self.sec_stats
+        let mut st = self.sec_stats;
+        if let Some(s) = self.security.as_deref() {
+            st.calls_evicted = s.calls.evicted();
+        }
+        st
     }
 
     /// Whether a packet from `ip` may be read at all: not from a banned source, and within its
-    /// zone's flood budget. Call it per packet, before parsing if the shell can.
+    /// zone's flood budget (a source in no zone counts as the first zone's). For shells that
+    /// do not run [`Engine::gatekeeper`] in their receive path; never both (each call charges
+    /// the source's bucket).
     pub fn admit(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let wall = self.wall_clock(now);
         let Some(s) = self.security.as_deref_mut() else {
             return true;
         };
-        if s.brute.banned_until(ip, wall).is_some() {
-            self.sec_stats.banned_drops += 1;
-            return false;
-        }
-        if s.policy.is_trusted(ip.to_canonical()) {
-            return true;
-        }
         let zone = ZoneId(u16::try_from(s.zone_index(ip)).unwrap_or(0));
-        if s.flood.check(zone, ip, now) == FloodVerdict::Limited {
-            self.sec_stats.flood_drops += 1;
-            return false;
+        match s.gate.check_in(zone, ip, now) {
+            Admit::Pass | Admit::NoZone => true,
+            Admit::Banned => {
+                self.sec_stats.banned_drops += 1;
+                false
+            }
+            Admit::Limited => {
+                self.sec_stats.flood_drops += 1;
+                false
+            }
         }
-        true
+    }
+
+    /// The gate with the bans and flood budgets, for the transport's receive path (kept up to
+    /// date by the engine: bans as they are decided, budgets on reload).
+    pub fn gatekeeper(&self) -> Option<Arc<Gatekeeper>> {
+        self.security.as_deref().map(|s| s.gate.clone())
     }
 
     /// Where a request goes as the policy sees it: here (our domains, this host) or onward.
@@ -251,6 +285,7 @@ impl Engine {
         if self.security.is_none() || !msg.is_request() {
             return true;
         }
+        self.observe_dialog_request(_now, msg);
         let method = msg.method();
         if method == Some(Method::Cancel) {
             return true;
@@ -269,7 +304,7 @@ impl Engine {
                 authenticated_user: None,
                 target,
             },
-            &NoCounts,
+            &s.calls,
         );
         if decision.verdict == Verdict::Drop {
             self.sec_stats.policy_drops += 1;
@@ -352,18 +387,21 @@ impl Engine {
         let ip = source.remote.ip().to_canonical();
         let zone = s.zone_name(ip).to_owned();
         let mut user: Option<String> = authenticated;
+        let expired = s.calls.expire(now);
+        self.sec_stats.calls_expired += expired as u64;
         // At most twice: without credentials, then as the user they proved.
         for _ in 0..2 {
-            let decision = s.policy.evaluate(
-                &Request {
-                    zone: &zone,
-                    source: ip,
-                    message: msg,
-                    authenticated_user: user.as_deref(),
-                    target,
-                },
-                &NoCounts,
-            );
+            let request = Request {
+                zone: &zone,
+                source: ip,
+                message: msg,
+                authenticated_user: user.as_deref(),
+                target,
+            };
+            let decision = s.policy.evaluate(&request, &s.calls);
+            if decision.verdict == Verdict::Allow {
+                self.count_call(s, now, id, &request);
+            }
             self.event(Event::Policy {
                 source,
                 method: msg.method_str().unwrap_or("").to_owned(),
@@ -549,6 +587,10 @@ impl Engine {
                 user: named,
                 reason: format!("{failure:?}"),
             });
+            if f.source_ban.is_some() {
+                // The receive path drops the source from the next packet on.
+                s.gate.publish_bans(s.brute.ip_bans(wall), now, wall);
+            }
             for ban in [f.source_ban, f.user_lockout].into_iter().flatten() {
                 if let Some(store) = &s.bans {
                     if let Err(e) = store.put_ban(&ban) {
@@ -643,6 +685,123 @@ impl Engine {
     }
 }
 
+/// The status code of a response's bytes (`SIP/2.0 486 ...`), without parsing the rest.
+fn status_of(bytes: &[u8]) -> Option<u16> {
+    let code = bytes.strip_prefix(b"SIP/2.0 ")?.get(..3)?;
+    std::str::from_utf8(code).ok()?.parse().ok()
+}
+
+/// Call counting (crate::calls): where calls start, end and are refreshed.
+impl Engine {
+    /// An initial INVITE the policy let through is counted in the caller's zone and under the
+    /// policy's user keys.
+    fn count_call(&mut self, s: &mut Security, now: Instant, id: ServerTxId, req: &Request<'_>) {
+        let msg = req.message;
+        if msg.method() != Some(Method::Invite) {
+            return;
+        }
+        let Some(Ok(to)) = msg.to() else { return };
+        if to.tag().is_some() {
+            return;
+        }
+        let (Some(Ok(call_id)), Some(Ok(from))) = (msg.call_id(), msg.from()) else {
+            return;
+        };
+        s.calls.start(
+            now,
+            call_id.0,
+            from.tag().unwrap_or(""),
+            id,
+            req.zone,
+            policy::CallKeys::of(req),
+            session_expires(msg),
+        );
+        self.sec_stats.calls_counted += 1;
+    }
+
+    /// Requests inside a dialog, seen before the transaction layer: a BYE ends the call's
+    /// count, a re-INVITE or UPDATE refreshes its session timer.
+    fn observe_dialog_request(&mut self, now: Instant, msg: &Message) {
+        let Some(s) = self.security.as_deref_mut() else {
+            return;
+        };
+        let method = msg.method();
+        if !matches!(
+            method,
+            Some(Method::Bye) | Some(Method::Invite) | Some(Method::Update)
+        ) || s.calls.len() == 0
+        {
+            return;
+        }
+        let (Some(Ok(call_id)), Some(Ok(from)), Some(Ok(to))) =
+            (msg.call_id(), msg.from(), msg.to())
+        else {
+            return;
+        };
+        let Some(to_tag) = to.tag() else { return };
+        if method == Some(Method::Bye) {
+            s.calls.on_bye(call_id.0, [from.tag(), Some(to_tag)]);
+        } else {
+            s.calls.refresh(now, call_id.0, session_expires(msg));
+        }
+    }
+
+    /// Every output of the transaction layer, before anyone handles it: the responses of a
+    /// counted call's initial INVITE, and the end of its transaction.
+    pub(crate) fn observe_calls(&mut self, now: Instant, o: &sip_transaction::Output) {
+        let Some(s) = self.security.as_deref_mut() else {
+            return;
+        };
+        if s.calls.len() == 0 {
+            return;
+        }
+        match o {
+            sip_transaction::Output::Transmit {
+                bytes,
+                tx: Some(sip_transaction::TxId::Server(id)),
+                ..
+            } => {
+                if let Some(status) = status_of(bytes) {
+                    s.calls.on_response(now, *id, status, || {
+                        Message::parse(bytes.clone())
+                            .ok()
+                            .and_then(|m| session_expires(&m))
+                    });
+                }
+            }
+            sip_transaction::Output::Event(sip_transaction::TuEvent::Terminated {
+                tx: sip_transaction::TxId::Server(id),
+                ..
+            }) => {
+                s.calls.on_tx_ended(*id);
+            }
+            _ => {}
+        }
+    }
+
+    /// The B2BUA's calls: which counted call each is, and when it ends (a BYE on leg B, a
+    /// media timeout).
+    pub(crate) fn observe_b2b_call(&mut self, e: &b2bua::B2buaEvent) {
+        let Some(s) = self.security.as_deref_mut() else {
+            return;
+        };
+        match e {
+            b2bua::B2buaEvent::CallStarted {
+                call, call_id_a, ..
+            } => s.calls.b2b_started(call.0, call_id_a),
+            b2bua::B2buaEvent::CallEnded { call, .. } => {
+                s.calls.b2b_ended(call.0);
+            }
+            _ => {}
+        }
+    }
+
+    /// Calls counted for the call limits now (crate::calls).
+    pub fn calls_in_progress(&self) -> usize {
+        self.security.as_deref().map_or(0, |s| s.calls.len())
+    }
+}
+
 impl Engine {
     /// The request without the Proxy-Authorization that this element consumed (RFC 3261
     /// section 22.3: a proxy removes the credentials of its own realm). Left as it is when any
@@ -727,6 +886,14 @@ max_failures = 3
     }
 
     fn engine_with(now: Instant, remote_verify: bool) -> (Engine, Arc<MemoryStore>) {
+        engine_policy(now, POLICY, remote_verify)
+    }
+
+    fn engine_policy(
+        now: Instant,
+        policy_text: &str,
+        remote_verify: bool,
+    ) -> (Engine, Arc<MemoryStore>) {
         let mut cfg = EngineConfig::default();
         cfg.registrar.domains = vec!["corp.example".into()];
         cfg.server_header = Some("sipwarden".into());
@@ -743,7 +910,7 @@ max_failures = 3
                 &[Algorithm::Md5],
             ))
             .unwrap();
-        let policy = policy::load::from_toml(POLICY, "t.toml", Some(&["wan"])).unwrap();
+        let policy = policy::load::from_toml(policy_text, "t.toml", Some(&["wan"])).unwrap();
         let mut dc = DigestConfig::new("corp.example");
         dc.algorithms = vec![Algorithm::Md5];
         let sec = SecurityConfig {
@@ -755,6 +922,7 @@ max_failures = 3
             server_header_untrusted: false,
             max_transactions: 20,
             remote_verify,
+            gatekeeper: None,
         };
         let e = Engine::new(cfg, store.clone(), now, SystemTime::now()).with_security(sec, now);
         (e, store)
@@ -1005,5 +1173,257 @@ max_failures = 3
         );
         let r = send(&mut e, t0, bye);
         assert!(r.iter().all(|m| m.status() != Some(503)), "{r:?}");
+    }
+
+    const LIMITS: &str = r#"
+[[policy.zone]]
+name = "wan"
+limits.max_calls = 2
+
+[[policy.user]]
+user = "carol@corp.example"
+max_calls = 1
+
+[policy.calls]
+max_duration_s = 3600
+"#;
+
+    fn invite(call: &str, from: &str, session: &str) -> Bytes {
+        Bytes::from(format!(
+            "INVITE sip:bob@192.0.2.50:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.9;branch=z9hG4bK{call}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{from}@corp.example>;tag=t{call}\r\nTo: <sip:bob@192.0.2.50>\r\n\
+             Call-ID: {call}@x\r\nCSeq: 1 INVITE\r\nContact: <sip:{from}@203.0.113.9>\r\n{session}\
+             Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    fn bye(call: &str, from_callee: bool) -> (Bytes, Source) {
+        let (from, to, via, src) = if from_callee {
+            (
+                "<sip:bob@192.0.2.50>;tag=b".to_owned(),
+                format!("<sip:x@corp.example>;tag=t{call}"),
+                "192.0.2.50",
+                "192.0.2.50:5060",
+            )
+        } else {
+            (
+                format!("<sip:x@corp.example>;tag=t{call}"),
+                "<sip:bob@192.0.2.50>;tag=b".to_owned(),
+                "203.0.113.9",
+                "203.0.113.9:5060",
+            )
+        };
+        let b = Bytes::from(format!(
+            "BYE sip:bob@192.0.2.50:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bKbye{call}\r\n\
+             Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call}@x\r\nCSeq: 2 BYE\r\n\
+             Content-Length: 0\r\n\r\n"
+        ));
+        let source = Source {
+            remote: src.parse().unwrap(),
+            flow: FlowId(1),
+            reliable: false,
+        };
+        (b, source)
+    }
+
+    /// What the caller got for an INVITE: forwarded (None), or the status it was answered.
+    fn outcome(out: &[Message]) -> Option<u16> {
+        if out.iter().any(|m| m.is_request()) {
+            return None;
+        }
+        out.iter().filter_map(|m| m.status()).find(|s| *s >= 300)
+    }
+
+    #[derive(Debug)]
+    enum Act {
+        /// An INVITE (Call-ID, From user, Session-Expires) and what it must get: forwarded
+        /// (None) or refused with this status.
+        Invite(&'static str, &'static str, Option<u32>, Option<u16>),
+        /// The callee answers the forwarded INVITE of this call.
+        Answer(&'static str, u16),
+        /// A BYE in this call, from the callee (true) or the caller.
+        Bye(&'static str, bool),
+        /// A CANCEL of this call from the caller.
+        Cancel(&'static str),
+        /// Time passes (seconds); the engine's timers run.
+        Wait(u64),
+        /// Calls counted now.
+        Count(usize),
+    }
+
+    #[test]
+    fn call_limits_count_calls_in_progress() {
+        use Act::*;
+        let cases: Vec<(&str, Vec<Act>)> = vec![
+            (
+                "the zone's third call waits for one to end",
+                vec![
+                    Invite("1", "alice", None, None),
+                    Invite("2", "dave", None, None),
+                    Invite("3", "erin", None, Some(503)),
+                    Count(2),
+                    Answer("1", 486),
+                    Count(1),
+                    Invite("4", "erin", None, None),
+                    Invite("5", "erin", None, Some(503)),
+                ],
+            ),
+            (
+                "answered calls count until BYE, from either side",
+                vec![
+                    Invite("1", "alice", None, None),
+                    Answer("1", 200),
+                    Invite("2", "dave", None, None),
+                    Answer("2", 200),
+                    Invite("3", "erin", None, Some(503)),
+                    Bye("1", false),
+                    Count(1),
+                    Invite("4", "erin", None, None),
+                    Bye("2", true),
+                    Count(1),
+                    Bye("4", false),
+                    Count(0),
+                ],
+            ),
+            (
+                "a cancelled call stops counting",
+                vec![
+                    Invite("1", "alice", None, None),
+                    Invite("2", "dave", None, None),
+                    Cancel("1"),
+                    // The 487 of the cancelled branch ends it.
+                    Count(2),
+                    Answer("1", 487),
+                    Count(1),
+                    Invite("3", "erin", None, None),
+                ],
+            ),
+            (
+                "a lost BYE: the call stops counting after max_duration_s",
+                vec![
+                    Invite("1", "alice", None, None),
+                    Answer("1", 200),
+                    Invite("2", "dave", None, None),
+                    Answer("2", 200),
+                    Wait(3599),
+                    Invite("3", "erin", None, Some(503)),
+                    Wait(1),
+                    Invite("4", "erin", None, None),
+                    Count(1),
+                ],
+            ),
+            (
+                "a session timer ends the count sooner",
+                vec![
+                    Invite("1", "alice", Some(90), None),
+                    Answer("1", 200),
+                    Invite("2", "dave", None, None),
+                    Answer("2", 200),
+                    Wait(90 + 31),
+                    Invite("3", "erin", None, Some(503)),
+                    Wait(1),
+                    Invite("4", "erin", None, None),
+                ],
+            ),
+            (
+                "a user's own limit: 403 for the caller",
+                vec![
+                    Invite("1", "carol", None, None),
+                    Invite("2", "carol", None, Some(403)),
+                    Count(1),
+                    Answer("1", 603),
+                    Invite("3", "carol", None, None),
+                ],
+            ),
+        ];
+        for (name, acts) in cases {
+            let t0 = Instant::now();
+            let (mut e, _) = engine_policy(t0, LIMITS, false);
+            let mut now = t0;
+            let mut forwarded: std::collections::HashMap<&str, Message> = Default::default();
+            for act in acts {
+                let step = format!("{name}: {act:?}");
+                match act {
+                    Invite(call, from, se, want) => {
+                        let se = se
+                            .map(|s| format!("Session-Expires: {s}\r\n"))
+                            .unwrap_or_default();
+                        let out = send(&mut e, now, invite(call, from, &se));
+                        assert_eq!(outcome(&out), want, "{step}: {out:?}");
+                        if let Some(f) = out.into_iter().find(|m| m.is_request()) {
+                            forwarded.insert(call, f);
+                        }
+                    }
+                    Answer(call, status) => {
+                        let f = &forwarded[call];
+                        let resp =
+                            crate::util::response(f, status, "Answer", Some("b"), &[]).unwrap();
+                        let source = Source {
+                            remote: "192.0.2.50:5060".parse().unwrap(),
+                            flow: FlowId(1),
+                            reliable: false,
+                        };
+                        e.handle_bytes(now, resp.wire(), source);
+                        let out = drain(&mut e).0;
+                        assert!(
+                            out.iter().any(|m| m.status() == Some(status)),
+                            "{step}: not relayed: {out:?}"
+                        );
+                    }
+                    Bye(call, from_callee) => {
+                        let (b, source) = bye(call, from_callee);
+                        e.handle_bytes(now, b, source);
+                        drain(&mut e);
+                    }
+                    Cancel(call) => {
+                        let c = String::from_utf8(invite(call, "x", "").to_vec())
+                            .unwrap()
+                            .replace("INVITE sip:", "CANCEL sip:")
+                            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+                        let out = send(&mut e, now, Bytes::from(c));
+                        assert!(out.iter().any(|m| m.status() == Some(200)), "{step}");
+                    }
+                    Wait(secs) => {
+                        now += std::time::Duration::from_secs(secs);
+                        e.handle_timeout(now);
+                        drain(&mut e);
+                    }
+                    Count(n) => assert_eq!(e.calls_in_progress(), n, "{step}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_the_limit_in_the_trace() {
+        let t0 = Instant::now();
+        let (mut e, _) = engine_policy(t0, LIMITS, false);
+        for call in ["1", "2"] {
+            send(&mut e, t0, invite(call, "alice", ""));
+        }
+        let source = Source {
+            remote: "203.0.113.9:5060".parse().unwrap(),
+            flow: FlowId(1),
+            reliable: false,
+        };
+        e.handle_bytes(t0, invite("3", "alice", ""), source);
+        let mut trace = None;
+        while let Some(o) = e.poll_output() {
+            if let Output::Event(Event::Policy {
+                verdict, trace: t, ..
+            }) = o
+            {
+                trace = Some((verdict, t));
+            }
+        }
+        let (verdict, trace) = trace.expect("a policy event");
+        assert_eq!(verdict, "refuse 503 Service Unavailable");
+        assert!(
+            trace.contains(
+                "DECIDE policy.zone[wan].limits.max_calls: 2 calls in progress, the most is 2"
+            ),
+            "{trace}"
+        );
+        assert_eq!(e.security_stats().calls_counted, 2);
     }
 }

@@ -148,5 +148,98 @@ fn bans(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, flood, evaluate, bans);
+/// The receive path's whole check (`Gatekeeper::check`: ban snapshot, zone, sharded bucket),
+/// as the transport runs it per datagram: one flooding source (limited), 64k banned sources
+/// in the snapshot, and the same from four threads at once (contention on the shards).
+fn gate(c: &mut Criterion) {
+    use policy::{Admit, Gatekeeper};
+    use std::sync::Arc;
+    use std::time::UNIX_EPOCH;
+    let p = from_toml(
+        "[[policy.zone]]\nname = \"wan\"\nflood.rate = 100\n",
+        "bench.toml",
+        None,
+    )
+    .expect("bench policy");
+    let zones = vec![
+        ("lan".to_owned(), vec!["10.0.0.0/8".parse().expect("net")]),
+        ("wan".to_owned(), vec!["0.0.0.0/0".parse().expect("net")]),
+    ];
+    let t0 = Instant::now();
+    let wall = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let g = Arc::new(Gatekeeper::new(&p, &zones, TABLE, 0x5eed, t0));
+    g.publish_bans(
+        (0..65_536u32).map(|n| {
+            (
+                IpAddr::V4(Ipv4Addr::from(0x0c00_0000 + n)),
+                wall + Duration::from_secs(3600),
+            )
+        }),
+        t0,
+        wall,
+    );
+    let mut grp = c.benchmark_group("gate");
+    grp.throughput(Throughput::Elements(1));
+    let flooder = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9));
+    grp.bench_function("check/one_flooding_source_64k_bans", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let now = t0 + Duration::from_nanos(i * 100);
+            black_box(g.check(black_box(flooder), now))
+        });
+    });
+    // The usual case: nobody banned (the snapshot's map is empty and not probed).
+    let unbanned = Gatekeeper::new(&p, &zones, TABLE, 0x5eed, t0);
+    grp.bench_function("check/one_flooding_source_no_bans", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let now = t0 + Duration::from_nanos(i * 100);
+            black_box(unbanned.check(black_box(flooder), now))
+        });
+    });
+    grp.bench_function("check/banned_source", |b| {
+        let banned = IpAddr::V4(Ipv4Addr::from(0x0c00_0100));
+        b.iter(|| black_box(g.check(black_box(banned), t0)));
+    });
+    grp.bench_function("check/unlimited_zone", |b| {
+        let lan = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+        b.iter(|| black_box(g.check(black_box(lan), t0)));
+    });
+    grp.bench_function("check/1M_sources", |b| {
+        let mut i = 0u32;
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 | (i & (SOURCES - 1))));
+            black_box(g.check(ip, t0 + Duration::from_nanos(u64::from(i))))
+        });
+    });
+    // Four threads (the bench thread and three others) checking flooding sources at once.
+    grp.bench_function("check/4_threads_contending", |b| {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let others: Vec<_> = (0..3u8)
+            .map(|t| {
+                let g = g.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut i = 0u32;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        i = i.wrapping_add(1);
+                        let ip = IpAddr::V4(Ipv4Addr::new(198, 51, t, (i & 0xff) as u8));
+                        black_box(g.check(ip, Instant::now()) == Admit::Pass);
+                    }
+                })
+            })
+            .collect();
+        b.iter(|| black_box(g.check(black_box(flooder), Instant::now())));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in others {
+            let _ = t.join();
+        }
+    });
+    grp.finish();
+}
+
+criterion_group!(benches, flood, evaluate, bans, gate);
 criterion_main!(benches);

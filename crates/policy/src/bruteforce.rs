@@ -152,6 +152,22 @@ impl BruteForce {
         self.in_force(&BanSource::Ip(ip), secs(now))
     }
 
+    /// The source addresses banned at `now`, with the end of each ban: what the receive path's
+    /// [`crate::Gatekeeper`] is given after every change ([`crate::Gatekeeper::publish_bans`]).
+    /// Trusted addresses are never in it.
+    pub fn ip_bans(&self, now: SystemTime) -> Vec<(IpAddr, SystemTime)> {
+        let now = secs(now);
+        self.bans
+            .iter()
+            .filter_map(|(k, b)| match k {
+                BanSource::Ip(ip) if now < b.until && !self.is_trusted(*ip) => {
+                    Some((*ip, time(b.until)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// When the lockout of `user` ends, if it is locked out at `now`.
     pub fn locked_until(&self, user: &str, now: SystemTime) -> Option<SystemTime> {
         self.in_force(&user_source(user), secs(now))

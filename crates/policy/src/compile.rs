@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::config::{
-    Action, BruteForceConfig, Destination, FloodConfig, LimitsConfig, OverloadConfig, PolicyConfig,
-    ZonePolicyConfig, STANDARD_METHODS,
+    Action, BruteForceConfig, CallsConfig, Destination, FloodConfig, LimitsConfig, OverloadConfig,
+    PolicyConfig, ZonePolicyConfig, STANDARD_METHODS,
 };
 use crate::pattern::Pattern;
 
@@ -33,6 +33,7 @@ pub struct Policy {
     pub(crate) users: Vec<UserPolicy>,
     pub(crate) bruteforce: BruteForceConfig,
     pub(crate) overload: OverloadConfig,
+    pub(crate) calls: CallsConfig,
     /// What a zone without an entry gets.
     pub(crate) defaults: ZonePolicy,
 }
@@ -252,6 +253,7 @@ impl Policy {
 
         c.bruteforce(&config.bruteforce);
         c.overload(&config.overload);
+        c.calls(&config.calls);
 
         if !c.errors.is_empty() {
             return Err(c.errors);
@@ -263,6 +265,7 @@ impl Policy {
             users,
             bruteforce: config.bruteforce.clone(),
             overload: config.overload.clone(),
+            calls: config.calls.clone(),
             defaults: default_zone(),
         })
     }
@@ -280,6 +283,7 @@ impl Policy {
                 users: Vec::new(),
                 bruteforce: BruteForceConfig::default(),
                 overload: OverloadConfig::default(),
+                calls: CallsConfig::default(),
                 defaults: default_zone(),
             },
         }
@@ -293,6 +297,21 @@ impl Policy {
     /// The overload settings.
     pub fn overload_config(&self) -> &OverloadConfig {
         &self.overload
+    }
+
+    /// How calls are counted for the limits.
+    pub fn calls_config(&self) -> &CallsConfig {
+        &self.calls
+    }
+
+    /// Whether any call limit is configured (a zone's or a user's): without one, calls need
+    /// not be counted.
+    pub fn has_call_limits(&self) -> bool {
+        self.users.iter().any(|u| u.max_calls.is_some())
+            || self
+                .zones
+                .iter()
+                .any(|z| z.limits.max_calls.is_some() || z.limits.max_calls_per_user.is_some())
     }
 
     /// The trusted networks (never banned, never rate-limited).
@@ -598,6 +617,21 @@ impl Checker {
                     "must not be less than window_s ({}), got {}",
                     b.window_s, b.forget_s
                 ),
+            );
+        }
+    }
+
+    fn calls(&mut self, c: &CallsConfig) {
+        if !(60..=604_800).contains(&c.max_duration_s) {
+            self.err(
+                "policy.calls.max_duration_s".to_owned(),
+                format!("must be 60 to 604800, got {}", c.max_duration_s),
+            );
+        }
+        if !(16..=16_777_216).contains(&c.max_tracked) {
+            self.err(
+                "policy.calls.max_tracked".to_owned(),
+                format!("must be 16 to 16777216, got {}", c.max_tracked),
             );
         }
     }

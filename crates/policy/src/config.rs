@@ -43,6 +43,8 @@ pub struct PolicyConfig {
     pub bruteforce: BruteForceConfig,
     /// `[policy.overload]`: when new requests are answered 503.
     pub overload: OverloadConfig,
+    /// `[policy.calls]`: how calls in progress are counted for the limits.
+    pub calls: CallsConfig,
 }
 
 /// One `[[policy.zone]]`: what a zone lets in.
@@ -323,6 +325,30 @@ impl Default for OverloadConfig {
             enter_percent: 90,
             leave_percent: 75,
             retry_after_s: 5,
+        }
+    }
+}
+
+/// `[policy.calls]`: the counting of calls in progress that the zones' and users' call limits
+/// compare with. A call counts from its initial INVITE being let through until it ends (BYE,
+/// CANCEL, a final failure), or at the latest `max_duration_s` after it started (or, with a
+/// session timer, when its session interval runs out unrefreshed): a lost BYE cannot hold a
+/// slot for ever. The call itself is not cut off then; it only stops counting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// The longest a call counts, in seconds.
+    pub max_duration_s: u32,
+    /// The most calls counted at once; beyond it the one that would stop counting first is
+    /// forgotten.
+    pub max_tracked: u32,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            max_duration_s: 14_400,
+            max_tracked: 65_536,
         }
     }
 }

@@ -44,6 +44,38 @@ pub trait CallCounts {
     fn user_calls(&self, user: &str) -> u32;
 }
 
+/// Under which user keys a call is counted ([`CallCounts::user_calls`]): what the limits of
+/// [`Policy::evaluate`] ask about for an initial INVITE, for the call counter to count it
+/// under the same names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallKeys {
+    /// The caller: the authenticated user name when the request carried valid credentials,
+    /// else the From address (`user@host`).
+    pub caller: String,
+    /// The callee, for a call to one of our users (target local): the Request-URI's
+    /// `user@host`.
+    pub callee: Option<String>,
+}
+
+impl CallKeys {
+    /// The keys of `req`.
+    pub fn of(req: &Request<'_>) -> CallKeys {
+        let mut addrs = Addresses {
+            msg: req.message,
+            from: None,
+            to: None,
+            ruri: None,
+        };
+        CallKeys {
+            caller: match req.authenticated_user {
+                Some(u) => u.to_owned(),
+                None => addrs.from().to_owned(),
+            },
+            callee: (req.target == Target::Local).then(|| addrs.ruri().to_owned()),
+        }
+    }
+}
+
 /// Fixed counts: the same number for every zone, and per user from a list (0 for others).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FixedCounts {

@@ -75,7 +75,7 @@ pub struct FloodGuard {
     seed: u64,
 }
 
-fn key_of(ip: IpAddr) -> [u64; 2] {
+pub(crate) fn key_of(ip: IpAddr) -> [u64; 2] {
     let v6 = match ip.to_canonical() {
         IpAddr::V4(a) => a.to_ipv6_mapped(),
         IpAddr::V6(a) => a,
@@ -85,7 +85,7 @@ fn key_of(ip: IpAddr) -> [u64; 2] {
 }
 
 /// A 64-bit mix (the splitmix64 finalizer) keyed by the seed.
-fn hash(key: [u64; 2], seed: u64) -> u64 {
+pub(crate) fn hash(key: [u64; 2], seed: u64) -> u64 {
     let mut z = key[0].rotate_left(29) ^ key[1] ^ seed;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

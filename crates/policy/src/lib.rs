@@ -10,6 +10,9 @@
 //!   and bans; the bans it decides are [`store::Ban`]s for the caller to persist.
 //! - [`FloodGuard`] is the per-source token-bucket check run on every packet before parsing;
 //!   [`Overload`] says when new requests get 503 with `Retry-After`.
+//! - [`Gatekeeper`] shares the flood buckets (sharded) and the bans (an atomically swapped
+//!   snapshot) with the transport's receive tasks, which check every datagram and connection
+//!   with it before parsing.
 //!
 //! ```
 //! use policy::{load::from_toml, FixedCounts, Request, Target, Verdict};
@@ -54,19 +57,21 @@ mod compile;
 pub mod config;
 mod eval;
 mod flood;
+mod gatekeeper;
 pub mod load;
 mod pattern;
 
 pub use bruteforce::{BanEvent, BruteForce, Failure};
 pub use compile::{FieldError, Policy};
 pub use config::{
-    Action, AuthConfig, AuthRequirement, BruteForceConfig, ContentTypesConfig, Destination,
-    FloodConfig, LimitsConfig, MethodsConfig, OverloadConfig, PolicyConfig, RuleConfig, UserConfig,
-    WhitelistConfig, ZonePolicyConfig, STANDARD_METHODS,
+    Action, AuthConfig, AuthRequirement, BruteForceConfig, CallsConfig, ContentTypesConfig,
+    Destination, FloodConfig, LimitsConfig, MethodsConfig, OverloadConfig, PolicyConfig,
+    RuleConfig, UserConfig, WhitelistConfig, ZonePolicyConfig, STANDARD_METHODS,
 };
 pub use eval::{
-    reason_phrase, CallCounts, Decision, FixedCounts, Outcome, Request, Step, Target, Trace,
-    Verdict,
+    reason_phrase, CallCounts, CallKeys, Decision, FixedCounts, Outcome, Request, Step, Target,
+    Trace, Verdict,
 };
 pub use flood::{FloodGuard, FloodVerdict, Overload, ZoneId};
+pub use gatekeeper::{Admit, Gatekeeper, SHARDS};
 pub use pattern::{address_key, Pattern};

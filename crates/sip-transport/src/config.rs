@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sip_message::Limits;
 
+use crate::admit::AdmissionHook;
 use crate::tls::{ClientTlsConfig, ServerTlsConfig};
 
 /// What [`crate::Transport::start`] binds and how it behaves. Every queue is bounded.
@@ -66,6 +67,9 @@ pub struct TransportConfig {
     pub tls_reload_check: Option<Duration>,
     /// Addresses with which only TLS is spoken.
     pub tls_required: TlsRequired,
+    /// The check run on every datagram, new connection and stream message before it is
+    /// parsed (bans, per-source rate limits; module [`crate::admit`]). Default: none.
+    pub admission: AdmissionHook,
 }
 
 /// A TLS listener: its address and its (reloadable) configuration.
@@ -128,6 +132,7 @@ impl Default for TransportConfig {
             tls_handshake_sources: 16_384,
             tls_reload_check: Some(Duration::from_secs(5)),
             tls_required: TlsRequired::default(),
+            admission: AdmissionHook::default(),
         }
     }
 }

@@ -37,6 +37,12 @@
 //! responses leave from the socket the request came to); each TCP connection is another,
 //! reused for responses and for requests to the same flow or the same remote address:port.
 //!
+//! **Admission** ([`TransportConfig::admission`], module [`admit`]): a check installed by the
+//! owner runs first on every datagram (before it is copied out of the receive buffer), on
+//! every accepted connection (before the TLS handshake) and on every message framed on a
+//! stream; what it refuses is dropped, counted and logged (rate-limited), and a banned
+//! source's connection is closed. Nothing of a refused packet is parsed.
+//!
 //! **TLS** ([`TransportConfig::tls`], module [`tls`]): a TLS listener accepts TCP connections
 //! and runs the handshake in the connection's task (admitted first by a global and a
 //! per-source token bucket, bounded by [`TransportConfig::tls_handshake_timeout`]); after it,
@@ -51,6 +57,7 @@
 //! [`TransportHandle::reload_tls`] and when their files change (polled): new handshakes use
 //! the new ones, established connections keep theirs.
 
+pub mod admit;
 mod config;
 mod limit;
 mod stateless;
@@ -72,6 +79,7 @@ use sip_message::{Limits, Message};
 pub use sip_transaction::{Destination, FlowId, Source, TxId};
 use tokio::sync::{mpsc, watch};
 
+pub use admit::{Admission, AdmissionHook, Admit, Arrival, ArrivalKind, RateLog, Refusal};
 pub use config::{TlsListener, TlsRequired, TransportConfig};
 pub use limit::{HandshakeLimiter, LogLimiter, Refused as HandshakeRefused};
 pub use stateless::{bad_request_response, Unanswerable};
@@ -311,6 +319,7 @@ pub(crate) struct Inner {
     handshakes: Mutex<limit::HandshakeLimiter>,
     handshake_log: Mutex<limit::LogLimiter>,
     plain_log: Mutex<limit::LogLimiter>,
+    refusal_log: admit::RefusalLogs,
     pub conns: Mutex<tcp::ConnTable>,
     incoming: mpsc::Sender<Incoming>,
     failures: mpsc::Sender<SendFailure>,
@@ -343,6 +352,22 @@ impl Inner {
         if let Some(n) = n {
             let dir = if inbound { "from" } else { "to" };
             tracing::warn!("TLS handshake {dir} {remote} failed: {why} ({n} failure(s) since the last such line)");
+        }
+    }
+
+    /// Runs the admission check ([`TransportConfig::admission`]); a refusal is counted and
+    /// logged (rate-limited). Returns the refusal, if any.
+    #[inline]
+    pub fn refused(&self, arrival: &admit::Arrival) -> Option<Refusal> {
+        let check = self.cfg.admission.get()?;
+        let now = Instant::now();
+        match check.admit(arrival, now) {
+            Admit::Accept => None,
+            Admit::Drop(why) => {
+                self.stats.drop(why.drop_reason());
+                self.refusal_log.log(why, arrival, now);
+                Some(why)
+            }
         }
     }
 
@@ -544,6 +569,7 @@ impl Transport {
             handshakes: Mutex::new(handshakes),
             handshake_log: Mutex::new(limit::LogLimiter::new(LOG_EVERY)),
             plain_log: Mutex::new(limit::LogLimiter::new(LOG_EVERY)),
+            refusal_log: admit::RefusalLogs::new(LOG_EVERY),
             conns: Mutex::new(tcp::ConnTable::default()),
             incoming: in_tx,
             failures: fail_tx,

@@ -41,9 +41,16 @@ pub enum DropReason {
     HandshakeRateLimited,
     /// A plain (UDP/TCP) message from an address where TLS is required.
     PlainInTlsZone,
+    /// Refused by the admission check: the source is banned (a datagram, a connection, or a
+    /// stream message whose connection is then closed).
+    Banned,
+    /// Refused by the admission check: over the source's rate limit.
+    RateLimited,
+    /// Refused by the admission check: the source is in no zone.
+    NoZone,
 }
 
-const REASONS: [DropReason; 15] = [
+const REASONS: [DropReason; 18] = [
     DropReason::IncomingQueueFull,
     DropReason::UdpSendQueueFull,
     DropReason::TcpSendQueueFull,
@@ -59,6 +66,9 @@ const REASONS: [DropReason; 15] = [
     DropReason::Internal,
     DropReason::HandshakeRateLimited,
     DropReason::PlainInTlsZone,
+    DropReason::Banned,
+    DropReason::RateLimited,
+    DropReason::NoZone,
 ];
 
 impl fmt::Display for DropReason {

@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use crate::admit::{Arrival, ArrivalKind, Refusal};
 use crate::stats::inc;
 use crate::tls::{PeerIdentity, ServerTlsConfig};
 use crate::{DropReason, FailureKind, Inner, Meta, Protocol, Queued, SendError, Sent};
@@ -348,6 +349,23 @@ fn on_accept(
     tls: Option<&Arc<ServerTlsConfig>>,
 ) {
     let ip = remote.ip().to_canonical();
+    let protocol = if tls.is_some() {
+        Protocol::Tls
+    } else {
+        Protocol::Tcp
+    };
+    // Banned and over-budget sources are refused before the connection gets a flow or a
+    // handshake: dropping the stream closes it.
+    let arrival = Arrival {
+        source: remote,
+        local: stream.local_addr().unwrap_or(remote),
+        protocol,
+        kind: ArrivalKind::Connection,
+        len: 0,
+    };
+    if inner.refused(&arrival).is_some() {
+        return;
+    }
     if tls.is_some() {
         // Before any handshake work: a flood costs a table look-up per connection.
         if let Err(why) = inner.handshakes().admit(ip, Instant::now()) {
@@ -361,11 +379,6 @@ fn on_accept(
             return;
         }
     }
-    let protocol = if tls.is_some() {
-        Protocol::Tls
-    } else {
-        Protocol::Tcp
-    };
     let mut t = inner.conns();
     if t.total >= inner.cfg.max_connections {
         drop(t);
@@ -518,6 +531,8 @@ enum Close {
     WriteFailed,
     Framing,
     Local,
+    /// The admission check refused the source (banned).
+    Refused,
 }
 
 async fn run_conn<R, W>(
@@ -576,6 +591,19 @@ async fn run_conn<R, W>(
                         }
                         Ok(Some(Frame::Message(m))) => {
                             inc(&inner.stats.tcp_received);
+                            let arrival = Arrival {
+                                source: remote,
+                                local,
+                                protocol,
+                                kind: ArrivalKind::StreamMessage,
+                                len: m.len(),
+                            };
+                            match inner.refused(&arrival) {
+                                None => {}
+                                Some(Refusal::Banned) => break 'conn Close::Refused,
+                                // Over budget or out of zone: this message only.
+                                Some(_) => continue,
+                            }
                             if let Some(reply) = inner.on_sip(m, &meta) {
                                 if !write(&mut wr, &reply, wlimit).await {
                                     break 'conn Close::WriteFailed;

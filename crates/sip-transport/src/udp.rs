@@ -12,6 +12,7 @@ use socket2::{Domain, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::admit::{Arrival, ArrivalKind};
 use crate::stats::inc;
 use crate::{DropReason, FailureKind, Inner, Meta, Protocol, SendError, TransportConfig};
 
@@ -119,6 +120,18 @@ pub(crate) async fn recv_loop(inner: Arc<Inner>, idx: usize, sock: Arc<UdpSocket
         };
         match r {
             Ok((n, src)) => {
+                inc(&inner.stats.udp_received);
+                // Before the copy: a refused datagram costs no allocation.
+                let arrival = Arrival {
+                    source: src,
+                    local: inner.udp.get(idx).map_or(src, |u| u.local),
+                    protocol: Protocol::Udp,
+                    kind: ArrivalKind::Datagram,
+                    len: n,
+                };
+                if inner.refused(&arrival).is_some() {
+                    continue;
+                }
                 let pkt = Bytes::copy_from_slice(&buf[..n]);
                 on_datagram(&inner, idx, pkt, src);
             }
@@ -132,7 +145,6 @@ pub(crate) async fn recv_loop(inner: Arc<Inner>, idx: usize, sock: Arc<UdpSocket
 }
 
 fn on_datagram(inner: &Inner, idx: usize, pkt: Bytes, src: SocketAddr) {
-    inc(&inner.stats.udp_received);
     let u = &inner.udp[idx];
     if stun::is_stun(&pkt) {
         match stun::respond(&pkt, src) {

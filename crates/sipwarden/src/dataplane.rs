@@ -162,6 +162,13 @@ impl Dataplane {
                 sip_transport::tls::cipher_suite_names().join(", ")
             );
         }
+        let seed = settings::random_seed();
+        // Bans and flood budgets are checked by the transport on every datagram and
+        // connection before parsing; the engine publishes its bans to the same gate.
+        let gate = crate::protection::gatekeeper(config, seed)?;
+        tc.admission = sip_transport::AdmissionHook::new(Arc::new(
+            crate::protection::GateAdmission(gate.clone()),
+        ));
         let (transport, incoming) = Transport::start(tc)
             .await
             .map_err(|e| bind_error(config, &e))?;
@@ -186,13 +193,12 @@ impl Dataplane {
             }
         }
         let local_ips = local_addresses(&bound);
-        let seed = settings::random_seed();
         let cfg = settings::engine(config, &bound, &local_ips, seed);
         debug!(
             "engine identity: {:?}; registrar domains: {:?}",
             cfg.identity.listeners, cfg.registrar.domains
         );
-        let protection = crate::protection::build(config, &store, seed)?;
+        let protection = crate::protection::build(config, &store, seed, gate)?;
         let radius = crate::protection::start_radius(config).await?;
         let (auth_tx, auth_rx) = mpsc::channel(call_engine::MAX_PARKED);
         let engine = Engine::new(cfg, store, Instant::now(), SystemTime::now())
@@ -417,11 +423,16 @@ impl EngineTask {
                 biased;
                 _ = stop.wait_for(|s| *s) => {
                     let p = self.engine.security_stats();
+                    let t = self.transport.stats();
                     info!(
-                        "protection: {} packets from banned sources and {} over a flood budget \
-                         dropped unread; policy: {} dropped, {} refused; authentication: {} \
-                         challenges, {} failures, {} successes; {} overload 503s",
-                        p.banned_drops, p.flood_drops, p.policy_drops, p.policy_refusals,
+                        "protection: {} packets or connections from banned sources, {} over a \
+                         flood budget and {} from no zone dropped unread; policy: {} dropped, {} \
+                         refused; authentication: {} challenges, {} failures, {} successes; {} \
+                         overload 503s",
+                        t.dropped(sip_transport::DropReason::Banned),
+                        t.dropped(sip_transport::DropReason::RateLimited),
+                        t.dropped(sip_transport::DropReason::NoZone),
+                        p.policy_drops, p.policy_refusals,
                         p.challenges, p.auth_failures, p.auth_successes, p.overload_refusals
                     );
                     return "stopped".to_owned();
@@ -429,6 +440,9 @@ impl EngineTask {
                 Some(c) = control.recv() => match c {
                     Control::Reload { zones, engine, security } => {
                         self.engine.set_zone_networks(crate::media::zone_networks(&zones));
+                        self.engine.set_security_zones(
+                            zones.iter().map(|z| (z.name.clone(), z.networks.clone())).collect(),
+                        );
                         self.zones = zones;
                         self.engine.reconfigure(*engine);
                         if let Some(s) = security {
@@ -465,17 +479,9 @@ impl EngineTask {
     }
 
     fn on_incoming(&mut self, m: Incoming) {
-        let ip = m.source.ip().to_canonical();
-        if !self.zones.iter().any(|z| z.contains(ip)) {
-            debug!(source = %m.source, "dropped: the source address is in no zone");
-            return;
-        }
+        // Sources in no zone, banned sources and sources over their zone's flood budget were
+        // dropped by the transport before parsing (crate::protection::GateAdmission).
         let now = Instant::now();
-        // Banned sources and sources over their zone's flood budget are dropped before the
-        // engine reads anything (the transport has only framed and indexed the message).
-        if !self.engine.admit(ip, now) {
-            return;
-        }
         let source = m.source();
         self.engine.handle_incoming(now, m.msg, source);
     }

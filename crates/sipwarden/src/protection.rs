@@ -11,7 +11,8 @@ use auth::radius::{DigestDialect, RadiusConfig, RadiusHandle};
 use auth::{Algorithm, DigestAuthenticator, DigestConfig, ServerSecret, StoreCredentials};
 use call_engine::SecurityConfig;
 use config::{AuthBackend, Config, RadiusDialect};
-use policy::Policy;
+use policy::{Admit, Gatekeeper, Policy};
+use sip_transport::{Admission, Arrival, Refusal};
 use store::RedbStore;
 
 /// The digest settings of `[auth]`.
@@ -75,16 +76,54 @@ fn secret(config: &Config) -> Result<ServerSecret, String> {
     }
 }
 
-/// Everything the engine's protection needs.
-pub fn build(config: &Config, store: &Arc<RedbStore>, seed: u64) -> Result<SecurityConfig, String> {
+/// The zones in order, with their networks, as the policy and the gate see them.
+pub fn zones(config: &Config) -> Vec<(String, Vec<config::IpNet>)> {
+    config
+        .zone
+        .iter()
+        .map(|z| (z.name.clone(), z.networks.clone()))
+        .collect()
+}
+
+/// The receive path's gate (bans and flood budgets): installed in the transport
+/// ([`GateAdmission`]) and handed to the engine, which publishes its bans to it.
+pub fn gatekeeper(config: &Config, seed: u64) -> Result<Arc<Gatekeeper>, String> {
+    Ok(Arc::new(Gatekeeper::new(
+        &policy(config)?,
+        &zones(config),
+        call_engine::FLOOD_CAPACITY,
+        seed,
+        std::time::Instant::now(),
+    )))
+}
+
+/// The gate as the transport's admission check: the zone of a packet is the zone of its
+/// source address (as the policy sees it), whatever listener it came to.
+pub struct GateAdmission(pub Arc<Gatekeeper>);
+
+impl Admission for GateAdmission {
+    #[inline]
+    fn admit(&self, a: &Arrival, now: std::time::Instant) -> sip_transport::Admit {
+        match self.0.check(a.source.ip(), now) {
+            Admit::Pass => sip_transport::Admit::Accept,
+            Admit::Banned => sip_transport::Admit::Drop(Refusal::Banned),
+            Admit::Limited => sip_transport::Admit::Drop(Refusal::RateLimited),
+            Admit::NoZone => sip_transport::Admit::Drop(Refusal::NoZone),
+        }
+    }
+}
+
+/// Everything the engine's protection needs; `gate` is the one the transport checks.
+pub fn build(
+    config: &Config,
+    store: &Arc<RedbStore>,
+    seed: u64,
+    gate: Arc<Gatekeeper>,
+) -> Result<SecurityConfig, String> {
     let digest = DigestAuthenticator::new(digest_config(config), secret(config)?, seed);
     Ok(SecurityConfig {
         policy: policy(config)?,
-        zones: config
-            .zone
-            .iter()
-            .map(|z| (z.name.clone(), z.networks.clone()))
-            .collect(),
+        zones: zones(config),
         digest,
         credentials: (config.auth.backend == AuthBackend::Local)
             .then(|| Arc::new(StoreCredentials(store.clone())) as Arc<dyn auth::CredentialSource>),
@@ -92,6 +131,7 @@ pub fn build(config: &Config, store: &Arc<RedbStore>, seed: u64) -> Result<Secur
         server_header_untrusted: config.auth.server_header_untrusted,
         max_transactions: config.transaction.max_transactions,
         remote_verify: config.auth.backend == AuthBackend::Radius,
+        gatekeeper: Some(gate),
     })
 }
 
