@@ -371,6 +371,7 @@ fn trunk_calls_are_not_challenged_and_nested_zones_get_their_own_policy() {
         server_header_untrusted: false,
         max_transactions: 100,
         remote_verify: false,
+        gatekeeper: None,
     };
     let (mut h, media) = edge_with(routes(&[], true), |e| e.with_security(sec, now));
     h.send(
