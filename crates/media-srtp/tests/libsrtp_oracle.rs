@@ -192,10 +192,8 @@ mod oracle {
              3dbf57a73327ee38ea8eb6c30f891bc1e6ce30f48239256df991aee978a59dbb35ef62a1cce17f19de2e2e4cc\
              d5a749e2c9f9756800000022a1dacfdfa2e9a194791",
         );
-        let plain_bye = hex(
-            "81cb0003 81e73bf3 0441646a 6f000000 81ca0007 81e73bf3 0113\
-             7369703a616c696365403132372e302e302e31 000000",
-        );
+        let plain_bye = hex("81cb0003 81e73bf3 0441646a 6f000000 81ca0007 81e73bf3 0113\
+             7369703a616c696365403132372e302e302e31 000000");
         let profile = SrtpProfile::AesCm128HmacSha1_80;
         let master = MasterKey::from_concatenated(profile, &key_salt).unwrap();
         let mut our_rx = SrtpContext::new(&master);
