@@ -27,6 +27,10 @@ pub struct MediaConfig {
     pub quarantine_s: u32,
     /// Packet worker threads; 0: one per core.
     pub workers: u32,
+    /// Once a leg has latched, its port gets a second socket connected to the latched peer:
+    /// the kernel's cheaper path for the peer's packets. Off: one socket per port, half the
+    /// descriptors.
+    pub connect_latched: bool,
     /// The host firewall that follows the media ports.
     pub firewall: Firewall,
     /// The nftables table of `firewall = "nftables"`.
@@ -44,6 +48,7 @@ impl Default for MediaConfig {
             timeout_s: 60,
             quarantine_s: 5,
             workers: 0,
+            connect_latched: true,
             firewall: Firewall::Off,
             firewall_table: "sipwarden_media".to_owned(),
             firewall_element_timeout_s: 900,
@@ -557,6 +562,17 @@ mod tests {
             load(&bad).unwrap_err(),
             "t.toml:17: media.zone[0].ports: `x` is not a port range MIN-MAX (e.g. 30000-39999)"
         );
+    }
+
+    #[test]
+    fn connect_latched_defaults_on_and_can_be_turned_off() {
+        assert!(load(TWO).unwrap().media.connect_latched);
+        let off = load(&format!("{TWO}[media]\nconnect_latched = false\n")).unwrap();
+        assert!(!off.media.connect_latched);
+        // Written back by to_toml, so a saved configuration keeps it.
+        assert!(off.to_toml().contains("connect_latched = false"));
+        let bad = format!("{TWO}[media]\nconnect_latched = \"yes\"\n");
+        assert!(load(&bad).unwrap_err().contains("connect_latched"));
     }
 
     #[test]

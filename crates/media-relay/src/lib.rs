@@ -184,8 +184,9 @@
 //! per-direction hook (buffers have [`TRANSFORM_HEADROOM`] octets spare after
 //! the packet for a tag), and its errors are drop reasons. With the `srtp`
 //! feature (default) `media_srtp::SrtpTransform` implements it (module
-//! `srtp`): authentication failures count as `transform_auth`, replayed or
-//! too old packets as `transform_replay`, the rest as `transform_other`.
+//! `srtp`): authentication failures count as `transform_auth`, plain RTCP
+//! where SRTCP is due as `transform_unprotected`, replayed or too old
+//! packets as `transform_replay`, the rest as `transform_other`.
 
 #![warn(missing_docs)]
 #![cfg_attr(

@@ -9,12 +9,14 @@ use media_srtp::{SrtpError, SrtpTransform};
 
 use crate::transform::{PacketTransform, PlainRtcp, TransformError};
 
-/// Maps an SRTP refusal to the relay's drop reasons: authentication and
-/// replay are counted apart because they mean different things to an
-/// operator (forgery or wrong key, versus duplicated or delayed traffic).
+/// Maps an SRTP refusal to the relay's drop reasons: authentication,
+/// plain RTCP and replay are counted apart because they mean different
+/// things to an operator (forgery or wrong key, a peer's RTCP outside the
+/// life of its SRTP, duplicated or delayed traffic).
 pub fn transform_error(e: SrtpError) -> TransformError {
     match e {
         SrtpError::AuthFailed => TransformError::Auth,
+        SrtpError::Unprotected => TransformError::Unprotected,
         SrtpError::Replayed | SrtpError::TooOld => TransformError::Replay,
         SrtpError::TooShort | SrtpError::BadVersion | SrtpError::BadHeader => {
             TransformError::Malformed
@@ -83,6 +85,7 @@ mod tests {
         use TransformError as T;
         let cases = [
             (SrtpError::AuthFailed, T::Auth),
+            (SrtpError::Unprotected, T::Unprotected),
             (SrtpError::Replayed, T::Replay),
             (SrtpError::TooOld, T::Replay),
             (SrtpError::TooShort, T::Malformed),

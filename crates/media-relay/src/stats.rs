@@ -24,6 +24,11 @@ pub enum DropReason {
     NoDestination,
     /// The packet transform (SRTP) rejected the authentication tag.
     TransformAuth,
+    /// The packet transform (SRTP) got plain RTCP where SRTCP is required:
+    /// a complete RTCP compound packet without SRTCP index and tag. Peers
+    /// send it around the life of their SRTP (baresip: a keepalive before
+    /// its keys are set, its BYE after it dropped them).
+    TransformUnprotected,
     /// The packet transform (SRTP) saw a replayed or too old index.
     TransformReplay,
     /// The packet transform failed for another reason.
@@ -37,13 +42,14 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Malformed,
         DropReason::BadLength,
         DropReason::UnexpectedSource,
         DropReason::SourceLocked,
         DropReason::NoDestination,
         DropReason::TransformAuth,
+        DropReason::TransformUnprotected,
         DropReason::TransformReplay,
         DropReason::TransformOther,
         DropReason::SendFailed,
@@ -59,6 +65,7 @@ impl DropReason {
             DropReason::SourceLocked => "source_locked",
             DropReason::NoDestination => "no_destination",
             DropReason::TransformAuth => "transform_auth",
+            DropReason::TransformUnprotected => "transform_unprotected",
             DropReason::TransformReplay => "transform_replay",
             DropReason::TransformOther => "transform_other",
             DropReason::SendFailed => "send_failed",
@@ -71,6 +78,7 @@ impl From<TransformError> for DropReason {
     fn from(e: TransformError) -> Self {
         match e {
             TransformError::Auth => DropReason::TransformAuth,
+            TransformError::Unprotected => DropReason::TransformUnprotected,
             TransformError::Replay => DropReason::TransformReplay,
             _ => DropReason::TransformOther,
         }
@@ -209,5 +217,22 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "ALL must be in discriminant order");
         }
+    }
+
+    #[test]
+    fn transform_errors_have_their_own_names() {
+        let cases = [
+            (TransformError::Auth, "transform_auth"),
+            (TransformError::Unprotected, "transform_unprotected"),
+            (TransformError::Replay, "transform_replay"),
+            (TransformError::Malformed, "transform_other"),
+        ];
+        for (e, name) in cases {
+            assert_eq!(DropReason::from(e).as_str(), name, "{e:?}");
+        }
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::ALL.len(), "names are unique");
     }
 }

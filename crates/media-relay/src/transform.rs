@@ -18,6 +18,11 @@ pub enum TransformError {
     /// Authentication tag did not verify.
     #[error("authentication failed")]
     Auth,
+    /// A plain packet where the transform requires a protected one (plain
+    /// RTCP on an SRTCP path): the sender's own SRTP was not running yet or
+    /// any more, no forgery.
+    #[error("unprotected packet")]
+    Unprotected,
     /// Packet index already seen or older than the replay window.
     #[error("replayed packet")]
     Replay,

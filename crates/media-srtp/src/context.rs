@@ -189,6 +189,27 @@ fn rtcp_check(pkt: &[u8]) -> Result<u32, SrtpError> {
     be_u32(pkt, 4).ok_or(SrtpError::TooShort)
 }
 
+/// Whether `pkt` is exactly a plain RTCP compound packet (RFC 3550 6.1):
+/// one or more headers of version 2 with an RTCP packet type (RFC 5761 4:
+/// 192 to 223), whose lengths add up to the datagram. The first packet need
+/// not be an SR or RR (reduced-size RTCP, RFC 5506). SRTCP never matches:
+/// the E||index trailer and the tag follow the compound packet, and with
+/// E = 1 everything after the first header is ciphertext.
+fn is_plain_rtcp_compound(pkt: &[u8]) -> bool {
+    let mut at = 0;
+    while at < pkt.len() {
+        let (Some(b0), Some(pt), Some(words)) = (pkt.get(at), pkt.get(at + 1), be_u16(pkt, at + 2))
+        else {
+            return false;
+        };
+        if b0 >> 6 != 2 || !(192..=223).contains(pt) {
+            return false;
+        }
+        at += 4 * (usize::from(words) + 1);
+    }
+    at == pkt.len() && at > 0
+}
+
 #[derive(Clone, Copy, Default)]
 struct Slot<S> {
     ssrc: u32,
@@ -524,7 +545,33 @@ impl SrtpContext {
 
     /// Authenticates and, when its E bit is set, decrypts the SRTCP packet
     /// `buf[..len]` in place; returns the RTCP length.
+    ///
+    /// A packet refused as too short, unauthentic or replayed that is a
+    /// complete plain RTCP compound packet is reported as
+    /// [`SrtpError::Unprotected`]: the sender sent RTCP without its SRTP
+    /// (before keying or after tearing it down), not a forgery.
     pub fn unprotect_rtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
+        let pkt = buf.get(..len).ok_or(SrtpError::LengthExceedsBuffer {
+            len,
+            cap: buf.len(),
+        })?;
+        // Judged before anything touches the buffer: a failed GCM check may
+        // leave it changed.
+        let plain = is_plain_rtcp_compound(pkt);
+        self.unprotect_srtcp(buf, len).map_err(|e| match e {
+            SrtpError::TooShort
+            | SrtpError::AuthFailed
+            | SrtpError::Replayed
+            | SrtpError::TooOld
+                if plain =>
+            {
+                SrtpError::Unprotected
+            }
+            e => e,
+        })
+    }
+
+    fn unprotect_srtcp(&mut self, buf: &mut [u8], len: usize) -> Result<usize, SrtpError> {
         let pkt = buf.get(..len).ok_or(SrtpError::LengthExceedsBuffer {
             len,
             cap: buf.len(),

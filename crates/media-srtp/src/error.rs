@@ -37,6 +37,14 @@ pub enum SrtpError {
     /// sending it again would reuse keystream).
     #[error("replayed packet")]
     Replayed,
+    /// Plain RTCP where SRTCP is required (RFC 3711 3.4: SRTCP is always
+    /// authenticated): a complete RTCP compound packet without the SRTCP
+    /// index and tag. Senders do this around the life of their SRTP
+    /// context: baresip sends an RTCP APP before its SRTP is keyed and its
+    /// RTCP BYE after tearing it down. Dropped like an authentication
+    /// failure, but named apart because it is no forgery and no wrong key.
+    #[error("plain RTCP where SRTCP is required")]
+    Unprotected,
     /// Older than the replay window can judge.
     #[error("packet index older than the replay window")]
     TooOld,

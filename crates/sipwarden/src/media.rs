@@ -143,6 +143,7 @@ pub fn relay_config(c: &Config) -> RelayConfig {
         quarantine: Duration::from_secs(c.media.quarantine_s.into()),
         media_timeout: Duration::from_secs(c.media.timeout_s.into()),
         workers: c.media.workers as usize,
+        connect_latched: c.media.connect_latched,
         ..RelayConfig::default()
     }
 }

@@ -296,3 +296,132 @@ fn gcm_unencrypted_srtcp_is_authenticated() {
         Err(SrtpError::AuthFailed)
     );
 }
+
+/// baresip 1.0.0 (libre's SRTP, AES_CM_128_HMAC_SHA1_80), captured on the
+/// wire in tests/e2e/b2bua-srtp.sh: its RTCP toward the relay in the order
+/// sent. Its master key is the `inline:` of its offer.
+mod baresip_capture {
+    use super::*;
+
+    pub const KEY: &str = "17f70430581b53b677cea3c45c273add";
+    pub const SALT: &str = "6796bccc36bca62ce18431e4229a";
+    /// At stream start, before baresip's SRTP is keyed: a plain APP
+    /// "PING"/"PONG" (its NAT keepalive).
+    pub const PLAIN_APP: &str = "80cc0003 81e73bf3 50494e47 504f4e47";
+    /// 0.1 ms later the same APP as SRTCP, index 1 (libre counts from 1).
+    pub const SRTCP_APP: &str = "80cc0003 81e73bf3 039e26f3 25ad30d9 80000001 967c00825d1492cd5b80";
+    /// Five seconds on: SR + SDES, SRTCP index 2.
+    pub const SRTCP_SR: &str = "81c8000c81e73bf383fecdd9281f8b6698614418b1d68df4ffa303f9fc3d84fe\
+        3dbf57a73327ee38ea8eb6c30f891bc1e6ce30f48239256df991aee978a59dbb35ef62a1cce17f19de2e2e4cc\
+        d5a749e2c9f9756800000022a1dacfdfa2e9a194791";
+    /// At hangup, after baresip removed its SRTP from the socket: BYE
+    /// ("Adjo") + SDES CNAME, plain.
+    pub const PLAIN_BYE: &str = "81cb0003 81e73bf3 0441646a 6f000000 81ca0007 81e73bf3 0113\
+        7369703a616c696365403132372e302e302e31 000000";
+
+    pub fn baresip_master() -> MasterKey {
+        MasterKey::new(SrtpProfile::AesCm128HmacSha1_80, &hex(KEY), &hex(SALT)).unwrap()
+    }
+}
+
+fn unprotect_rtcp_hex(c: &mut SrtpContext, pkt: &str) -> Result<Vec<u8>, SrtpError> {
+    let pkt = hex(pkt);
+    let mut buf = pkt.clone();
+    buf.resize(pkt.len() + 64, 0);
+    let n = c.unprotect_rtcp(&mut buf, pkt.len())?;
+    Ok(buf[..n].to_vec())
+}
+
+#[test]
+fn baresip_rtcp_as_captured() {
+    use baresip_capture::*;
+    let mut rx = SrtpContext::new(&baresip_master());
+    assert_eq!(
+        unprotect_rtcp_hex(&mut rx, PLAIN_APP),
+        Err(SrtpError::Unprotected)
+    );
+    // The refused plain packet changed nothing: the SRTCP ones that follow
+    // authenticate, and the first is the very APP that went out plain.
+    assert_eq!(unprotect_rtcp_hex(&mut rx, SRTCP_APP), Ok(hex(PLAIN_APP)));
+    let sr = unprotect_rtcp_hex(&mut rx, SRTCP_SR).unwrap();
+    assert_eq!(sr.len(), 4 * 13 + 4 * 8);
+    assert!(is_plain_rtcp_compound(&sr));
+    assert_eq!(sr[..8], hex("81c8000c81e73bf3")[..]);
+    assert_eq!(
+        unprotect_rtcp_hex(&mut rx, PLAIN_BYE),
+        Err(SrtpError::Unprotected)
+    );
+    // Replayed SRTCP stays a replay, a flipped bit an authentication
+    // failure: only a well-formed plain packet is called unprotected.
+    assert_eq!(
+        unprotect_rtcp_hex(&mut rx, SRTCP_SR),
+        Err(SrtpError::Replayed)
+    );
+    let mut forged = hex(SRTCP_SR);
+    forged[20] ^= 1;
+    let mut buf = forged.clone();
+    assert_eq!(
+        SrtpContext::new(&baresip_master()).unprotect_rtcp(&mut buf, forged.len()),
+        Err(SrtpError::AuthFailed)
+    );
+    // Under a wrong key the SRTCP packets fail authentication.
+    let mut other = SrtpContext::new(&master(SrtpProfile::AesCm128HmacSha1_80, 1));
+    assert_eq!(
+        unprotect_rtcp_hex(&mut other, SRTCP_APP),
+        Err(SrtpError::AuthFailed)
+    );
+}
+
+#[test]
+fn plain_rtcp_is_unprotected_in_every_profile() {
+    let sr_sdes = hex(
+        "81c8000c 0000abcd 11111111 22222222 33333333 00000010 00000a00 \
+         55555555 00000000 00000000 00000000 00000000 00000000 \
+         81ca0002 0000abcd 01026869",
+    );
+    let bye = hex("81cb0001 0000abcd");
+    for profile in SrtpProfile::ALL {
+        let m = master(profile, 7);
+        let mut tx = SrtpContext::new(&m);
+        let mut rx = SrtpContext::new(&m);
+        for plain in [&sr_sdes, &bye] {
+            let mut buf = plain.clone();
+            buf.resize(plain.len() + 64, 0);
+            assert_eq!(
+                rx.unprotect_rtcp(&mut buf, plain.len()),
+                Err(SrtpError::Unprotected),
+                "{profile}"
+            );
+            // The buffer is unspecified after an error (GCM may move the
+            // supposed trailer).
+            buf[..plain.len()].copy_from_slice(plain);
+            let n = tx.protect_rtcp(&mut buf, plain.len()).unwrap();
+            assert!(!is_plain_rtcp_compound(&buf[..n]), "{profile}");
+            assert_eq!(rx.unprotect_rtcp(&mut buf, n), Ok(plain.len()), "{profile}");
+            assert_eq!(buf[..plain.len()], plain[..], "{profile}");
+        }
+        // A truncated compound packet is not plain RTCP: too short or
+        // unauthentic, as before.
+        let mut cut = sr_sdes.clone();
+        let n = cut.len() - 4;
+        assert!(matches!(
+            rx.unprotect_rtcp(&mut cut, n),
+            Err(SrtpError::AuthFailed | SrtpError::Replayed | SrtpError::TooOld)
+        ));
+        let mut short = bye.clone();
+        short[0] = 0x40;
+        assert_eq!(rx.unprotect_rtcp(&mut short, 8), Err(SrtpError::TooShort));
+    }
+}
+
+#[test]
+fn plain_rtcp_compound_shape() {
+    assert!(is_plain_rtcp_compound(&hex("81cb0001 0000abcd")));
+    assert!(!is_plain_rtcp_compound(&[]));
+    // Version 0, a non-RTCP type, a length past the end, trailing bytes.
+    assert!(!is_plain_rtcp_compound(&hex("01cb0001 0000abcd")));
+    assert!(!is_plain_rtcp_compound(&hex("8160 0001 0000abcd")));
+    assert!(!is_plain_rtcp_compound(&hex("81cb0002 0000abcd")));
+    assert!(!is_plain_rtcp_compound(&hex("81cb0001 0000abcd 80")));
+    assert!(!is_plain_rtcp_compound(&hex("81cb00")));
+}
