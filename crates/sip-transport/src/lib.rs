@@ -324,6 +324,8 @@ pub(crate) struct Inner {
     incoming: mpsc::Sender<Incoming>,
     failures: mpsc::Sender<SendFailure>,
     failures_rx: Mutex<Option<mpsc::Receiver<SendFailure>>>,
+    closed: mpsc::Sender<FlowId>,
+    closed_rx: Mutex<Option<mpsc::Receiver<FlowId>>>,
     pub shutdown: watch::Sender<bool>,
     pub rt: tokio::runtime::Handle,
 }
@@ -516,6 +518,7 @@ impl Transport {
         let rt = tokio::runtime::Handle::current();
         let (in_tx, in_rx) = mpsc::channel(cfg.incoming_queue.max(1));
         let (fail_tx, fail_rx) = mpsc::channel(cfg.incoming_queue.max(1));
+        let (closed_tx, closed_rx) = mpsc::channel(cfg.incoming_queue.max(1));
         let (shutdown, _) = watch::channel(false);
         let mut next = 1u64;
         let mut udp_socks = Vec::new();
@@ -574,6 +577,8 @@ impl Transport {
             incoming: in_tx,
             failures: fail_tx,
             failures_rx: Mutex::new(Some(fail_rx)),
+            closed: closed_tx,
+            closed_rx: Mutex::new(Some(closed_rx)),
             shutdown,
             rt,
         });
@@ -827,6 +832,20 @@ impl TransportHandle {
     pub fn take_send_failures(&self) -> Option<mpsc::Receiver<SendFailure>> {
         self.inner
             .failures_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// The receiving end of the channel of closed connections: the flow of every TCP or TLS
+    /// connection that ended (closed by the peer, by an error, by idleness or by
+    /// [`close_flow`](Self::close_flow)), so that what is reached over it (a NATed
+    /// registration, RFC 5626 3.5.2) can be dropped at once instead of at its next keep-alive.
+    /// Only the first call gets it. When the taker falls behind, notices beyond the queue are
+    /// dropped: keep-alives still find those flows dead later.
+    pub fn take_closed_flows(&self) -> Option<mpsc::Receiver<FlowId>> {
+        self.inner
+            .closed_rx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()

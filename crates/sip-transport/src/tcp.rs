@@ -447,7 +447,11 @@ async fn accept_tls(
     cfg: Arc<rustls::ServerConfig>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-    let hs = tokio::time::timeout(inner.cfg.tls_handshake_timeout, acceptor.accept(stream)).await;
+    let hs = tokio::time::timeout(
+        inner.cfg.tls_handshake_timeout,
+        acceptor.accept(stream).into_fallible(),
+    )
+    .await;
     let why = match hs {
         Ok(Ok(s)) => {
             inc(&inner.stats.tls_handshakes);
@@ -460,8 +464,9 @@ async fn accept_tls(
             run_conn(inner, io, rd, wr, rx).await;
             return;
         }
-        Ok(Err(e)) => {
+        Ok(Err((e, tcp))) => {
             inc(&inner.stats.tls_handshake_failures);
+            linger(tcp).await;
             e.to_string()
         }
         Err(_) => {
@@ -482,7 +487,33 @@ async fn accept_tls(
     inner.stats.drop_n(DropReason::WriteFailed, n);
 }
 
+/// Closes a connection whose TLS handshake we refused so that the client reads our alert
+/// (e.g. "certificate required", "unknown CA") and logs why: rustls has written the alert, and
+/// dropping a socket with unread input (the client's next flight) would send a reset that
+/// makes the client's kernel discard it. So: FIN first, then read and discard what is still
+/// coming, bounded in bytes and time, then close.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LINGER: std::time::Duration = std::time::Duration::from_millis(250);
+    const MAX_DISCARD: usize = 64 * 1024;
+    let _ = tokio::time::timeout(LINGER, async {
+        let _ = tcp.shutdown().await;
+        let mut buf = [0u8; 4096];
+        let mut discarded = 0;
+        while discarded < MAX_DISCARD {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    })
+    .await;
+}
+
 fn release(inner: &Inner, flow: FlowId, remote: SocketAddr, inbound: bool, protocol: Protocol) {
+    // Whoever reaches a peer over this connection (a NATed binding) learns it is gone; a full
+    // queue loses the notice, never blocks the connection's task.
+    let _ = inner.closed.try_send(flow);
     let mut t = inner.conns();
     t.by_flow.remove(&flow);
     if t.by_remote.get(&(protocol, remote)) == Some(&flow) {

@@ -461,3 +461,24 @@ async fn large_udp_request_is_switched_to_tcp() {
     let (n, _) = within(udp.recv_from(&mut buf)).await.unwrap();
     assert!(n > 2000);
 }
+
+#[tokio::test]
+async fn a_connection_closed_by_the_peer_is_announced() {
+    let (h, mut rx) = start(loopback_config()).await;
+    let mut closed_rx = h.take_closed_flows().unwrap();
+    assert!(
+        h.take_closed_flows().is_none(),
+        "only the first taker gets it"
+    );
+    let mut c = within(TcpStream::connect(h.tcp_addrs()[0])).await.unwrap();
+    c.write_all(request("REGISTER", &via_tcp("127.0.0.1", "c1"), "").as_bytes())
+        .await
+        .unwrap();
+    let inc = next(&mut rx).await;
+    // Nothing is announced while the connection is up.
+    assert!(closed_rx.try_recv().is_err());
+    drop(c);
+    let flow = within(closed_rx.recv()).await.unwrap();
+    assert_eq!(flow, inc.flow);
+    assert!(h.flow(inc.flow).is_none());
+}

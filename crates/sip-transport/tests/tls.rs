@@ -760,3 +760,42 @@ fn certificate_summaries_and_expiry() {
         Err(tls::TlsError::BadKey { .. })
     ));
 }
+
+/// What a refused client reads after the handshake: the alert that says why.
+async fn refusal_seen_by_client(m: &Mtls, server_ca: &str, client: Option<(&str, &str)>) -> String {
+    let cfg = client_config(server_ca, &[&rustls::version::TLS13], client);
+    let mut s = match connect(cfg, m.h.tls_addrs()[0], "sbc.test").await {
+        Ok(s) => s,
+        Err(e) => return e.to_string(),
+    };
+    // The client's next flight (a request) is unread input at the server when it refuses.
+    let _ = s.write_all(options("r").as_bytes()).await;
+    let _ = s.flush().await;
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+        Ok(Err(e)) => e.to_string(),
+        Ok(Ok(n)) => format!("read {n} bytes"),
+        Err(_) => "no answer".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn refused_clients_read_the_alert_that_says_why() {
+    let m = mtls(true, &[]).await;
+    let sca = server_ca_pem(m.dir.path());
+    let foreign = Ca::new("Other CA").issue("x", &["x.test"], None, leaf(21));
+    // Several times: the client's next flight reaches the server at varying points of the
+    // refusal (phones that pipeline it saw resets before the server closed gracefully).
+    for _ in 0..5 {
+        let none = refusal_seen_by_client(&m, &sca, None).await;
+        assert!(
+            none.contains("CertificateRequired"),
+            "no certificate: {none}"
+        );
+        let other = refusal_seen_by_client(&m, &sca, Some((&foreign.0, &foreign.1))).await;
+        assert!(
+            other.contains("UnknownCA") || other.contains("BadCertificate"),
+            "another CA: {other}"
+        );
+    }
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use call_engine::{Engine, EngineConfig, Event, Output};
 use config::{Config, ZoneConfig};
 use sip_transport::{
-    Incoming, LogLimiter, Outgoing, SendError, SendFailure, Transport, TransportHandle,
+    FlowId, Incoming, LogLimiter, Outgoing, SendError, SendFailure, Transport, TransportHandle,
 };
 use store::RedbStore;
 use tokio::sync::{mpsc, watch};
@@ -231,8 +231,17 @@ impl Dataplane {
         let failures = transport
             .take_send_failures()
             .ok_or_else(|| "the transport's failure channel is taken".to_owned())?;
-        let task =
-            tokio::spawn(task.run(incoming, failures, control_rx, stop_rx, auth_rx, media_rx));
+        let closed = transport
+            .take_closed_flows()
+            .ok_or_else(|| "the transport's closed-flow channel is taken".to_owned())?;
+        let task = tokio::spawn(task.run(
+            incoming,
+            (failures, closed),
+            control_rx,
+            stop_rx,
+            auth_rx,
+            media_rx,
+        ));
         Ok(Dataplane {
             transport,
             control,
@@ -399,7 +408,7 @@ impl EngineTask {
     async fn run(
         mut self,
         mut incoming: mpsc::Receiver<Incoming>,
-        mut failures: mpsc::Receiver<SendFailure>,
+        (mut failures, mut closed): (mpsc::Receiver<SendFailure>, mpsc::Receiver<FlowId>),
         mut control: mpsc::Receiver<Control>,
         mut stop: watch::Receiver<bool>,
         mut auth_results: mpsc::Receiver<(u64, Option<bool>)>,
@@ -459,6 +468,11 @@ impl EngineTask {
                     // 8.1.3.1, 17.1.4), which the proxy turns into a 503 branch (16.9).
                     debug!(remote = %f.remote, tx = %f.tx, "{} {}: reported to the transaction", f.protocol, f.kind);
                     self.engine.handle_transport_error(Instant::now(), f.tx);
+                }
+                Some(flow) = closed.recv() => {
+                    // A TCP/TLS connection ended: NATed registrations reached over it are
+                    // dead now (RFC 5626 3.5.2), not at their next keep-alive.
+                    self.engine.flow_closed(Instant::now(), flow);
                 }
                 Some((ticket, verdict)) = auth_results.recv() => {
                     self.engine.handle_auth_result(Instant::now(), ticket, verdict);
