@@ -907,13 +907,7 @@ pub(crate) fn response_head(
 }
 
 /// Request line and the dialog headers of a request on `leg`.
-fn leg_request_head(
-    leg: &Leg,
-    method: &str,
-    cseq: u32,
-    branch: &str,
-    max_forwards: u8,
-) -> Builder {
+fn leg_request_head(leg: &Leg, method: &str, cseq: u32, branch: &str, max_forwards: u8) -> Builder {
     let mut b = Builder::request(method, &leg.remote_target);
     b.header("Via", leg.me.via(branch));
     for r in &leg.route_set {

@@ -295,7 +295,10 @@ mod tests {
             (SipTransport::Tls, "198.51.100.1:5061", false)
         );
         // A stream hop in a zone without TCP: TLS rather than TCP from the UDP address.
-        assert_eq!(b("sip:x@trunk.example", true).unwrap().transport, SipTransport::Tls);
+        assert_eq!(
+            b("sip:x@trunk.example", true).unwrap().transport,
+            SipTransport::Tls
+        );
         // sips: TLS and a sips Contact, whatever the hop looked like.
         let s = b("sips:bob@example.com", false).unwrap();
         assert_eq!((s.transport, s.sips), (SipTransport::Tls, true));
@@ -321,8 +324,14 @@ mod tests {
         let e = leg_b(&z, "sips:bob@example.com", &[], hop(true), None).unwrap_err();
         assert_eq!(e.status().0, 416);
         assert!(e.to_string().contains("no TLS listener"), "{e}");
-        let e = leg_b(&z, "sip:bob@192.168.10.9;transport=TLS", &[], hop(true), None)
-            .unwrap_err();
+        let e = leg_b(
+            &z,
+            "sip:bob@192.168.10.9;transport=TLS",
+            &[],
+            hop(true),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.status().0, 503);
         // TCP is there for a plain stream hop.
         let t = leg_b(&z, "sip:bob@192.168.10.9", &[], hop(true), None).unwrap();

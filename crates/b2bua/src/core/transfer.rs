@@ -570,8 +570,7 @@ impl B2bua {
             msg::map_host(&referred_by, zone_n.caller_domain())
         };
         let (session, o_zone) = (c.media, oleg.zone);
-        let me = match transport::leg_b(&zone_n, &route.target, &route_set, route.next_hop, known)
-        {
+        let me = match transport::leg_b(&zone_n, &route.target, &route_set, route.next_hop, known) {
             Ok(me) => me,
             Err(e) => {
                 self.drop_event(Some(call), format!("transfer: {e}"));
