@@ -2,15 +2,18 @@
 
 use std::time::Duration;
 
+use crate::transport::SipTransport;
+
 /// Who sipwarden is in one zone: what it writes into Via, Contact and From on legs there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneIdentity {
     /// The zone's name (as the routing and the media relay name it).
     pub name: String,
-    /// `host[:port]` of our Via and Contact in this zone (the listener's advertised address).
-    pub address: String,
-    /// Via transport token: `UDP`, `TCP`, `TLS`.
-    pub transport: String,
+    /// `host[:port]` of our Via and Contact in this zone for each transport it listens on
+    /// (one each, the listener's advertised address). A leg takes the address of its own
+    /// transport (module `transport`); the first is the default, whose host is also the
+    /// caller domain when `domain` is not set.
+    pub addresses: Vec<(SipTransport, String)>,
     /// Host part of the From URI of calls that leave into this zone; `None`: `address`'s host.
     pub domain: Option<String>,
     /// Peers in this zone are trusted (the LAN): redirects may reach them.
@@ -55,15 +58,32 @@ impl ReferMode {
 }
 
 impl ZoneIdentity {
+    /// A zone with one UDP address (add others with [`ZoneIdentity::with_address`]).
     pub fn new(name: &str, address: &str) -> ZoneIdentity {
         ZoneIdentity {
             name: name.to_owned(),
-            address: address.to_owned(),
-            transport: "UDP".to_owned(),
+            addresses: vec![(SipTransport::Udp, address.to_owned())],
             domain: None,
             trusted: false,
             refer: None,
         }
+    }
+
+    /// Sets our address for `t` (replacing the one it had).
+    pub fn with_address(mut self, t: SipTransport, address: &str) -> ZoneIdentity {
+        match self.addresses.iter_mut().find(|(x, _)| *x == t) {
+            Some(slot) => slot.1 = address.to_owned(),
+            None => self.addresses.push((t, address.to_owned())),
+        }
+        self
+    }
+
+    /// Our address for `t`, when the zone listens on it.
+    pub fn address(&self, t: SipTransport) -> Option<&str> {
+        self.addresses
+            .iter()
+            .find(|(x, _)| *x == t)
+            .map(|(_, a)| a.as_str())
     }
 
     /// The REFER handling for calls whose other leg is in this zone (the default applied).
@@ -76,7 +96,7 @@ impl ZoneIdentity {
     }
 
     pub(crate) fn host(&self) -> &str {
-        let a = self.address.as_str();
+        let a = self.addresses.first().map_or("", |(_, a)| a.as_str());
         if a.starts_with('[') {
             return a.find(']').map_or(a, |e| &a[..=e]);
         }
@@ -85,21 +105,6 @@ impl ZoneIdentity {
 
     pub(crate) fn caller_domain(&self) -> &str {
         self.domain.as_deref().unwrap_or_else(|| self.host())
-    }
-
-    /// Our Contact in this zone. TLS is `sip:...;transport=tls`, not `sips:`: a sips Contact
-    /// asks for TLS on every hop beyond us too (RFC 3261 19.1), which the calls we relay do not
-    /// promise, and user agents built on libre (baresip) cannot send to a sips URI at all, so
-    /// they never ACKed our 200.
-    pub(crate) fn contact(&self) -> String {
-        match self.transport.to_ascii_uppercase().as_str() {
-            "UDP" => format!("<sip:{}>", self.address),
-            t => format!(
-                "<sip:{};transport={}>",
-                self.address,
-                t.to_ascii_lowercase()
-            ),
-        }
     }
 }
 
@@ -183,12 +188,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn contact_names_the_transport_of_the_zone() {
-        let mut z = ZoneIdentity::new("wan", "198.51.100.1:5061");
-        assert_eq!(z.contact(), "<sip:198.51.100.1:5061>");
-        z.transport = "TLS".into();
-        assert_eq!(z.contact(), "<sip:198.51.100.1:5061;transport=tls>");
-        z.transport = "tcp".into();
-        assert_eq!(z.contact(), "<sip:198.51.100.1:5061;transport=tcp>");
+    fn one_address_per_transport() {
+        let z = ZoneIdentity::new("wan", "198.51.100.1:5060")
+            .with_address(SipTransport::Tls, "198.51.100.1:5061")
+            .with_address(SipTransport::Tls, "[2001:db8::1]:5061");
+        assert_eq!(z.address(SipTransport::Udp), Some("198.51.100.1:5060"));
+        assert_eq!(z.address(SipTransport::Tls), Some("[2001:db8::1]:5061"));
+        assert_eq!(z.address(SipTransport::Tcp), None);
+        assert_eq!(z.addresses.len(), 2);
+        // The default (first) address names the caller domain.
+        assert_eq!(z.caller_domain(), "198.51.100.1");
     }
 }

@@ -10,9 +10,10 @@ use sip_transaction::{
     ClientTxId, Destination, SendError, ServerTxId, Source, TransactionLayer, TuEvent, TxId,
 };
 
-use crate::config::{B2buaConfig, ReferMode, ZoneIdentity};
+use crate::config::{B2buaConfig, ReferMode};
 use crate::media::{MediaPort, MediaPortError, MediaSessionId, MediaSide};
 use crate::msg::{self, Builder};
+use crate::transport::{self, LegAddress, NoListener};
 
 mod flow;
 mod transfer;
@@ -147,6 +148,9 @@ pub enum StartError {
     Build,
     #[error("leg B INVITE not sent: {0}")]
     Send(SendError),
+    /// A leg needs a transport its zone has no listener for (a sips: dialog without TLS).
+    #[error("{0}")]
+    NoListener(#[from] NoListener),
 }
 
 /// The extensions the B2BUA itself implements, the only ones it lets a peer require.
@@ -207,6 +211,8 @@ struct SessionTimer {
 #[derive(Debug)]
 struct Leg {
     zone: usize,
+    /// Our Via sent-by and Contact on this leg, of the leg's own transport.
+    me: LegAddress,
     call_id: String,
     local_tag: String,
     remote_tag: Option<String>,
@@ -385,14 +391,6 @@ impl std::fmt::Debug for B2bua {
             .field("servers", &self.servers.len())
             .finish()
     }
-}
-
-fn via(z: &ZoneIdentity, branch: &str) -> String {
-    format!(
-        "SIP/2.0/{} {};branch={branch};rport",
-        z.transport.to_ascii_uppercase(),
-        z.address
-    )
 }
 
 fn with_tag(uri: &str, tag: Option<&str>) -> String {
@@ -595,6 +593,10 @@ impl B2bua {
                     StartError::Media(MediaPortError::Unavailable(_)) => {
                         (503, "Service Unavailable", None)
                     }
+                    StartError::NoListener(n) => {
+                        let (s, r) = n.status();
+                        (s, r, None)
+                    }
                 };
                 let tag = tl.new_tag();
                 let mut b = response_head(&req, status, reason.as_bytes(), Some(&tag));
@@ -677,6 +679,16 @@ impl B2bua {
 
         let zone_a = self.cfg.zones.get(za).cloned().ok_or(StartError::Build)?;
         let zone_b = self.cfg.zones.get(zb).cloned().ok_or(StartError::Build)?;
+        // Each leg speaks from the zone's listener of its own transport.
+        let me_a = transport::leg_a(&zone_a, req, source)?;
+        let known = replaces.as_ref().map(|r| r.transport);
+        let me_b = transport::leg_b(&zone_b, &route.target, &[], route.next_hop, known)?;
+        let mut next_hop = route.next_hop;
+        if me_b.transport.reliable() && next_hop.flow.is_none() {
+            // A TLS (or TCP) leg over a hop that was given as a datagram one: the transport
+            // refuses sips: over UDP, and our Via tells it which stream to open.
+            next_hop.reliable = true;
+        }
 
         // Media first: an SDP the relay refuses is a 488 before anything is sent.
         let media = self.media.create_session(&zone_a.name, &zone_b.name)?;
@@ -694,6 +706,7 @@ impl B2bua {
 
         let leg_a = Leg {
             zone: za,
+            me: me_a,
             call_id: call_id_a.clone(),
             local_tag: self.ids.token(),
             remote_tag: Some(from_tag),
@@ -723,6 +736,7 @@ impl B2bua {
         let b_from = msg::map_host(&from_uri, zone_b.caller_domain());
         let leg_b = Leg {
             zone: zb,
+            me: me_b,
             call_id: call_id_b.clone(),
             local_tag: self.ids.token(),
             remote_tag: None,
@@ -732,7 +746,7 @@ impl B2bua {
             remote_cseq: None,
             remote_target: route.target.clone(),
             route_set: Vec::new(),
-            peer: route.next_hop,
+            peer: next_hop,
             confirmed: false,
             peer_timer: false,
             peer_100rel: false,
@@ -749,8 +763,8 @@ impl B2bua {
         };
 
         let branch = tl.new_branch();
-        let mut b = leg_request_head(&leg_b, &zone_b, "INVITE", 1, &branch, mf - 1);
-        b.header("Contact", zone_b.contact());
+        let mut b = leg_request_head(&leg_b, "INVITE", 1, &branch, mf - 1);
+        b.header("Contact", leg_b.me.contact());
         b.header("Allow", ALLOW);
         b.header("Supported", "100rel, timer");
         let se = msg::session_expires(req)
@@ -840,7 +854,7 @@ impl B2bua {
                 kind: ClientKind::Initial {
                     offer: offer.is_some(),
                 },
-                dest: route.next_hop,
+                dest: next_hop,
             },
         );
         self.record(call, now, LegSide::A, Direction::In, req);
@@ -893,16 +907,9 @@ pub(crate) fn response_head(
 }
 
 /// Request line and the dialog headers of a request on `leg`.
-fn leg_request_head(
-    leg: &Leg,
-    zone: &ZoneIdentity,
-    method: &str,
-    cseq: u32,
-    branch: &str,
-    max_forwards: u8,
-) -> Builder {
+fn leg_request_head(leg: &Leg, method: &str, cseq: u32, branch: &str, max_forwards: u8) -> Builder {
     let mut b = Builder::request(method, &leg.remote_target);
-    b.header("Via", via(zone, branch));
+    b.header("Via", leg.me.via(branch));
     for r in &leg.route_set {
         b.header("Route", r);
     }

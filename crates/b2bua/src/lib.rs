@@ -95,8 +95,15 @@
 //! - Limits: history per call, the PRACK map (32), and the timer heap (stale entries are
 //!   compacted) are bounded; transaction maps are cleaned on `Terminated`. No input path
 //!   unwraps, panics or indexes (denied by lint outside tests).
-//! - Via transport and Contact come from the zone's [`ZoneIdentity`] (one transport per
-//!   zone for now).
+//! - Transport per leg (module `transport`): a [`ZoneIdentity`] has one address per
+//!   transport its listeners use; leg A speaks from the one its INVITE came on (UDP for a
+//!   datagram, TLS or TCP for a stream as its Via says), leg B from the one its next hop asks
+//!   for (`sips:` or `;transport=tls` in the target or top Route: TLS only; a leg whose peer
+//!   we already talk to, in a transfer or Replaces: that leg's; else UDP for a datagram hop
+//!   and TCP, else TLS, for a stream hop). Via sent-by, Contact and so the protocol of the
+//!   leg's requests follow it. A SIPS dialog (sips Request-URI or top Route/Record-Route,
+//!   RFC 3261 8.1.1.8, 12.1.1) gets a `sips:` Contact; in a zone without a TLS listener it is
+//!   refused (416; a `;transport=tls` hop 503) with [`StartError::NoListener`].
 //!
 //! ## Call transfer (module `core::transfer`)
 //! A REFER is handled as the zone of the call's *other* leg says ([`ZoneIdentity::refer`],
@@ -156,6 +163,7 @@ mod config;
 mod core;
 mod media;
 mod msg;
+mod transport;
 
 pub use crate::config::{B2buaConfig, ReferMode, ZoneIdentity};
 pub use crate::core::{
@@ -163,6 +171,7 @@ pub use crate::core::{
     StartError, TransferStats,
 };
 pub use crate::media::{FakeMediaPort, MediaPort, MediaPortError, MediaSessionId, MediaSide};
+pub use crate::transport::{NoListener, SipTransport};
 
 #[cfg(test)]
 mod tests;

@@ -1670,4 +1670,5 @@ fn asserted_identity_crosses_mapped_when_the_policy_allows_it() {
     assert!(inv.header(HeaderName::Privacy).is_none());
 }
 
+mod legs;
 mod transfer;

@@ -148,43 +148,54 @@ pub fn relay_config(c: &Config) -> RelayConfig {
     }
 }
 
-/// Who sipwarden is in each zone that has a media address and a listener: the first UDP
-/// listener's bound address (else TCP, else TLS: a zone with `require_tls` has only TLS
-/// listeners, and its calls must still be anchored); a wildcard stands for the media address.
+/// Who sipwarden is in each zone that has a media address and a listener: per transport
+/// (UDP, TCP, TLS) the zone's first listener of it, so that every leg speaks from the
+/// listener of its own transport (a phone over TLS and an ITSP over UDP in one zone). The
+/// first of them (UDP, else TCP, else TLS: a zone with `require_tls` has only TLS
+/// listeners, and its calls must still be anchored) is the default; a wildcard stands for
+/// the media address.
 pub fn identities(c: &Config, bound: &Bound) -> Vec<ZoneIdentity> {
     let of = |p: config::Protocol| c.listen.iter().filter(move |l| l.transport == p);
-    let socks: Vec<(&str, &str, SocketAddr)> = of(config::Protocol::Udp)
+    let socks: Vec<(&str, b2bua::SipTransport, SocketAddr)> = of(config::Protocol::Udp)
         .zip(&bound.udp)
-        .map(|(l, a)| (l.zone.as_str(), "UDP", *a))
+        .map(|(l, a)| (l.zone.as_str(), b2bua::SipTransport::Udp, *a))
         .chain(
             of(config::Protocol::Tcp)
                 .zip(&bound.tcp)
-                .map(|(l, a)| (l.zone.as_str(), "TCP", *a)),
+                .map(|(l, a)| (l.zone.as_str(), b2bua::SipTransport::Tcp, *a)),
         )
         .chain(
             of(config::Protocol::Tls)
                 .zip(&bound.tls)
-                .map(|(l, a)| (l.zone.as_str(), "TLS", *a)),
+                .map(|(l, a)| (l.zone.as_str(), b2bua::SipTransport::Tls, *a)),
         )
         .collect();
     c.zone
         .iter()
         .filter_map(|z| {
             let media = c.media_bind(&z.name)?;
-            let (_, transport, addr) = socks.iter().find(|(zone, _, _)| *zone == z.name)?;
-            let ip = if addr.ip().is_unspecified() {
-                media
-            } else {
-                addr.ip()
-            };
-            let host = match ip {
-                IpAddr::V4(a) => a.to_string(),
-                IpAddr::V6(a) => format!("[{a}]"),
-            };
+            let mut addresses: Vec<(b2bua::SipTransport, String)> = Vec::new();
+            for (_, transport, addr) in socks.iter().filter(|(zone, _, _)| *zone == z.name) {
+                if addresses.iter().any(|(t, _)| t == transport) {
+                    continue;
+                }
+                let ip = if addr.ip().is_unspecified() {
+                    media
+                } else {
+                    addr.ip()
+                };
+                let host = match ip {
+                    IpAddr::V4(a) => a.to_string(),
+                    IpAddr::V6(a) => format!("[{a}]"),
+                };
+                addresses.push((*transport, format!("{host}:{}", addr.port())));
+            }
+            if addresses.is_empty() {
+                return None;
+            }
             Some(ZoneIdentity {
                 name: z.name.clone(),
-                address: format!("{host}:{}", addr.port()),
-                transport: (*transport).to_owned(),
+                addresses,
                 domain: z.domain.clone(),
                 trusted: z.trusted,
                 // One mode per zone: the zone's first trunk sets it; a zone without a trunk
@@ -767,9 +778,10 @@ mod tests {
         assert_eq!(r.zones[1].latch.mode, LatchMode::Strict);
         assert_eq!(r.zones[0].latch.mode, LatchMode::SdpAddress);
         let ids = identities(&c, &bound());
-        assert_eq!(ids[0].address, "127.0.1.1:5060");
+        let udp = b2bua::SipTransport::Udp;
+        assert_eq!(ids[0].addresses, vec![(udp, "127.0.1.1:5060".to_owned())]);
         assert!(ids[0].trusted);
-        assert_eq!(ids[1].address, "127.0.2.1:5060");
+        assert_eq!(ids[1].addresses, vec![(udp, "127.0.2.1:5060".to_owned())]);
         // The config's defaults are the B2BUA's.
         let d = b2bua_config(&c, Vec::new());
         let want = b2bua::B2buaConfig::default();
@@ -781,7 +793,7 @@ mod tests {
     }
 
     #[test]
-    fn a_zone_with_only_tls_listeners_has_a_tls_identity() {
+    fn every_listener_transport_of_a_zone_is_in_its_identity() {
         // A require_tls zone may only have TLS listeners; without an identity its calls
         // would be proxied with their media unrelayed.
         let text = "[[zone]]\nname = \"lan\"\nnetworks = [\"127.0.1.0/24\"]\n\
@@ -802,15 +814,17 @@ mod tests {
         };
         let ids = identities(&c, &b);
         assert_eq!(ids.len(), 2);
-        // UDP first where a zone has it.
+        use b2bua::SipTransport::{Tls, Udp};
+        // UDP first (the default) where a zone has it, and its TLS listener for TLS legs.
         assert_eq!(
-            (ids[0].address.as_str(), ids[0].transport.as_str()),
-            ("127.0.1.1:5060", "UDP")
+            ids[0].addresses,
+            vec![
+                (Udp, "127.0.1.1:5060".to_owned()),
+                (Tls, "127.0.1.1:5061".to_owned())
+            ]
         );
-        assert_eq!(
-            (ids[1].address.as_str(), ids[1].transport.as_str()),
-            ("127.0.2.1:5061", "TLS")
-        );
+        assert_eq!(ids[0].address(Tls), Some("127.0.1.1:5061"));
+        assert_eq!(ids[1].addresses, vec![(Tls, "127.0.2.1:5061".to_owned())]);
     }
 
     #[test]

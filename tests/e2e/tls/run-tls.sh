@@ -27,7 +27,10 @@
 #   phones        baresip and linphone over mutual TLS with SRTP media through the relay of
 #                 a second sipwarden, a certificate swap during baresip's call, phones
 #                 without a certificate or of another CA refused (tests/e2e/tls/phones.sh)
-# SIPWARDEN_E2E_TLS_ONLY=base,mtls-sipp,require-tls,phones runs only the groups named.
+#   mixed         a zone with UDP and TLS listeners: baresip over TLS calls a SIPp UDP UAS
+#                 in another zone and a SIPp UDP UAC calls baresip over TLS; each leg's Via
+#                 and Contact name the listener of its own transport (tests/e2e/tls/mixed.sh)
+# SIPWARDEN_E2E_TLS_ONLY=base,mtls-sipp,require-tls,phones,mixed runs only the groups named.
 # SIPp 3.6.1 as packaged (sip-tester) is built without TLS (`sipp -h` lists no `l1`
 # transport), hence socat between SIPp and sipwarden.
 #
@@ -461,6 +464,17 @@ if only phones; then
         phones_run
     else
         result phones "$why"
+    fi
+fi
+
+# A zone with UDP and TLS listeners: each B2BUA leg on its own transport (baresip, SIPp).
+if only mixed; then
+    # shellcheck source=tests/e2e/tls/mixed.sh
+    source "$here/mixed.sh"
+    if command -v baresip >/dev/null; then
+        mixed_run
+    else
+        result mixed "baresip is not installed"
     fi
 fi
 

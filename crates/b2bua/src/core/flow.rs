@@ -1,6 +1,7 @@
 //! What happens after the start: transaction events of both legs, timers and teardown.
 
 use super::*;
+use crate::config::ZoneIdentity;
 
 impl B2bua {
     /// Offers one transaction-layer event to the B2BUA. Returns it untouched when it is not
@@ -163,6 +164,14 @@ impl B2bua {
         self.cfg.zones.get(c.leg(leg).zone).cloned()
     }
 
+    /// Our Contact on `leg` (of the leg's transport).
+    pub(super) fn contact(&self, call: u64, leg: LegSide) -> String {
+        self.calls
+            .get(&call)
+            .map(|c| c.leg(leg).me.contact())
+            .unwrap_or_default()
+    }
+
     /// A new in-dialog request on `leg` (CSeq incremented) with its Contact when `method`
     /// needs one. The caller adds headers and the body.
     pub(super) fn new_request(
@@ -172,15 +181,14 @@ impl B2bua {
         leg: LegSide,
         method: &str,
     ) -> Option<(Builder, u32)> {
-        let zone = self.zone(call, leg)?;
         let c = self.calls.get_mut(&call)?;
         let l = c.leg_mut(leg);
         l.local_cseq += 1;
         let cseq = l.local_cseq;
         let branch = tl.new_branch();
-        let mut b = leg_request_head(l, &zone, method, cseq, &branch, 70);
+        let mut b = leg_request_head(l, method, cseq, &branch, 70);
         if matches!(method, "INVITE" | "UPDATE") {
-            b.header("Contact", zone.contact());
+            b.header("Contact", l.me.contact());
         }
         Some((b, cseq))
     }
@@ -261,15 +269,12 @@ impl B2bua {
         cseq: u32,
         body: Option<&[u8]>,
     ) {
-        let Some(zone) = self.zone(call, leg) else {
-            return;
-        };
         let branch = tl.new_branch();
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         let l = c.leg_mut(leg);
-        let b = leg_request_head(l, &zone, "ACK", cseq, &branch, 70);
+        let b = leg_request_head(l, "ACK", cseq, &branch, 70);
         let Some(ack) = b.finish(body.map(|s| ("application/sdp", s))) else {
             return;
         };
@@ -857,9 +862,6 @@ impl B2bua {
             None => None,
         };
         let phrase = self.phrase(call, LegSide::A, resp);
-        let Some(za) = self.zone(call, LegSide::A) else {
-            return;
-        };
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -868,7 +870,7 @@ impl B2bua {
         for r in &la.route_set {
             b.header("Record-Route", r);
         }
-        b.header("Contact", za.contact());
+        b.header("Contact", la.me.contact());
         let mut rel_rseq = None;
         if reliable && a_rel {
             let r = la.rseq_next;
@@ -981,9 +983,6 @@ impl B2bua {
             self.set_session_timer(now, call, LegSide::B, iv, we_refresh_b);
         }
         let phrase = self.phrase(call, LegSide::A, resp);
-        let Some(za) = self.zone(call, LegSide::A) else {
-            return;
-        };
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -997,7 +996,7 @@ impl B2bua {
         for r in &la.route_set {
             b.header("Record-Route", r);
         }
-        b.header("Contact", za.contact());
+        b.header("Contact", la.me.contact());
         b.header("Allow", ALLOW);
         b.header("Supported", "100rel, timer");
         let mut we_refresh_a = None;
@@ -1147,14 +1146,17 @@ impl B2bua {
                 self.set_session_timer(now, call, to, t.interval, t.we_refresh);
             }
         }
-        let Some(zt) = self.zone(call, to) else {
+        let Some((tag, contact)) = self
+            .calls
+            .get(&call)
+            .map(|c| (c.leg(to).local_tag.clone(), c.leg(to).me.contact()))
+        else {
             return;
         };
-        let tag = self.calls.get(&call).map(|c| c.leg(to).local_tag.clone());
         let phrase = self.phrase(call, to, &resp);
-        let mut b = response_head(&req, status, &phrase, tag.as_deref());
+        let mut b = response_head(&req, status, &phrase, Some(&tag));
         if ok && matches!(method, Some(Method::Invite | Method::Update)) {
-            b.header("Contact", zt.contact());
+            b.header("Contact", contact);
             b.header("Supported", "100rel, timer");
             if let Some(t) = self.calls.get(&call).and_then(|c| c.leg(to).timer) {
                 let who = if t.we_refresh { "uas" } else { "uac" };

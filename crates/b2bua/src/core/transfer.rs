@@ -51,6 +51,8 @@ use super::*;
 use sip_message::headers::{ReferTo, ReferredBy, Replaces};
 use sip_message::TypedHeader;
 
+use crate::transport::SipTransport;
+
 /// How long the target of a local transfer may ring before sipwarden gives up.
 const RING_TIMEOUT: Duration = Duration::from_secs(60);
 /// Subscription duration announced in our NOTIFYs (the subscription ends with the outcome).
@@ -95,6 +97,8 @@ pub(super) struct MappedReplaces {
     remote_uri: String,
     /// The call that owns the replaced dialog.
     call: u64,
+    /// The transport of the leg whose far end that is (the new leg goes to the same peer).
+    pub(super) transport: SipTransport,
 }
 
 /// The Refer-To of a REFER, decoded.
@@ -320,6 +324,7 @@ impl B2bua {
             route_set: x.route_set.clone(),
             remote_uri: x.remote_uri.clone(),
             call,
+            transport: x.me.transport,
         })
     }
 
@@ -503,6 +508,8 @@ impl B2bua {
         let mut route_set = Vec::new();
         let mut to_uri = name_addr("", &target.uri);
         let mut replaces = None;
+        // The referrer's own peer (its PBX) is reached the way the referrer's leg is.
+        let mut known = (route.next_hop == rleg.peer).then_some(rleg.me.transport);
         if let Some(v) = &target.replaces {
             if Replaces::parse_value(v).is_err() {
                 self.reply(now, tl, call, r, id, req, 400, "Bad Replaces");
@@ -518,6 +525,7 @@ impl B2bua {
                         route = m.route.clone();
                         route_set = m.route_set.clone();
                         to_uri = m.remote_uri.clone();
+                        known = Some(m.transport);
                         replaces = Some(m.header);
                         let _ = m.call;
                     }
@@ -562,6 +570,15 @@ impl B2bua {
             msg::map_host(&referred_by, zone_n.caller_domain())
         };
         let (session, o_zone) = (c.media, oleg.zone);
+        let me = match transport::leg_b(&zone_n, &route.target, &route_set, route.next_hop, known) {
+            Ok(me) => me,
+            Err(e) => {
+                self.drop_event(Some(call), format!("transfer: {e}"));
+                let (status, reason) = e.status();
+                self.reply(now, tl, call, r, id, req, status, reason);
+                return;
+            }
+        };
 
         // The offer: O's session through the relay from O's side. Same zone: the relay
         // session R had (R's ports, so O sees nothing); another zone: a session of its own.
@@ -605,6 +622,7 @@ impl B2bua {
 
         let leg = Leg {
             zone: zi,
+            me,
             call_id: format!("{}{}", self.ids.token(), self.ids.token()),
             local_tag: self.ids.token(),
             remote_tag: None,
@@ -630,8 +648,8 @@ impl B2bua {
             last_ack: None,
         };
         let branch = tl.new_branch();
-        let mut b = leg_request_head(&leg, &zone_n, "INVITE", 1, &branch, 70);
-        b.header("Contact", zone_n.contact());
+        let mut b = leg_request_head(&leg, "INVITE", 1, &branch, 70);
+        b.header("Contact", leg.me.contact());
         b.header("Allow", ALLOW);
         // No 100rel: nobody on the other side would PRACK for it.
         b.header("Supported", "timer");
@@ -654,7 +672,7 @@ impl B2bua {
         };
         // The referrer hears first: 202, then the subscription's first NOTIFY.
         let mut b = response_head(req, 202, b"Accepted", Some(&zone_tag(self, call, r)));
-        b.header("Contact", zone_r.contact());
+        b.header("Contact", self.contact(call, r));
         if let Some(m) = b.finish(None) {
             self.send_response(now, tl, call, r, id, m);
         }
@@ -710,13 +728,10 @@ impl B2bua {
         reason: &str,
         terminated: bool,
     ) {
-        let Some(zone) = self.zone(call, leg) else {
-            return;
-        };
         let Some((mut b, _)) = self.new_request(tl, call, leg, "NOTIFY") else {
             return;
         };
-        b.header("Contact", zone.contact());
+        b.header("Contact", self.contact(call, leg));
         b.header(
             "Event",
             match event_id {
@@ -1122,7 +1137,7 @@ impl B2bua {
         let Some((mut b, cseq)) = self.new_request(tl, call, to, "REFER") else {
             return;
         };
-        b.header("Contact", zone_to.contact());
+        b.header("Contact", self.contact(call, to));
         b.header("Refer-To", refer_to);
         if let Some(rb) = referred_by {
             b.header("Referred-By", format!("<{rb}>"));
@@ -1162,9 +1177,9 @@ impl B2bua {
         req: &Message,
     ) {
         let to = from.other();
-        let Some(zone_to) = self.zone(call, to) else {
+        if !self.calls.contains_key(&call) {
             return;
-        };
+        }
         let their_id = req
             .typed::<sip_message::headers::Event>()
             .and_then(|e| e.ok())
@@ -1196,7 +1211,7 @@ impl B2bua {
         let Some((mut b, _)) = self.new_request(tl, call, to, "NOTIFY") else {
             return;
         };
-        b.header("Contact", zone_to.contact());
+        b.header("Contact", self.contact(call, to));
         b.header("Event", event);
         b.header("Subscription-State", state);
         let body = frag
