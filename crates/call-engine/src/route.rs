@@ -122,6 +122,19 @@ fn destination(address: SocketAddr, t: Transport) -> Destination {
     }
 }
 
+/// The URI parameter that tells the B2BUA which stream transport a hop takes: it picks the
+/// leg's transport from the target (`;transport=tls` goes out over TLS only), and a zone may
+/// listen on both TCP and TLS. UDP is the default and needs none.
+fn transport_param(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "",
+        Transport::Tcp => ";transport=tcp",
+        Transport::Tls => ";transport=tls",
+        Transport::Ws => ";transport=ws",
+        Transport::Wss => ";transport=wss",
+    }
+}
+
 fn host_port(a: SocketAddr) -> String {
     match a.ip().to_canonical() {
         IpAddr::V4(ip) => format!("{ip}:{}", a.port()),
@@ -223,7 +236,12 @@ impl Engine {
     fn to_next_hop(&self, hop: &NextHop, called: &Called) -> Option<RouteDecision> {
         let user = called.user.as_deref()?;
         Some(RouteDecision {
-            target: format!("sip:{}@{}", escape_user(user), hop.host_port()),
+            target: format!(
+                "sip:{}@{}{}",
+                escape_user(user),
+                hop.host_port(),
+                transport_param(hop.transport)
+            ),
             next_hop: hop.destination(),
             zone: hop.zone.clone(),
         })
@@ -231,7 +249,12 @@ impl Engine {
 
     fn to_trunk(&self, t: &Trunk, called: &Called, ruri: &str) -> RouteDecision {
         let target = match (&called.number, &called.user) {
-            (Some(n), _) => format!("sip:{}@{}", escape_user(n), host_port(t.address)),
+            (Some(n), _) => format!(
+                "sip:{}@{}{}",
+                escape_user(n),
+                host_port(t.address),
+                transport_param(t.transport)
+            ),
             _ => ruri.to_owned(),
         };
         RouteDecision {
@@ -414,6 +437,15 @@ mod tests {
         assert!(!trunk(&["example.org"]).takes_number("+49"));
         assert!(!trunk(&["+49"]).takes_domain("example.org"));
         assert!(trunk(&["*"]).takes_number("12345"));
+    }
+
+    #[test]
+    fn stream_hops_name_their_transport_in_the_target() {
+        // The B2BUA takes a leg's transport from its target: without the parameter a TLS
+        // trunk in a zone that also listens on TCP would be called over TCP.
+        assert_eq!(transport_param(Transport::Udp), "");
+        assert_eq!(transport_param(Transport::Tcp), ";transport=tcp");
+        assert_eq!(transport_param(Transport::Tls), ";transport=tls");
     }
 
     #[test]
