@@ -90,7 +90,7 @@ if sipp_ok a2 && grep -q "^Call-ID: $consult_cid" "$work/a2.msg"; then
 else
     fail "call 2 failed: $(sipp_calls a2) ($work/a2.msg)"
 fi
-frags="$(grep -A30 '^NOTIFY ' "$work/a.msg" 2>/dev/null | grep -oE '^SIP/2.0 [0-9]{3}.*' | tr -d '\r' | paste -sd, -)"
+frags="$(sipfrags a)"
 if sipp_ok a && grep -q '^SIP/2.0 202' "$work/a.msg" && grep -q '^BYE ' "$work/a.msg"; then
     pass "phone A: 202, NOTIFY sipfrags [$frags], then BYE from sipwarden"
 else

@@ -64,7 +64,7 @@ if grep -qE '^(REFER|NOTIFY|SUBSCRIBE) ' "$work/itsp.msg" 2>/dev/null; then
 else
     pass "the ITSP received no REFER or NOTIFY"
 fi
-frags="$(grep -A30 '^NOTIFY ' "$work/a.msg" 2>/dev/null | grep -oE '^SIP/2.0 [0-9]{3}.*' | tr -d '\r' | paste -sd, -)"
+frags="$(sipfrags a)"
 if sipp_ok a && grep -q '^SIP/2.0 202' "$work/a.msg" && grep -q '^BYE ' "$work/a.msg"; then
     pass "phone A: 202, NOTIFY sipfrags [$frags], then BYE from sipwarden"
 else

@@ -2,8 +2,9 @@
 # Shared part of the transfer scenarios (transfer-*.sh; sourced, not run: run.sh only runs
 # *.sh). The same frame as itsp-calls.sh: requirements (exit 77 with "SKIPPED: ..."), the
 # sipwarden binary, a testbed of its own (or the PREFIX given), the PBX, sipwarden with
-# examples/testbed.toml (its ITSP trunk has refer = "local"), background processes stopped by
-# PID, captures in the sbc namespace, PASS/FAIL lines.
+# examples/testbed.toml (its ITSP trunk has refer = "local"; $XFER_CONFIG instead when set),
+# background processes stopped by PID, captures in the sbc namespace, PASS/FAIL lines.
+# XFER_KEEP=1 keeps the work directory (SIPp traces, captures) even when all passed.
 # The sourcing script sets `name` (for messages and the work directory) and `phones` (the
 # number of LAN phones it needs) first, then calls xfer_setup "$@".
 
@@ -99,9 +100,12 @@ xfer_setup() {
     }
     rundir="$(tb_rundir "$prefix")"
 
-    echo "== sipwarden with examples/testbed.toml ($bin)"
+    # XFER_CONFIG: another configuration, to see the checks fail (e.g. the trunk with
+    # refer = "passthrough": the ITSP gets the REFER and refuses it).
+    local config="${XFER_CONFIG:-$repo/examples/testbed.toml}"
+    echo "== sipwarden with $config ($bin)"
     mkdir -p "$work/data"
-    bg sbc sipwarden env SIPWARDEN_DATA_DIR="$work/data" "$bin" run --config "$repo/examples/testbed.toml"
+    bg sbc sipwarden env SIPWARDEN_DATA_DIR="$work/data" "$bin" run --config "$config"
     if tb_wait_udp "$prefix" sbc "$TB_SBC_LAN_IP:5060" 10 && tb_wait_udp "$prefix" sbc "$TB_SBC_WAN_IP:5060" 5; then
         pass "sipwarden listens on $TB_SBC_LAN_IP:5060 and $TB_SBC_WAN_IP:5060"
     else
@@ -233,6 +237,15 @@ check_wan() {
         fail "$c: $(tail -1 "$work/$c.leaks") (all: $work/$c.leaks)"
         head -5 "$work/$c.leaks"
     fi
+}
+
+# sipfrags NAME: the sipfrag status lines of the NOTIFYs NAME received, comma-separated.
+sipfrags() {
+    tr -d '\r' <"$work/$1.msg" 2>/dev/null | awk '
+        /^NOTIFY / { n = 1; body = 0; next }
+        n && /^$/ { body = 1; next }
+        n && body && /^SIP\/2\.0 [0-9]/ { print; n = 0 }
+        /^-----/ { n = 0 }' | paste -sd, -
 }
 
 xfer_finish() {
