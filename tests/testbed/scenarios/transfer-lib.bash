@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR disable=SC2154 # name, phones: set by the sourcing scenario
 # Shared part of the transfer scenarios (transfer-*.sh; sourced, not run: run.sh only runs
 # *.sh). The same frame as itsp-calls.sh: requirements (exit 77 with "SKIPPED: ..."), the
 # sipwarden binary, a testbed of its own (or the PREFIX given), the PBX, sipwarden with
@@ -139,6 +139,7 @@ finished() {
 sipp_bg() {
     local host="$1" n="$2"
     shift 2
+    # shellcheck disable=SC2016 # expanded by that sh
     bg "$host" "$n" sh -c 'cd "$1" && shift && exec "$@"' sh "$work" sipp "$@" -nostdin \
         -timeout 45s -timeout_error -trace_msg -message_file "$work/$n.msg" \
         -trace_err -error_file "$work/$n.err" -trace_stat -stf "$work/$n.csv"
@@ -246,6 +247,27 @@ sipfrags() {
         n && /^$/ { body = 1; next }
         n && body && /^SIP\/2\.0 [0-9]/ { print; n = 0 }
         /^-----/ { n = 0 }' | paste -sd, -
+}
+
+# check_transferor NAME: phone A's side of the transfer from its SIPp trace: its call
+# successful, the 202, NOTIFY sipfrags ending with a 200 and no failure status among them,
+# and sipwarden's BYE after the NOTIFY with 200 (its NOTIFYs are answered by SIPp's -aa).
+check_transferor() {
+    local frags order
+    frags="$(sipfrags "$1")"
+    order="$(tr -d '\r' <"$work/$1.msg" 2>/dev/null | awk '
+        /^NOTIFY / { n = 1; body = 0; next }
+        n && /^$/ { body = 1; next }
+        n && body && /^SIP\/2\.0 [0-9]/ { if ($2 == 200 && !done) done = NR; n = 0 }
+        /^-----/ { n = 0 }
+        /^BYE / && !bye { bye = NR }
+        END { print (done && bye > done) ? "ok" : "bad" }')"
+    if sipp_ok "$1" && grep -q '^SIP/2.0 202' "$work/$1.msg" && [[ $frags =~ SIP/2\.0\ 200[^,]*$ ]] &&
+        ! [[ $frags =~ SIP/2\.0\ [3-6] ]] && [[ $order == ok ]]; then
+        pass "phone A: 202, NOTIFY sipfrags [$frags], then (after the 200 one) BYE from sipwarden"
+    else
+        fail "phone A's transfer did not go as expected: $(sipp_calls "$1"), sipfrags [$frags], BYE after the final NOTIFY: $order ($work/$1.msg, $work/$1.err)"
+    fi
 }
 
 xfer_finish() {
