@@ -343,6 +343,8 @@ pub struct B2bua {
     /// a retransmitted 2xx gets an ACK, not another BYE.
     killed: std::collections::HashSet<(u64, String)>,
     transfer_stats: TransferStats,
+    /// BYEs to transferors, each sent when its final NOTIFY (the key) has its answer.
+    held_byes: HashMap<ClientTxId, transfer::HeldBye>,
 }
 
 /// Call-IDs and tags of our legs. They must not be predictable from the ones a peer has seen
@@ -427,6 +429,7 @@ impl B2bua {
             ids: IdGen::new(cfg_seed),
             killed: std::collections::HashSet::new(),
             transfer_stats: TransferStats::default(),
+            held_byes: HashMap::new(),
         }
     }
 

@@ -114,7 +114,7 @@
 //!   a private or loopback IP address, else to the referrer's peer, i.e. the PBX that
 //!   routes it) offered the other leg's session through the relay session the referrer had
 //!   (same ports: the other side sees nothing), then the referrer is replaced by it and gets
-//!   BYE. The other leg is re-INVITEd only when it was on hold or the new leg is in another
+//!   BYE once its final NOTIFY is answered (so that no proxy delivers the BYE first). The other leg is re-INVITEd only when it was on hold or the new leg is in another
 //!   zone (keeping its SDP origin). Failure: final NOTIFY with the status, the call stays.
 //!   The referrer may hang up after the 202. The target may ring 60 s.
 //! - passthrough: the REFER goes on the other leg with Refer-To/Referred-By mapped to our

@@ -12,6 +12,9 @@ impl B2bua {
         tl: &mut TransactionLayer,
         ev: TuEvent,
     ) -> Option<TuEvent> {
+        if let Some(notify) = self.held_bye_released_by(&ev) {
+            self.release_held_bye(now, tl, notify);
+        }
         match ev {
             TuEvent::Request { id, msg, source } => match self.dialog_of(&msg) {
                 Some((call, leg)) => {

@@ -14,8 +14,10 @@
 //!    out the ports R had, so nothing changes for O. Referred-By is the REFER's (or R's identity).
 //! 3. R' answers: its answer goes to the relay as the answer of R's side (the relay now sends
 //!    O's media to R'), R' is ACKed and takes R's place in the call, R gets the final NOTIFY
-//!    (`SIP/2.0 200 OK`, `terminated`) and a BYE (RFC 5589 lets the transferor hang up
-//!    itself; its BYE crossing ours gets a 481, which is harmless). O is re-INVITEd only
+//!    (`SIP/2.0 200 OK`, `terminated`) and, once that NOTIFY has its answer (or its
+//!    transaction gave up), a BYE: sent together, a multi-process proxy could deliver the BYE
+//!    first (RFC 5589 lets the transferor hang up itself; its BYE crossing ours gets a 481,
+//!    which is harmless). O is re-INVITEd only
 //!    when it has to be: when R had put it on hold (our last SDP to O was sendonly/inactive),
 //!    or when R' is in another zone and so in a new media session. That re-INVITE carries
 //!    sipwarden's addresses only and keeps O's SDP origin (same session id, version + 1).
@@ -84,6 +86,16 @@ pub(super) struct Transfer {
     /// The referrer hung up after the 202: no NOTIFY, and a failure ends the call.
     referrer_gone: bool,
     pub(super) gen: u64,
+}
+
+/// The BYE to a transferor, built while its dialog was still the call's, held until the
+/// final NOTIFY has its answer.
+#[derive(Debug)]
+pub(super) struct HeldBye {
+    call: u64,
+    leg: LegSide,
+    bye: Message,
+    dest: Destination,
 }
 
 /// A Replaces that names one of our dialogs, rewritten for the far end of the other leg.
@@ -727,10 +739,8 @@ impl B2bua {
         status: u16,
         reason: &str,
         terminated: bool,
-    ) {
-        let Some((mut b, _)) = self.new_request(tl, call, leg, "NOTIFY") else {
-            return;
-        };
+    ) -> Option<ClientTxId> {
+        let (mut b, _) = self.new_request(tl, call, leg, "NOTIFY")?;
         b.header("Contact", self.contact(call, leg));
         b.header(
             "Event",
@@ -748,8 +758,58 @@ impl B2bua {
             },
         );
         let frag = format!("SIP/2.0 {status} {reason}\r\n");
-        if let Some(m) = b.finish(Some(("message/sipfrag;version=2.0", frag.as_bytes()))) {
-            self.send_request(now, tl, call, leg, m, ClientKind::Teardown);
+        let m = b.finish(Some(("message/sipfrag;version=2.0", frag.as_bytes())))?;
+        self.send_request(now, tl, call, leg, m, ClientKind::Teardown)
+    }
+
+    /// The final NOTIFY whose answer (or failure, or end) `ev` is, when a BYE waits for it.
+    pub(super) fn held_bye_released_by(&self, ev: &TuEvent) -> Option<ClientTxId> {
+        if self.held_byes.is_empty() {
+            return None;
+        }
+        let id = match ev {
+            TuEvent::Response { id, msg, .. } if msg.status().is_some_and(|s| s >= 200) => *id,
+            TuEvent::Timeout {
+                tx: TxId::Client(c),
+                ..
+            }
+            | TuEvent::TransportError {
+                tx: TxId::Client(c),
+            }
+            | TuEvent::Terminated {
+                tx: TxId::Client(c),
+                ..
+            } => *c,
+            _ => return None,
+        };
+        self.held_byes.contains_key(&id).then_some(id)
+    }
+
+    /// The final NOTIFY of a transfer has its answer (any final response, a timeout, a
+    /// transport error or the end of its transaction): the transferor's BYE goes now.
+    pub(super) fn release_held_bye(
+        &mut self,
+        now: Instant,
+        tl: &mut TransactionLayer,
+        notify: ClientTxId,
+    ) {
+        let Some(h) = self.held_byes.remove(&notify) else {
+            return;
+        };
+        self.record(h.call, now, h.leg, Direction::Out, &h.bye);
+        match tl.send_request(now, h.bye, h.dest) {
+            Ok(id) => {
+                self.clients.insert(
+                    id,
+                    ClientCtx {
+                        call: h.call,
+                        leg: h.leg,
+                        kind: ClientKind::Teardown,
+                        dest: h.dest,
+                    },
+                );
+            }
+            Err(e) => self.drop_event(Some(h.call), format!("BYE to the transferor not sent: {e}")),
         }
     }
 
@@ -904,13 +964,32 @@ impl B2bua {
         n.confirmed = true;
         n.last_sdp_in = sdp.clone();
 
-        // The referrer: the outcome, then BYE (it is out of the call).
+        // The referrer: the outcome, then BYE (it is out of the call). The BYE waits for the
+        // NOTIFY's answer: sent together, they may overtake each other in a PBX that forwards
+        // with several processes, and a referrer that gets the BYE first answers the NOTIFY
+        // 481 and may report the transfer as failed (seen on the testbed through Kamailio).
         if !t.referrer_gone {
-            self.refer_notify(now, tl, call, r, t.event_id, 200, "OK", true);
-            if let Some((b, _)) = self.new_request(tl, call, r, "BYE") {
-                if let Some(m) = b.finish(None) {
+            let notify = self.refer_notify(now, tl, call, r, t.event_id, 200, "OK", true);
+            let dest = self.calls.get(&call).map(|c| c.leg(r).peer);
+            let bye = self
+                .new_request(tl, call, r, "BYE")
+                .and_then(|(b, _)| b.finish(None));
+            match (notify, bye, dest) {
+                (Some(n), Some(bye), Some(dest)) => {
+                    self.held_byes.insert(
+                        n,
+                        HeldBye {
+                            call,
+                            leg: r,
+                            bye,
+                            dest,
+                        },
+                    );
+                }
+                (None, Some(m), _) => {
                     self.send_request(now, tl, call, r, m, ClientKind::Teardown);
                 }
+                _ => {}
             }
         }
         let Some(c) = self.calls.get_mut(&call) else {

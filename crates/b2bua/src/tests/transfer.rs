@@ -36,6 +36,20 @@ fn find(all: &[Message], start: &str) -> Message {
         })
 }
 
+/// The transferor's BYE: not with the final NOTIFY (in `out`), but once that NOTIFY has its
+/// answer, so that a proxy cannot deliver the BYE first.
+fn bye_after_final_notify(h: &mut H, out: &[Message], bye_start: &str) -> Message {
+    let notify = find(out, "NOTIFY");
+    assert_eq!(sipfrag(&notify), "SIP/2.0 200 OK");
+    let lines: Vec<String> = out.iter().map(first).collect();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("BYE")),
+        "the BYE waits for the NOTIFY's answer: {lines:?}"
+    );
+    h.inject_msg(PBX, respond(&notify, "200 OK", "x", "", None));
+    h.expect(PBX, bye_start)
+}
+
 fn sipfrag(m: &Message) -> String {
     String::from_utf8_lossy(m.body()).trim_end().to_owned()
 }
@@ -140,7 +154,7 @@ fn blind_transfer_is_done_locally_and_the_itsp_sees_nothing() {
     let notify = find(&out, "NOTIFY sip:201@192.168.10.20:5060");
     assert_eq!(sipfrag(&notify), "SIP/2.0 200 OK");
     assert!(hv(&notify, HeaderName::SubscriptionState).starts_with("terminated"));
-    let bye = find(&out, "BYE sip:201@192.168.10.20:5060");
+    let bye = bye_after_final_notify(&mut h, &out, "BYE sip:201@192.168.10.20:5060");
     assert_eq!(
         hv(&bye, HeaderName::CallId),
         "internal-callid-7f3a@192.168.10.20"
@@ -155,7 +169,6 @@ fn blind_transfer_is_done_locally_and_the_itsp_sees_nothing() {
     assert_eq!(answers, answers_before + 1);
     // The ITSP was not on hold: it gets nothing at all.
     assert!(h.take(ITSP).is_empty(), "no re-INVITE to the ITSP");
-    h.inject_msg(PBX, respond(&notify, "200 OK", "x", "", None));
     h.inject_msg(PBX, respond(&bye, "200 OK", "x", "", None));
     assert_eq!(h.b2b.call_count(), 1);
     assert_eq!(h.b2b.transfer_stats().local_succeeded, 1);
@@ -185,6 +198,58 @@ fn blind_transfer_is_done_locally_and_the_itsp_sees_nothing() {
     assert_eq!(h.b2b.call_count(), 0);
     assert_eq!(h.media.live(), 0);
     h.assert_hidden();
+}
+
+#[test]
+fn transferor_gets_its_bye_after_the_final_notify_even_unanswered() {
+    let mut h = H::new();
+    let (_inv, _ok_a, new) = blind_refer(&mut h);
+    h.inject_msg(
+        PBX,
+        respond(
+            &new,
+            "200 OK",
+            "t2002",
+            "Contact: <sip:2002@192.168.10.22>",
+            Some(&target_sdp()),
+        ),
+    );
+    let out = h.take(PBX);
+    let lines: Vec<String> = out.iter().map(first).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("NOTIFY"))
+            && !lines.iter().any(|l| l.starts_with("BYE")),
+        "{lines:?}"
+    );
+    // The referrer never answers the NOTIFY: the BYE goes when its transaction gives up
+    // (Timer F, 64*T1), not before, and only once.
+    h.advance(Duration::from_secs(30));
+    let lines: Vec<String> = h.take(PBX).iter().map(first).collect();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("BYE")),
+        "NOTIFY retransmissions only: {lines:?}"
+    );
+    h.advance(Duration::from_secs(3));
+    let bye = h.expect(PBX, "BYE sip:201@192.168.10.20:5060");
+    assert_eq!(
+        hv(&bye, HeaderName::CallId),
+        "internal-callid-7f3a@192.168.10.20"
+    );
+    // Later BYEs are retransmissions of that one (same branch), none to anyone else.
+    h.advance(Duration::from_secs(40));
+    let byes: Vec<Message> = h
+        .take(PBX)
+        .into_iter()
+        .filter(|m| first(m).starts_with("BYE"))
+        .collect();
+    assert!(!byes.is_empty(), "the BYE is retransmitted until answered");
+    for b in &byes {
+        assert!(first(b).starts_with("BYE sip:201@192.168.10.20:5060"));
+        assert_eq!(hv(b, HeaderName::Via), hv(&bye, HeaderName::Via));
+    }
+    // The call goes on between the ITSP and the new leg.
+    assert_eq!(h.b2b.call_count(), 1);
+    assert_eq!(h.b2b.transfer_stats().local_succeeded, 1);
 }
 
 #[test]
@@ -671,8 +736,7 @@ fn inbound_itsp_call_is_transferred_by_the_pbx_locally() {
     );
     let out = h.take(PBX);
     find(&out, "ACK sip:2005@192.168.10.25");
-    assert_eq!(sipfrag(&find(&out, "NOTIFY")), "SIP/2.0 200 OK");
-    let bye = find(&out, "BYE sip:201@192.168.10.20:5060");
+    let bye = bye_after_final_notify(&mut h, &out, "BYE sip:201@192.168.10.20:5060");
     assert_eq!(hv(&bye, HeaderName::CallId), hv(&inv_a, HeaderName::CallId));
     assert!(h.take(ITSP).is_empty());
     // The ITSP hangs up (it is leg A's caller): the BYE goes to the new leg.
@@ -855,8 +919,7 @@ fn attended_transfer_maps_replaces_to_the_targets_dialog() {
     );
     h.expect(ITSP, "ACK sip:gw@203.0.113.5");
     let out = h.take(PBX);
-    assert_eq!(sipfrag(&find(&out, "NOTIFY")), "SIP/2.0 200 OK");
-    find(&out, "BYE sip:201@192.168.10.20:5060");
+    bye_after_final_notify(&mut h, &out, "BYE sip:201@192.168.10.20:5060");
     // The remote party ends its replaced dialog: call 2 ends on the LAN.
     h.inject(
         ITSP,
