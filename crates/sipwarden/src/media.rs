@@ -614,7 +614,14 @@ impl MediaPort for LoggedRelay {
     }
     fn release(&mut self, id: MediaSessionId) {
         self.calls.remove(&id.0);
-        if let Ok(s) = self.relay.stats(SessionId(id.0)) {
+        // The counters cost a round trip to the session's relay thread (a wake-up there and a
+        // wait here, per call): fetched only when the line that shows them is logged.
+        let stats = if tracing::enabled!(tracing::Level::INFO) {
+            self.relay.stats(SessionId(id.0)).ok()
+        } else {
+            None
+        };
+        if let Some(s) = stats {
             let (mut ab, mut ba, mut rtcp_ab, mut rtcp_ba) = (0, 0, 0, 0);
             let mut drops = [media_relay::Drops::default(), media_relay::Drops::default()];
             for st in &s.streams {
