@@ -414,6 +414,12 @@ impl EngineTask {
         mut auth_results: mpsc::Receiver<(u64, Option<bool>)>,
         mut media: Option<mpsc::Receiver<u64>>,
     ) -> String {
+        // One timer for the task's life, moved only when the engine's deadline changes: most
+        // messages leave it where it was, and a new timer per message would enter and leave
+        // the runtime's timer wheel each time.
+        let mut armed = self.engine.poll_timeout();
+        let timer = tokio::time::sleep_until(armed.unwrap_or_else(far_future).into());
+        tokio::pin!(timer);
         loop {
             let media_timeout = async {
                 match media.as_mut() {
@@ -422,12 +428,12 @@ impl EngineTask {
                 }
             };
             let deadline = self.engine.poll_timeout();
-            let timer = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            if deadline != armed {
+                timer
+                    .as_mut()
+                    .reset(deadline.unwrap_or_else(far_future).into());
+                armed = deadline;
+            }
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => {
@@ -482,7 +488,9 @@ impl EngineTask {
                     Some(m) => self.on_incoming(m),
                     None => return "the transport stopped delivering messages".to_owned(),
                 },
-                _ = timer => {
+                _ = &mut timer, if armed.is_some() => {
+                    // Handled: the engine's next deadline is a new one (or none).
+                    armed = None;
                     let now = Instant::now();
                     self.sync_wall_clock(now);
                     self.engine.handle_timeout(now);
@@ -568,6 +576,11 @@ impl EngineTask {
             }
         }
     }
+}
+
+/// A deadline that never comes, for the engine task's timer while the engine has none.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 fn log_event(ev: Event) {

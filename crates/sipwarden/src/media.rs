@@ -355,6 +355,10 @@ struct SrtpStream {
     /// Per side the SDP is sent toward (A, B): `Some(true)` RTP/SAVP, `Some(false)` RTP/AVP,
     /// `None` as the peer wrote it.
     secure_toward: [Option<bool>; 2],
+    /// Whether the relay holds a transform for packets received from side A, B: installing
+    /// "none" where there is none already is a round trip to a relay thread (a wake-up there,
+    /// a wait here), two per plain call, for nothing.
+    transform_from: [bool; 2],
 }
 
 #[derive(Default)]
@@ -620,12 +624,20 @@ impl LoggedRelay {
                             t => Some(Box::new(t)),
                         }
                     };
-                    self.relay
-                        .set_transform(sid, i, relay_side(offerer), boxed(done.offerer_to_answerer))
-                        .map_err(unavailable)?;
-                    self.relay
-                        .set_transform(sid, i, relay_side(from), boxed(done.answerer_to_offerer))
-                        .map_err(unavailable)?;
+                    for (side, t) in [
+                        (offerer, done.offerer_to_answerer),
+                        (from, done.answerer_to_offerer),
+                    ] {
+                        let t = boxed(t);
+                        let some = t.is_some();
+                        if !some && !st.transform_from[idx(side)] {
+                            continue;
+                        }
+                        self.relay
+                            .set_transform(sid, i, relay_side(side), t)
+                            .map_err(unavailable)?;
+                        st.transform_from[idx(side)] = some;
+                    }
                     st.last[idx(offerer)] = Some(offer_lines);
                     st.last[idx(from)] = Some(m.values.clone());
                     info!(
@@ -675,7 +687,14 @@ impl MediaPort for LoggedRelay {
     }
     fn release(&mut self, id: MediaSessionId) {
         self.calls.remove(&id.0);
-        if let Ok(s) = self.relay.stats(SessionId(id.0)) {
+        // The counters cost a round trip to the session's relay thread (a wake-up there and a
+        // wait here, per call): fetched only when the line that shows them is logged.
+        let stats = if tracing::enabled!(tracing::Level::INFO) {
+            self.relay.stats(SessionId(id.0)).ok()
+        } else {
+            None
+        };
+        if let Some(s) = stats {
             let (mut ab, mut ba, mut rtcp_ab, mut rtcp_ba) = (0, 0, 0, 0);
             let mut drops = [media_relay::Drops::default(), media_relay::Drops::default()];
             for st in &s.streams {
@@ -943,6 +962,8 @@ mod tests {
         let ours = crypto_of(&to_wan);
         assert_eq!(ours.len(), 1, "{text}");
         assert_eq!(ours[0].profile(), SrtpProfile::AesCm128HmacSha1_80);
+        // Both directions have a transform installed (and known to be).
+        assert_eq!(port.calls[&id.0].streams[0].transform_from, [true, true]);
         let ports = port.relay.ports(SessionId(id.0)).unwrap()[0];
 
         // wan -> lan: SRTP with the offered key arrives as the same plain RTP.
@@ -990,6 +1011,32 @@ mod tests {
         port.offer(id, MediaSide::A, &reoffer).unwrap();
         let again = port.answer(id, MediaSide::B, &answer).unwrap();
         assert_ne!(crypto_of(&again)[0].to_string(), ours[0].to_string());
+        port.release(id);
+    }
+
+    #[test]
+    fn a_plain_call_installs_no_transform_and_relays_rtp_as_it_is() {
+        let mut port = relay_wan_lan(ZoneSrtpMode::Plain, ZoneSrtpMode::Plain, 42000);
+        let wan_peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let lan_peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&wan_peer, &lan_peer] {
+            s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        }
+        let id = port.create_session("wan", "lan").unwrap();
+        let offer = sdp(wan_peer.local_addr().unwrap().port(), "RTP/AVP", None);
+        port.offer(id, MediaSide::A, &offer).unwrap();
+        let answer = sdp(lan_peer.local_addr().unwrap().port(), "RTP/AVP", None);
+        port.answer(id, MediaSide::B, &answer).unwrap();
+        assert_eq!(port.calls[&id.0].streams[0].transform_from, [false, false]);
+        let ports = port.relay.ports(SessionId(id.0)).unwrap()[0];
+        for seq in 1..=2u16 {
+            wan_peer.send_to(&rtp(seq), ("127.0.0.1", ports.a)).unwrap();
+            assert_eq!(recv(&lan_peer), rtp(seq));
+            lan_peer
+                .send_to(&rtp(seq + 50), ("127.0.0.1", ports.b))
+                .unwrap();
+            assert_eq!(recv(&wan_peer), rtp(seq + 50));
+        }
         port.release(id);
     }
 
