@@ -18,7 +18,8 @@
 #   radius      auth.backend = "radius" against FreeRADIUS (tests/e2e/freeradius), with the
 #               draft-sterman and the RFC 5090 digest attributes, Message-Authenticator required
 #               in the answers: alice and bob register (200), a wrong password gets 401, an
-#               authenticated INVITE passes.
+#               authenticated INVITE passes, and bob calls alice (a SIPp UAS where she
+#               registered), his INVITE challenged and let through on his RADIUS credentials.
 #
 # Usage: tests/e2e/run-security.sh [PATH-TO-SIPWARDEN-BINARY] [SCENARIO...]
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden
@@ -361,6 +362,28 @@ auth.require = [{ methods = [\"REGISTER\", \"INVITE\"] }]"
         [[ "$b" == 200 ]] || why+="$dialect: bob not registered ($b); "
         [[ "$w" == 401 ]] || why+="$dialect: wrong password not refused with 401 ($w); "
         [[ "$c" == 404 || "$c" == 480 ]] || why+="$dialect: authenticated INVITE did not pass authentication ($c); "
+        # A whole call between two RADIUS users: alice registers from the port where her
+        # phone (a SIPp UAS) then answers; bob's INVITE is challenged and sent again with his
+        # credentials, which sipwarden checks through FreeRADIUS.
+        local uas_port call_ok call_ko uas
+        port uas_port
+        a="$(timeout 20 python3 "$helper" digest 127.0.0.3 "$p" REGISTER alice "correct horse" "$uas_port" || true)"
+        [[ "$a" == 200 ]] || why+="$dialect: alice not registered from her phone's port ($a); "
+        timeout 30 sipp -nostdin -i 127.0.0.3 -sf "$sippdir/uas.xml" -p "$uas_port" -m 1 \
+            >"$work/radius-uas-$dialect.out" 2>&1 &
+        uas=$!
+        pids+=("$uas")
+        sleep 0.5
+        (cd "$work" && timeout 30 sipp -nostdin -i 127.0.0.4 -sf "$sippdir/uac-auth.xml" "127.0.0.1:$p" \
+            -key ruri "sip:alice@sipwarden.test" -key caller bob \
+            -au bob -ap "battery staple" -auth_uri alice@sipwarden.test \
+            -m 1 -d 500 -recv_timeout 10000 -trace_stat -stf "$work/radius-call-$dialect.csv" \
+            -trace_err -error_file "$work/radius-call-$dialect-errors.log" -trace_msg \
+            >"$work/radius-call-$dialect.out" 2>&1) || true
+        wait "$uas" 2>/dev/null || true
+        read -r call_ok call_ko < <(sipp_counts "$work/radius-call-$dialect.csv")
+        summary+="$dialect: call from bob to alice, both RADIUS users: $call_ok completed, $call_ko failed; "
+        [[ "$call_ok" == 1 && "$call_ko" == 0 ]] || why+="$dialect: the call between RADIUS users failed ($call_ok ok, $call_ko failed); "
         sw_stop
     done
     kill -TERM "$fr_pid" 2>/dev/null || true

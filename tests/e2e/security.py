@@ -7,7 +7,7 @@
                                                to 127.0.0.1:PORT from SRC; after every N cases a
                                                valid OPTIONS must be answered. Prints counts.
   security.py flood-scenario FILE              writes a send-only SIPp OPTIONS scenario
-  security.py digest SRC PORT METHOD USER PASSWORD
+  security.py digest SRC PORT METHOD USER PASSWORD [LOCAL_PORT]
                                                sends METHOD (REGISTER for USER@sipwarden.test,
                                                or INVITE to nobody@sipwarden.test), answers the
                                                challenge with MD5 digest; prints the final status
@@ -42,9 +42,9 @@ def options_once(sock, src, port, timeout=1.0):
     return False
 
 
-def udp(src):
+def udp(src, port=0):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((src, 0))
+    s.bind((src, port))
     return s
 
 
@@ -161,7 +161,9 @@ def md5(x):
 
 def cmd_digest(args):
     src, port, method, user, password = args[0], int(args[1]), args[2], args[3], args[4]
-    s = udp(src)
+    # An optional sixth argument: the local port, so that a REGISTER's Contact (and source)
+    # is a port where a phone will listen once this socket is closed.
+    s = udp(src, int(args[5]) if len(args) > 5 else 0)
     lp = s.getsockname()[1]
     n = random.randint(1, 1 << 30)
     if method == "REGISTER":
