@@ -47,7 +47,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 tb_require_root
 
-bin="${1:-${CARGO_TARGET_DIR:-$root/target}/release/sipwarden}"
+bin="${1:-${SIPWARDEN_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/sipwarden}}"
 if [[ ! -x $bin ]]; then
     echo "nat-register-call: no sipwarden binary at $bin (cargo build --release -p sipwarden)" >&2
     exit 2
