@@ -25,7 +25,8 @@
 # Environment:
 #   IDLE_S=120        idle time before the call (the issue asks for 2 minutes; 40 is enough to
 #                     outlast the symmetric NAT's 30 s while iterating)
-#   NATS="sym pp"     which home NATs to test (sym: 198.51.100.50, pp: 198.51.100.60)
+#   NATS=sym          which home NATs to test, e.g. "sym pp" (sym: 198.51.100.50, pp:
+#                     198.51.100.60; nat-register-call-pp.sh runs pp with 45 s idle)
 #   TRANSPORT=udp     the phone's transport, udp or tcp (over TCP the phone is called on its
 #                     registration's connection; sipwarden's keep-alives are then CRLF CRLF on
 #                     the connection, which SIPp's trace does not show: that check is skipped)
@@ -75,7 +76,7 @@ tcp) tflag=t1 ;;
     exit 2
     ;;
 esac
-NATS="${NATS:-sym pp}"
+NATS="${NATS:-sym}"
 prefix="${TB_PREFIX:-nr$$}"
 tb_check_prefix "$prefix"
 work="$(mktemp -d "${TMPDIR:-/tmp}/nat-register-call.XXXXXX")"
