@@ -242,3 +242,35 @@ tb_pbx_start() {
 tb_pbx_stop() {
     tb_stop "$1" kamailio
 }
+
+# tb_scenario_tools REPO: what the call scenarios (scenarios/*.sh) need, or `SKIPPED` and exit 77:
+# the tools, an RTP sample to play (sets `pcap`: $ITSP_PCAP or SIPp's G.711 sample) and a
+# sipwarden binary (sets `bin`: $SIPWARDEN_BIN, else REPO's release build, else its debug one).
+tb_scenario_tools() {
+    local repo="$1" tool c
+    for tool in sipp dumpcap python3 kamailio; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo "SKIPPED: $tool not found (apt-get install sip-tester tshark kamailio)"
+            exit 77
+        fi
+    done
+    pcap="${ITSP_PCAP:-/usr/share/sip-tester/g711a.pcap}"
+    if [[ ! -r $pcap ]]; then
+        echo "SKIPPED: no RTP sample to play ($pcap; set ITSP_PCAP)"
+        exit 77
+    fi
+    bin="${SIPWARDEN_BIN:-}"
+    if [[ -z $bin ]]; then
+        for c in "${CARGO_TARGET_DIR:-$repo/target}/release/sipwarden" "$repo/target/release/sipwarden" \
+            "${CARGO_TARGET_DIR:-$repo/target}/debug/sipwarden"; do
+            if [[ -x $c ]]; then
+                bin="$c"
+                break
+            fi
+        done
+    fi
+    if [[ -z $bin || ! -x $bin ]]; then
+        echo "SKIPPED: no sipwarden binary (cargo build --release -p sipwarden, or set SIPWARDEN_BIN)"
+        exit 77
+    fi
+}

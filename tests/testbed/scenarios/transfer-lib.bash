@@ -46,32 +46,7 @@ xfer_cleanup() {
 # xfer_setup [PREFIX]: everything up to a running sipwarden.
 xfer_setup() {
     tb_require_root
-    local tool c
-    for tool in sipp dumpcap python3 kamailio; do
-        if ! command -v "$tool" >/dev/null 2>&1; then
-            echo "SKIPPED: $tool not found (apt-get install sip-tester tshark kamailio)"
-            exit 77
-        fi
-    done
-    pcap="${ITSP_PCAP:-/usr/share/sip-tester/g711a.pcap}"
-    if [[ ! -r $pcap ]]; then
-        echo "SKIPPED: no RTP sample to play ($pcap; set ITSP_PCAP)"
-        exit 77
-    fi
-    bin="${SIPWARDEN_BIN:-}"
-    if [[ -z $bin ]]; then
-        for c in "${CARGO_TARGET_DIR:-$repo/target}/release/sipwarden" "$repo/target/release/sipwarden" \
-            "${CARGO_TARGET_DIR:-$repo/target}/debug/sipwarden"; do
-            if [[ -x $c ]]; then
-                bin="$c"
-                break
-            fi
-        done
-    fi
-    if [[ -z $bin || ! -x $bin ]]; then
-        echo "SKIPPED: no sipwarden binary (cargo build --release -p sipwarden, or set SIPWARDEN_BIN)"
-        exit 77
-    fi
+    tb_scenario_tools "$repo"
 
     prefix="${1:-}"
     if [[ -z $prefix ]]; then
