@@ -38,6 +38,21 @@ pub fn looks_like_rtcp(buf: &[u8]) -> bool {
     buf.get(1).is_some_and(|b| (192..=223).contains(b))
 }
 
+/// A STUN message (RFC 5389 §6: two zero bits, the magic cookie, a length
+/// that matches the datagram and is a multiple of 4). RFC 7983 puts STUN in
+/// first octets 0..=3 on ports shared with RTP; phones send binding
+/// requests or indications to the relay's ports as NAT keep-alives.
+pub fn looks_like_stun(buf: &[u8]) -> bool {
+    const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+    let (Some(first), Some(len_hi), Some(len_lo), Some(cookie)) =
+        (buf.first(), buf.get(2), buf.get(3), buf.get(4..8))
+    else {
+        return false;
+    };
+    let len = usize::from(u16::from_be_bytes([*len_hi, *len_lo]));
+    first >> 6 == 0 && cookie == MAGIC_COOKIE && len % 4 == 0 && len + 20 == buf.len()
+}
+
 /// Validates an RTP header: version 2, CSRC list, extension and padding all
 /// within the datagram.
 pub fn check_rtp(buf: &[u8]) -> Result<(), Malformed> {
@@ -233,6 +248,7 @@ pub(crate) mod tests {
         let p = rr(1, 2, 64, -3, 77);
         assert_eq!(check_rtcp(&p), Ok(()));
         assert!(looks_like_rtcp(&p));
+        assert!(!looks_like_stun(&p));
         assert!(!looks_like_rtcp(&rtp(1, 2, 0, 10)));
         assert_eq!(check_rtcp(&p[..20]), Err(Malformed::BadHeader));
         let b = last_report_block(&p).unwrap();
@@ -278,5 +294,24 @@ pub(crate) mod tests {
             q.extend_from_slice(tail);
             assert_eq!(last_report_block(&q), expected, "tail {tail:02x?}");
         }
+    }
+
+    #[test]
+    fn stun_is_told_from_rtp() {
+        // A binding request without attributes, as linphone sends them.
+        let mut req = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        req.extend_from_slice(&[7; 12]);
+        assert!(looks_like_stun(&req));
+        // A binding indication with one 8-byte attribute.
+        let mut ind = vec![0x00, 0x11, 0x00, 0x08, 0x21, 0x12, 0xa4, 0x42];
+        ind.extend_from_slice(&[1; 20]);
+        assert!(looks_like_stun(&ind));
+        // Wrong length, wrong cookie, RTP: not STUN.
+        assert!(!looks_like_stun(&req[..19]));
+        let mut bad = req.clone();
+        bad[4] = 0x22;
+        assert!(!looks_like_stun(&bad));
+        assert!(!looks_like_stun(&rtp(1, 2, 0, 10)));
+        assert!(!looks_like_stun(&[]));
     }
 }

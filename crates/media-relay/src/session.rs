@@ -585,6 +585,14 @@ impl Stream {
             self.leg_mut(at).stats.rtp_in += 1;
             return self.drop_at(at, DropReason::BadLength);
         };
+        // STUN keep-alives first (RFC 7983 demultiplexing): they are not
+        // RTP, but not an attack either, and must not latch.
+        if rtp::looks_like_stun(pkt) {
+            let st = &mut self.leg_mut(at).stats;
+            st.rtp_in += 1;
+            st.bytes_in += len as u64;
+            return self.drop_at(at, DropReason::Stun);
+        }
         // RFC 5761 §4 demultiplexing; on the RTCP port everything must be RTCP.
         let is_rtcp = socket == SocketKind::Rtcp || rtp::looks_like_rtcp(pkt);
         let checked = if is_rtcp {
@@ -1279,7 +1287,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_packets_are_dropped_and_do_not_latch() {
+    fn stun_and_malformed_packets_are_dropped_and_do_not_latch() {
         let t0 = Instant::now();
         let mut s = session(
             t0,
@@ -1298,6 +1306,20 @@ mod tests {
                 SocketKind::Rtp,
                 "198.51.100.66:1",
                 &stun
+            ),
+            Verdict::Drop(DropReason::Stun)
+        );
+        // Not STUN after all (the cookie is wrong): malformed.
+        let mut junk = stun;
+        junk[5] = 0;
+        assert_eq!(
+            send(
+                &mut s,
+                t0,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.66:1",
+                &junk
             ),
             Verdict::Drop(DropReason::Malformed)
         );

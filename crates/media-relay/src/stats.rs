@@ -38,11 +38,15 @@ pub enum DropReason {
     /// RTP in a direction the negotiated SDP forbids (`a=sendonly`,
     /// `a=recvonly`, `a=inactive`: a call on hold).
     Direction,
+    /// A STUN message (a phone's NAT keep-alive, RFC 5389/7983) on a media
+    /// port: neither relayed nor answered. Told apart from `Malformed` so
+    /// that keep-alives do not read as an attack.
+    Stun,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Malformed,
         DropReason::BadLength,
         DropReason::UnexpectedSource,
@@ -54,6 +58,7 @@ impl DropReason {
         DropReason::TransformOther,
         DropReason::SendFailed,
         DropReason::Direction,
+        DropReason::Stun,
     ];
 
     /// Stable snake_case name, for JSON, metrics and logs.
@@ -70,6 +75,7 @@ impl DropReason {
             DropReason::TransformOther => "transform_other",
             DropReason::SendFailed => "send_failed",
             DropReason::Direction => "direction",
+            DropReason::Stun => "stun",
         }
     }
 }

@@ -118,14 +118,14 @@ PY
 
 # relay_line N: the Nth "released: RTP relayed" line of the phones' sipwarden log, as
 # "AB BA DROPPED STUN" (empty when there is none); STUN: the a->b packets dropped as
-# "malformed", which are linphone's STUN binding requests (see phone-linphone below).
+# "stun", which are linphone's STUN binding requests (see phone-linphone below).
 relay_line() {
     local line
     line="$(grep 'released: RTP relayed a->b [0-9]* packets' "$work/phones-sw.log" | sed -n "$1p")"
     [[ -n "$line" ]] || return 0
     sed 's/.*a->b \([0-9]*\) packets, b->a \([0-9]*\) packets, \([0-9]*\) dropped.*/\1 \2 \3/' <<<"$line" |
         tr '\n' ' '
-    grep -o 'a->b malformed [0-9]*' <<<"$line" | grep -o '[0-9]*$' || echo 0
+    grep -o 'a->b stun [0-9]*' <<<"$line" | grep -o '[0-9]*$' || echo 0
 }
 
 # handshake_failures: how many "TLS handshake from" warnings the phones' sipwarden logged.
@@ -347,10 +347,10 @@ phones_run() {
         [[ -n "$ab" && "$ab" -gt 200 && -n "$ba" && "$ba" -gt 200 ]] ||
             why+="RTP did not flow both ways (a->b ${ab:-?}, b->a ${ba:-?}); "
         # linphone 5.1 sends STUN binding requests (20 octets, no attributes) to the relay's
-        # RTP and RTCP ports during the call (seen in a capture); the relay drops them as
-        # "malformed". Anything else dropped is a failure.
+        # RTP and RTCP ports during the call (seen in a capture); the relay drops them with
+        # the reason "stun". Anything else dropped is a failure.
         [[ -n "$dr" && $((dr - ${stun:-0})) -le 0 ]] ||
-            why+="the relay dropped ${dr:-?} packets, ${stun:-?} of them malformed; "
+            why+="the relay dropped ${dr:-?} packets, ${stun:-?} of them STUN; "
         echo "phone-linphone: relay a->b ${ab:-?} b->a ${ba:-?} dropped ${dr:-?} (STUN ${stun:-?})"
         result phone-linphone-mtls-srtp "$why"
 
