@@ -293,4 +293,9 @@ pub enum MediaError {
     /// Starting the workers failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The kernel fast path was asked for
+    /// ([`RelayConfig::kernel_forward`]) and could not be set up (not
+    /// root, BPF refused, no such interface...).
+    #[error("kernel media forwarding: {0}")]
+    KernelForward(media_kernel_forward::KernelForwardError),
 }

@@ -573,7 +573,11 @@ impl MediaSession {
             return false;
         };
         let leg = s.leg(side);
-        match (leg.policy.relatch_after_silence, leg.rtp.latched, leg.rtp.last_rx) {
+        match (
+            leg.policy.relatch_after_silence,
+            leg.rtp.latched,
+            leg.rtp.last_rx,
+        ) {
             (Some(n), Some(_), Some(last)) => now.saturating_duration_since(last) >= n,
             _ => false,
         }
@@ -1634,9 +1638,27 @@ mod tests {
         let mut s = session(t0, LatchMode::Nat, Some(a_sdp), Some(b_sdp));
         let pkt = rtp(1, 1, 0, 160);
         assert_eq!(offload(&s), [None, None], "nothing latched");
-        send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt);
-        assert_eq!(offload(&s), [None, None], "B not latched: its address is only the SDP's");
-        send(&mut s, t0, Side::B, SocketKind::Rtp, "203.0.113.50:6000", &pkt);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
+        assert_eq!(
+            offload(&s),
+            [None, None],
+            "B not latched: its address is only the SDP's"
+        );
+        send(
+            &mut s,
+            t0,
+            Side::B,
+            SocketKind::Rtp,
+            "203.0.113.50:6000",
+            &pkt,
+        );
         let (pa, pb) = (v4("198.51.100.1:1000"), v4("203.0.113.50:6000"));
         assert_eq!(offload(&s), [Some((pa, pb)), Some((pb, pa))]);
 
@@ -1652,19 +1674,47 @@ mod tests {
         let t1 = t0 + Duration::from_secs(1);
         s.set_peer(t1, 0, Side::A, with_dir(a_sdp, MediaDirection::SendOnly));
         assert_eq!(offload(&s), [None, None], "armed for a new latch");
-        send(&mut s, t1, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt);
+        send(
+            &mut s,
+            t1,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
         // A sends (music on hold), B's RTP towards A is dropped by the core.
         assert_eq!(offload(&s), [Some((pa, pb)), None]);
         // Muxed RTCP never unsettles anything.
-        send(&mut s, t1, Side::B, SocketKind::Rtp, "203.0.113.50:6000", &rr(7, 1, 0, 0, 0));
+        send(
+            &mut s,
+            t1,
+            Side::B,
+            SocketKind::Rtp,
+            "203.0.113.50:6000",
+            &rr(7, 1, 0, 0, 0),
+        );
         assert_eq!(offload(&s), [Some((pa, pb)), None]);
         // Inactive: nothing flows, nothing is offloaded.
         s.set_peer(t1, 0, Side::A, with_dir(a_sdp, MediaDirection::Inactive));
-        send(&mut s, t1, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt);
+        send(
+            &mut s,
+            t1,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
         assert_eq!(offload(&s), [None, None]);
         // Resume, and A moved (new NAT binding): the new source latches.
         s.set_peer(t1, 0, Side::A, a_sdp);
-        send(&mut s, t1, Side::A, SocketKind::Rtp, "198.51.100.1:1002", &pkt);
+        send(
+            &mut s,
+            t1,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1002",
+            &pkt,
+        );
         let pa2 = v4("198.51.100.1:1002");
         assert_eq!(offload(&s), [Some((pa2, pb)), Some((pb, pa2))]);
     }
@@ -1679,8 +1729,22 @@ mod tests {
             Some(peer("203.0.113.50:6000", true)),
         );
         let pkt = rtp(1, 1, 0, 160);
-        send(&mut s, t0, Side::A, SocketKind::Rtp, "[2001:db8::1]:1000", &pkt);
-        send(&mut s, t0, Side::B, SocketKind::Rtp, "203.0.113.50:6000", &pkt);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "[2001:db8::1]:1000",
+            &pkt,
+        );
+        send(
+            &mut s,
+            t0,
+            Side::B,
+            SocketKind::Rtp,
+            "203.0.113.50:6000",
+            &pkt,
+        );
         assert!(s.stream(0).unwrap().latched_rtp(Side::A).is_some());
         assert_eq!(offload(&s), [None, None]);
     }
@@ -1695,7 +1759,14 @@ mod tests {
             Some(peer("203.0.113.50:6000", true)),
         );
         let pkt = rtp(1, 1, 0, 160);
-        send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
         // 20 s later the kernel reports 1000 packets, the last 1 s ago.
         let t1 = t0 + Duration::from_secs(20);
         s.forwarded_elsewhere(0, Side::A, 1000, 172_000, t1 - Duration::from_secs(1));
@@ -1730,7 +1801,14 @@ mod tests {
         s.set_peer(t0, 0, Side::A, peer("10.0.0.2:4000", true));
         s.set_peer(t0, 0, Side::B, peer("203.0.113.50:6000", true));
         let pkt = rtp(1, 1, 0, 160);
-        send(&mut s, t0, Side::A, SocketKind::Rtp, "198.51.100.1:1000", &pkt);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
         let t1 = t0 + Duration::from_secs(6);
         assert!(s.peer_looks_silent(t1, 0, Side::A));
         assert!(!s.peer_looks_silent(t1, 0, Side::B), "B never latched");
@@ -1739,14 +1817,28 @@ mod tests {
         s.forwarded_elsewhere(0, Side::A, 300, 51_600, t1 - Duration::from_millis(500));
         assert!(!s.peer_looks_silent(t1, 0, Side::A));
         assert_eq!(
-            send(&mut s, t1, Side::A, SocketKind::Rtp, "198.51.100.2:2000", &pkt),
+            send(
+                &mut s,
+                t1,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
             Verdict::Drop(DropReason::SourceLocked)
         );
         // Once the peer stopped for 5 s, the new source takes over.
         let t2 = t1 + Duration::from_millis(4500);
         assert!(s.peer_looks_silent(t2, 0, Side::A));
         assert!(matches!(
-            send(&mut s, t2, Side::A, SocketKind::Rtp, "198.51.100.2:2000", &pkt),
+            send(
+                &mut s,
+                t2,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
             Verdict::Forward { .. }
         ));
         assert_eq!(
