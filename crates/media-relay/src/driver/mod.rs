@@ -467,6 +467,33 @@ mod tests {
         shareable::<MediaRelay>();
     }
 
+    /// Asked for explicitly, the kernel path must be there: a relay that
+    /// starts without it would hide the missing capability.
+    #[test]
+    fn start_fails_with_the_cause_when_the_kernel_path_cannot_be_set_up() {
+        let cfg = RelayConfig {
+            workers: 1,
+            kernel_forward: true,
+            kernel_forward_interfaces: Some(vec!["sw-no-such0".into()]),
+            ..RelayConfig::default()
+        };
+        match MediaRelay::start(&cfg) {
+            Err(e @ MediaError::KernelForward(_)) => {
+                assert!(
+                    e.to_string().starts_with("kernel media forwarding: "),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let (relay, _ev) = MediaRelay::start(&RelayConfig {
+            workers: 1,
+            ..RelayConfig::default()
+        })
+        .unwrap();
+        assert_eq!(relay.kernel_forward_interfaces(), None, "off by default");
+    }
+
     #[test]
     fn start_rejects_bad_config_and_binds_nothing() {
         let cfg = RelayConfig {
