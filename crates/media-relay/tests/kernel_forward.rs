@@ -181,7 +181,7 @@ fn run(relay: &MediaRelay, events: &Receiver<MediaEvent>, min: u16, io_uring: bo
         last_sent = Instant::now();
         // Not before the timeout would have fired: nothing but the timeout
         // scan may read the kernel's counters until then.
-        if t0.elapsed() > TIMEOUT * 3 / 2 && seq % 5 == 0 {
+        if t0.elapsed() > TIMEOUT * 3 / 2 && seq.is_multiple_of(5) {
             impostor.send_to(&rtp(0, 9, 9, 9), lo(p.a)).unwrap();
             strangers += 1;
         }
