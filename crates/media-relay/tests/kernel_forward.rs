@@ -26,7 +26,12 @@ const TIMEOUT: Duration = Duration::from_millis(1500);
 const SILENCE: Duration = Duration::from_millis(500);
 const N: u16 = 200;
 
-fn start(min: u16, max: u16, io_uring: bool) -> Option<(MediaRelay, Receiver<MediaEvent>)> {
+fn start(
+    bind: &str,
+    min: u16,
+    max: u16,
+    io_uring: bool,
+) -> Option<(MediaRelay, Receiver<MediaEvent>)> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!(
@@ -37,8 +42,8 @@ fn start(min: u16, max: u16, io_uring: bool) -> Option<(MediaRelay, Receiver<Med
     let cfg = RelayConfig {
         zones: vec![ZoneConfig {
             name: "lo".into(),
-            bind: "127.0.0.1".parse().unwrap(),
-            advertise: None,
+            bind: bind.parse().unwrap(),
+            advertise: Some("127.0.0.1".parse().unwrap()),
             port_min: min,
             port_max: max,
             latch: LatchPolicy {
@@ -103,7 +108,7 @@ fn nothing(s: &UdpSocket) {
 #[test]
 fn latched_rtp_is_forwarded_in_the_kernel_on_both_packet_paths() {
     for (io_uring, min) in [(true, 23800), (false, 23900)] {
-        let Some((relay, events)) = start(min, min + 99, io_uring) else {
+        let Some((relay, events)) = start("127.0.0.1", min, min + 99, io_uring) else {
             return;
         };
         assert_eq!(
@@ -113,6 +118,34 @@ fn latched_rtp_is_forwarded_in_the_kernel_on_both_packet_paths() {
         run(&relay, &events, min, io_uring);
         relay.shutdown();
     }
+    wildcard_leg();
+}
+
+/// Legs bound to 0.0.0.0: the flows take the addresses of the sockets
+/// connected to the latched peers.
+fn wildcard_leg() {
+    let Some((relay, _events)) = start("0.0.0.0", 24100, 24199, true) else {
+        return;
+    };
+    let a = endpoint("127.0.0.1");
+    let b = endpoint("127.0.0.1");
+    let id = relay.create_session("lo", "lo").unwrap();
+    relay
+        .offer(id, Side::A, &sdp(a.local_addr().unwrap(), true))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp(b.local_addr().unwrap(), true))
+        .unwrap();
+    let p = relay.ports(id).unwrap()[0];
+    pass(&a, p.a, &b, p.b, 0, 1);
+    pass(&b, p.b, &a, p.a, 0, 1);
+    std::thread::sleep(Duration::from_millis(50));
+    pass(&a, p.a, &b, p.b, 1, 50);
+    pass(&b, p.b, &a, p.a, 1, 50);
+    let st = relay.stats(id).unwrap().streams[0];
+    assert_eq!((st.a_to_b.rtp_kernel, st.b_to_a.rtp_kernel), (50, 50));
+    relay.release(id).unwrap();
+    relay.shutdown();
 }
 
 fn run(relay: &MediaRelay, events: &Receiver<MediaEvent>, min: u16, io_uring: bool) {

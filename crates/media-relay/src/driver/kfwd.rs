@@ -267,6 +267,77 @@ mod tests {
         );
     }
 
+    /// A stream whose sides latched `a` and `b` (simulated time).
+    fn latched(a: &str, b: &str) -> MediaSession {
+        use crate::session::{LatchMode, LatchPolicy, PeerAddrs, SocketKind};
+        let now = Instant::now();
+        let mut s = MediaSession::new(now, std::time::Duration::from_secs(30));
+        let p = LatchPolicy {
+            mode: LatchMode::Nat,
+            relatch_after_silence: None,
+        };
+        s.add_stream(0, [p, p]);
+        for (side, src) in [(Side::A, a), (Side::B, b)] {
+            let src: SocketAddr = src.parse().unwrap();
+            let peer = PeerAddrs {
+                rtp: Some(src),
+                rtcp: None,
+                rtcp_mux: true,
+                ..Default::default()
+            };
+            s.set_peer(now, 0, side, peer);
+        }
+        for (side, src) in [(Side::A, a), (Side::B, b)] {
+            let mut buf = [0u8; 256];
+            buf[0] = 0x80;
+            s.on_packet(
+                now,
+                0,
+                side,
+                SocketKind::Rtp,
+                src.parse().unwrap(),
+                &mut buf,
+                172,
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn wanted_flow_maps_each_latched_peer_to_the_other_leg() {
+        let s = latched("203.0.113.5:4000", "198.51.100.9:6000");
+        let st = s.stream(0).unwrap();
+        let locals = [Some(v4("192.0.2.1:30000")), Some(v4("192.0.2.1:30002"))];
+        assert_eq!(
+            wanted(st, Side::A, locals),
+            Some(Offload {
+                key: FlowKey {
+                    src: v4("203.0.113.5:4000"),
+                    dst: v4("192.0.2.1:30000"),
+                },
+                action: FlowAction {
+                    src: v4("192.0.2.1:30002"),
+                    dst: v4("198.51.100.9:6000"),
+                },
+            })
+        );
+        let back = wanted(st, Side::B, locals).unwrap();
+        assert_eq!(
+            (back.key.src, back.key.dst, back.action.src, back.action.dst),
+            (
+                v4("198.51.100.9:6000"),
+                v4("192.0.2.1:30002"),
+                v4("192.0.2.1:30000"),
+                v4("203.0.113.5:4000")
+            )
+        );
+        // A wildcard leg without a connected socket: no concrete address,
+        // neither direction (one arrives there, the other leaves from it).
+        let half = [None, Some(v4("192.0.2.1:30002"))];
+        assert_eq!(wanted(st, Side::A, half), None);
+        assert_eq!(wanted(st, Side::B, half), None);
+    }
+
     #[test]
     fn plan_touches_the_kernel_only_when_the_wanted_flow_changes() {
         let (f1, f2) = (flow("203.0.113.5:4000"), flow("203.0.113.5:4002"));
