@@ -207,9 +207,9 @@
 //! also counted as received and forwarded) when statistics are read
 //! ([`MediaRelay::stats`], [`MediaRelay::totals`], release), when the
 //! media timeout is about to fire (its last packet counts as activity, so
-//! an offloaded call does not time out while media flows) and when a new
-//! source arrives while the latched peer looks silent (so
-//! [`LatchPolicy::relatch_after_silence`] does not hand the latch to a
+//! an offloaded call does not time out while media flows) and when a
+//! source arrives that would take the latch from a peer that looks silent
+//! (so [`LatchPolicy::relatch_after_silence`] does not hand the latch to a
 //! stranger while the peer talks through the kernel).
 //!
 //! Forwarded media skips the host's netfilter: tc ingress runs before it.

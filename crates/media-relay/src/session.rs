@@ -562,23 +562,29 @@ impl MediaSession {
         }
     }
 
-    /// Whether a new source on `side`'s RTP path could latch at `now`
-    /// because the latched peer looks silent (configured
-    /// [`LatchPolicy::relatch_after_silence`]). When part of that peer's
-    /// traffic bypasses the core, its activity must be brought in
-    /// ([`MediaSession::forwarded_elsewhere`]) before such a packet is
-    /// decided on.
-    pub fn peer_looks_silent(&self, now: Instant, media_index: usize, side: Side) -> bool {
+    /// Whether an RTP packet from `src` on `side`'s leg at `now` would take
+    /// the latch from a peer that looks silent (configured
+    /// [`LatchPolicy::relatch_after_silence`], and `src` admissible by the
+    /// zone's rule). When part of that peer's traffic bypasses the core,
+    /// its activity must be brought in ([`MediaSession::forwarded_elsewhere`])
+    /// before such a packet is decided on; for any other packet it need
+    /// not be (so a flood of sources the rule refuses costs nothing more).
+    pub fn silence_would_relatch(
+        &self,
+        now: Instant,
+        media_index: usize,
+        side: Side,
+        src: SocketAddr,
+    ) -> bool {
         let Some(s) = self.stream(media_index) else {
             return false;
         };
         let leg = s.leg(side);
-        match (
-            leg.policy.relatch_after_silence,
-            leg.rtp.latched,
-            leg.rtp.last_rx,
-        ) {
-            (Some(n), Some(_), Some(last)) => now.saturating_duration_since(last) >= n,
+        let p = &leg.rtp;
+        match (leg.policy.relatch_after_silence, p.latched, p.last_rx) {
+            (Some(n), Some(l), Some(last)) if l != src && !p.armed => {
+                now.saturating_duration_since(last) >= n && p.admissible(leg.policy.mode, src)
+            }
             _ => false,
         }
     }
@@ -1810,12 +1816,20 @@ mod tests {
             &pkt,
         );
         let t1 = t0 + Duration::from_secs(6);
-        assert!(s.peer_looks_silent(t1, 0, Side::A));
-        assert!(!s.peer_looks_silent(t1, 0, Side::B), "B never latched");
+        let (new, old) = (addr("198.51.100.2:2000"), addr("198.51.100.1:1000"));
+        assert!(s.silence_would_relatch(t1, 0, Side::A, new));
+        assert!(
+            !s.silence_would_relatch(t1, 0, Side::A, old),
+            "the peer itself"
+        );
+        assert!(
+            !s.silence_would_relatch(t1, 0, Side::B, new),
+            "B never latched"
+        );
         // The kernel forwarded A's peer until 0.5 s ago: a stranger is
         // still locked out.
         s.forwarded_elsewhere(0, Side::A, 300, 51_600, t1 - Duration::from_millis(500));
-        assert!(!s.peer_looks_silent(t1, 0, Side::A));
+        assert!(!s.silence_would_relatch(t1, 0, Side::A, new));
         assert_eq!(
             send(
                 &mut s,
@@ -1829,7 +1843,7 @@ mod tests {
         );
         // Once the peer stopped for 5 s, the new source takes over.
         let t2 = t1 + Duration::from_millis(4500);
-        assert!(s.peer_looks_silent(t2, 0, Side::A));
+        assert!(s.silence_would_relatch(t2, 0, Side::A, new));
         assert!(matches!(
             send(
                 &mut s,
@@ -1845,6 +1859,37 @@ mod tests {
             s.stream(0).unwrap().latched_rtp(Side::A),
             Some(addr("198.51.100.2:2000"))
         );
+    }
+
+    #[test]
+    fn only_an_admissible_source_asks_for_the_peer_s_activity() {
+        let t0 = Instant::now();
+        let mut s = MediaSession::new(t0, T);
+        let p = LatchPolicy {
+            mode: LatchMode::SdpAddress,
+            relatch_after_silence: Some(Duration::from_secs(5)),
+        };
+        s.add_stream(0, [p, p]);
+        s.set_peer(t0, 0, Side::A, peer("198.51.100.1:4000", true));
+        s.set_peer(t0, 0, Side::B, peer("203.0.113.50:6000", true));
+        let pkt = rtp(1, 1, 0, 160);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:4000",
+            &pkt,
+        );
+        let t1 = t0 + Duration::from_secs(6);
+        // Another port of the SDP's address may take over; another
+        // address never can, so its packets need no look at the kernel.
+        assert!(s.silence_would_relatch(t1, 0, Side::A, addr("198.51.100.1:4002")));
+        assert!(!s.silence_would_relatch(t1, 0, Side::A, addr("192.0.2.66:4000")));
+        // Armed by a new offer/answer: any admissible source latches
+        // anyway, silence or not (and nothing is offloaded then).
+        s.set_peer(t1, 0, Side::A, peer("198.51.100.1:4000", true));
+        assert!(!s.silence_would_relatch(t1, 0, Side::A, addr("198.51.100.1:4002")));
     }
 
     struct AppendTag {

@@ -1226,9 +1226,9 @@ fn process(
     if let Some(kf) = kf {
         // A new source may replace a peer that looks silent, but the peer
         // may be talking through the kernel: bring that in first. Costs a
-        // lookup only when the peer looks silent, so at most once per
-        // silence period while it talks.
-        if kind == SocketKind::Rtp && sess.core.peer_looks_silent(now, media, side) {
+        // lookup only for a source that would take the latch, so at most
+        // once per silence period while the peer talks.
+        if kind == SocketKind::Rtp && sess.core.silence_would_relatch(now, media, side, src) {
             kfwd::refresh(kf, &mut sess.kflows, &mut sess.core, now, media, side);
         }
     }
