@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use media_relay::{
-    DropReason, LatchMode, LatchPolicy, MediaError, MediaEvent, MediaRelay, RelayConfig, Side,
-    ZoneConfig,
+    DirectionStats, DropReason, LatchMode, LatchPolicy, MediaError, MediaEvent, MediaRelay,
+    PacketTransform, RelayConfig, SessionId, Side, TransformError, ZoneConfig,
 };
 
 /// Short, so that the test sees it fire and not fire.
@@ -275,8 +275,11 @@ fn run(relay: &MediaRelay, events: &Receiver<MediaEvent>, min: u16, io_uring: bo
         "{path}"
     );
 
+    transform_and_hold(relay, id, &a2, &b, p.a, p.b, path);
+
     // Release: the flows leave the kernel before the port closes, their
     // counters stay in the totals.
+    let st = relay.stats(id).unwrap().streams[0];
     let kernel_total = st.a_to_b.rtp_kernel + st.b_to_a.rtp_kernel;
     relay.release(id).unwrap();
     assert!(relay.totals().unwrap().rtp_kernel >= kernel_total, "{path}");
@@ -289,4 +292,114 @@ fn run(relay: &MediaRelay, events: &Receiver<MediaEvent>, min: u16, io_uring: bo
         "{path}: the ports are closed"
     );
     UdpSocket::bind(lo(p.a)).expect("port free after release");
+}
+
+/// Stands in for SRTP terminated at the relay: the packets are the same,
+/// but the relay must see each one.
+struct Inspect;
+
+impl PacketTransform for Inspect {
+    fn rtp(&mut self, _buf: &mut [u8], len: usize) -> Result<usize, TransformError> {
+        Ok(len)
+    }
+    fn rtcp(&mut self, _buf: &mut [u8], len: usize) -> Result<usize, TransformError> {
+        Ok(len)
+    }
+}
+
+fn directions(relay: &MediaRelay, id: SessionId) -> (DirectionStats, DirectionStats) {
+    let st = relay.stats(id).unwrap().streams[0];
+    (st.a_to_b, st.b_to_a)
+}
+
+/// With SDP direction `dir` appended at media level.
+fn sdp_dir(addr: SocketAddr, dir: &str) -> Vec<u8> {
+    let mut s = sdp(addr, true);
+    s.extend_from_slice(format!("a={dir}\r\n").as_bytes());
+    s
+}
+
+/// A transform on A's packets takes A->B out of the kernel (B->A stays);
+/// hold (A sendonly) keeps B->A out of it and dropped, A->B in it; resume
+/// brings both back. `a` and `b` are latched and offloaded on entry.
+fn transform_and_hold(
+    relay: &MediaRelay,
+    id: SessionId,
+    a: &UdpSocket,
+    b: &UdpSocket,
+    pa: u16,
+    pb: u16,
+    path: &str,
+) {
+    let (ab0, ba0) = directions(relay, id);
+    relay
+        .set_transform(id, 0, Side::A, Some(Box::new(Inspect)))
+        .unwrap();
+    pass(a, pa, b, pb, 3000, 10);
+    pass(b, pb, a, pa, 3000, 10);
+    let (ab, ba) = directions(relay, id);
+    assert_eq!(
+        (ab.rtp_out - ab0.rtp_out, ab.rtp_kernel - ab0.rtp_kernel),
+        (10, 0),
+        "{path}: a transformed direction stays in the relay"
+    );
+    assert_eq!(ba.rtp_kernel - ba0.rtp_kernel, 10, "{path}: B->A untouched");
+    relay.set_transform(id, 0, Side::A, None).unwrap();
+    pass(a, pa, b, pb, 3010, 10);
+    let (ab1, _) = directions(relay, id);
+    assert_eq!(
+        ab1.rtp_kernel - ab.rtp_kernel,
+        10,
+        "{path}: back in the kernel"
+    );
+
+    // Hold: A sends only, B receives only. Both sides are armed by the new
+    // SDP: their next packets latch again.
+    relay
+        .offer(id, Side::A, &sdp_dir(a.local_addr().unwrap(), "sendonly"))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp_dir(b.local_addr().unwrap(), "recvonly"))
+        .unwrap();
+    // B first: the hold applies at once, not from the next packet on.
+    let (ab, ba) = directions(relay, id);
+    for i in 0..5 {
+        b.send_to(&rtp(0, 3100 + i, 7, 7), lo(pb)).unwrap();
+    }
+    nothing(a);
+    pass(a, pa, b, pb, 3100, 1);
+    b.send_to(&rtp(0, 3105, 7, 7), lo(pb)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    pass(a, pa, b, pb, 3101, 20);
+    nothing(a);
+    let (ab2, ba2) = directions(relay, id);
+    assert_eq!(
+        ab2.rtp_kernel - ab.rtp_kernel,
+        20,
+        "{path}: on hold, A->B still in the kernel"
+    );
+    assert_eq!(
+        (
+            ba2.rtp_kernel - ba.rtp_kernel,
+            ba2.drops.get(DropReason::Direction) - ba.drops.get(DropReason::Direction)
+        ),
+        (0, 6),
+        "{path}: on hold, B->A dropped by the relay, not forwarded by the kernel"
+    );
+
+    // Resume.
+    relay
+        .offer(id, Side::A, &sdp(a.local_addr().unwrap(), true))
+        .unwrap();
+    relay
+        .answer(id, Side::B, &sdp(b.local_addr().unwrap(), true))
+        .unwrap();
+    pass(a, pa, b, pb, 3200, 1);
+    pass(b, pb, a, pa, 3200, 1);
+    std::thread::sleep(Duration::from_millis(50));
+    pass(a, pa, b, pb, 3201, 10);
+    pass(b, pb, a, pa, 3201, 10);
+    let (ab3, ba3) = directions(relay, id);
+    assert_eq!(ab3.rtp_kernel - ab2.rtp_kernel, 10, "{path}: resumed");
+    assert_eq!(ba3.rtp_kernel - ba2.rtp_kernel, 10, "{path}: resumed");
 }
