@@ -79,6 +79,9 @@ impl std::fmt::Debug for MediaRelay {
 impl MediaRelay {
     /// Validates `cfg`, starts the workers and returns the relay with the
     /// receiving end of its event channel. No media socket is bound yet.
+    /// With [`RelayConfig::kernel_forward`] the kernel fast path is loaded
+    /// and attached first; when that fails, so does this, with
+    /// [`MediaError::KernelForward`].
     pub fn start(cfg: &RelayConfig) -> Result<(Self, Receiver<MediaEvent>), MediaError> {
         Self::start_with_hook(cfg, None)
     }
