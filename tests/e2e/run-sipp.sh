@@ -9,7 +9,7 @@
 #   default binary: ${CARGO_TARGET_DIR:-target}/release/sipwarden (cargo build --release -p sipwarden)
 #   scenarios: by default defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
 #   register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp
-#   b2bua-media b2bua-registered b2bua-media-nft (tests/e2e/b2bua-media.sh)
+#   b2bua-media b2bua-registered b2bua-media-nft b2bua-media-kfwd (tests/e2e/b2bua-media.sh)
 # Needs: sipp (Debian package sip-tester), python3, timeout, and unshare + ip (util-linux,
 # iproute2) for the network namespace.
 # Environment: SIPWARDEN_E2E_KEEP=1 keeps the work directory (logs, SIPp traces) even when
@@ -598,7 +598,7 @@ source "$root/tests/e2e/sipp/b2bua-transfer.sh"
 # ---------------------------------------------------------------------------------------------
 all=(defaults-call udp-call tcp-t1-call tcp-tn-call register-call register-call-tcp
     register-third-party ipv6-udp-call reload lossy-udp cancel fork persistence rfc4475-udp
-    b2bua-media b2bua-registered b2bua-media-nft b2bua-transfer)
+    b2bua-media b2bua-registered b2bua-media-nft b2bua-media-kfwd b2bua-transfer)
 selected=("$@")
 ((${#selected[@]})) || selected=("${all[@]}")
 

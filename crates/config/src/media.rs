@@ -31,6 +31,14 @@ pub struct MediaConfig {
     /// the kernel's cheaper path for the peer's packets. Off: one socket per port, half the
     /// descriptors.
     pub connect_latched: bool,
+    /// Forward settled RTP in the kernel (a tc BPF program at ingress): a latched peer's plain
+    /// IPv4 RTP goes to the other leg's latched peer without waking the relay. Needs root
+    /// (CAP_BPF and CAP_NET_ADMIN); the relay does not start when it cannot be set up.
+    pub kernel_forward: bool,
+    /// The interfaces the kernel path attaches to; absent: every Ethernet and loopback
+    /// interface present at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_forward_interfaces: Option<Vec<String>>,
     /// The host firewall that follows the media ports.
     pub firewall: Firewall,
     /// The nftables table of `firewall = "nftables"`.
@@ -49,6 +57,8 @@ impl Default for MediaConfig {
             quarantine_s: 5,
             workers: 0,
             connect_latched: true,
+            kernel_forward: false,
+            kernel_forward_interfaces: None,
             firewall: Firewall::Off,
             firewall_table: "sipwarden_media".to_owned(),
             firewall_element_timeout_s: 900,
@@ -342,6 +352,33 @@ pub(crate) fn validate(c: &Config, zone_index: &[usize], errs: &mut Errors) {
             "must be 1 to 63 ASCII letters, digits or `_`",
         );
     }
+    if let Some(ifs) = &m.kernel_forward_interfaces {
+        if ifs.is_empty() {
+            err(
+                errs,
+                "media.kernel_forward_interfaces",
+                "must name at least one interface (leave it out for all of them)",
+            );
+        }
+        for (i, name) in ifs.iter().enumerate() {
+            // Linux interface names: 1 to 15 octets, no `/`, `:` or white space.
+            let ok = !name.is_empty()
+                && name.len() <= 15
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+            let path = format!("media.kernel_forward_interfaces[{i}]");
+            if !ok {
+                err(
+                    errs,
+                    path,
+                    format!("`{name}` is not an interface name (1 to 15 characters, no `/`, `:` or spaces)"),
+                );
+            } else if ifs.get(..i).is_some_and(|before| before.contains(name)) {
+                err(errs, path, format!("`{name}` is listed twice"));
+            }
+        }
+    }
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, z) in m.zone.iter().enumerate() {
         let path = format!("media.zone[{i}]");
@@ -573,6 +610,44 @@ mod tests {
         assert!(off.to_toml().contains("connect_latched = false"));
         let bad = format!("{TWO}[media]\nconnect_latched = \"yes\"\n");
         assert!(load(&bad).unwrap_err().contains("connect_latched"));
+    }
+
+    #[test]
+    fn kernel_forward_defaults_off_and_its_interfaces_are_checked() {
+        let c = load(TWO).unwrap();
+        assert!(!c.media.kernel_forward);
+        assert_eq!(c.media.kernel_forward_interfaces, None);
+        assert!(!c.to_toml().contains("kernel_forward_interfaces"));
+        let on = load(&format!(
+            "{TWO}[media]\nkernel_forward = true\nkernel_forward_interfaces = [\"eth0\", \"lo\"]\n"
+        ))
+        .unwrap();
+        assert!(on.media.kernel_forward);
+        assert_eq!(
+            on.media.kernel_forward_interfaces,
+            Some(vec!["eth0".to_owned(), "lo".to_owned()])
+        );
+        // Written back by to_toml, so a saved configuration keeps it.
+        let saved = on.to_toml();
+        assert!(saved.contains("kernel_forward = true"), "{saved}");
+        assert!(saved.contains("kernel_forward_interfaces = ["), "{saved}");
+        let bad = format!(
+            "{TWO}[media]\nkernel_forward = true\nkernel_forward_interfaces = [\"eth0\", \"a/b\", \"eth0\", \"averylonginterface\"]\n"
+        );
+        let e = load(&bad).unwrap_err();
+        for want in [
+            "t.toml:17: media.kernel_forward_interfaces[1]: `a/b` is not an interface name",
+            "t.toml:17: media.kernel_forward_interfaces[2]: `eth0` is listed twice",
+            "t.toml:17: media.kernel_forward_interfaces[3]: `averylonginterface` is not an interface name",
+        ] {
+            assert!(e.contains(want), "{want}\nnot in\n{e}");
+        }
+        let empty = format!("{TWO}[media]\nkernel_forward_interfaces = []\n");
+        assert!(load(&empty).unwrap_err().contains(
+            "t.toml:16: media.kernel_forward_interfaces: must name at least one interface"
+        ));
+        let typo = format!("{TWO}[media]\nkernel_forward = \"yes\"\n");
+        assert!(load(&typo).unwrap_err().contains("kernel_forward"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! cargo run --release -p media-relay --example relay-bench -- \
 //!     --addr 127.0.0.1 --port-min 30000 --port-max 39999 [--workers N] \
 //!     [--quarantine SECS] [--timeout SECS] [--io io_uring|epoll] [--batch-wait-us N] \
-//!     [--connect 0|1]
+//!     [--connect 0|1] [--kernel 0|1]
 //! ```
 //!
 //! Prints `ready`, then answers one line per command line on stdin

@@ -5,11 +5,17 @@
 //!
 //! ```text
 //! cargo run --release -p media-relay --example relay-load -- \
-//!     [--sessions 200] [--seconds 5] [--ptime 20] [--burst 1] [--workers 1]
+//!     [--sessions 200] [--seconds 5] [--ptime 20] [--burst 1] [--workers 1] [--kernel 0|1]
 //! ```
 //!
 //! `--burst N` sends N packets per session per tick (a stress pattern that
 //! lets `recvmmsg`/`sendmmsg` batch; real calls send one).
+//!
+//! `--kernel 1` turns on [`RelayConfig::kernel_forward`] on `lo` (root
+//! only). The receiving side then sends one packet per session first, so
+//! that both sides latch and the kernel takes over; `process_cpu` (all
+//! threads, the sender's included) then shows the whole cost, since on
+//! loopback the kernel forwards in the sender's context, not a worker's.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,8 +42,9 @@ fn sdp(addr: SocketAddr) -> Vec<u8> {
     .into_bytes()
 }
 
-/// CPU time (user + system) of this process's threads named `media-*`.
-fn worker_cpu() -> Duration {
+/// CPU time (user + system) of this process's threads named `media-*`,
+/// or of all of them.
+fn cpu(only_workers: bool) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let mut ticks = 0u64;
@@ -50,7 +57,7 @@ fn worker_cpu() -> Duration {
             let Some((head, rest)) = stat.rsplit_once(") ") else {
                 continue;
             };
-            if !head.contains("(media-") {
+            if only_workers && !head.contains("(media-") {
                 continue;
             }
             let f: Vec<&str> = rest.split_whitespace().collect();
@@ -69,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ptime = Duration::from_millis(arg("--ptime", 20).max(1));
     let workers = arg("--workers", 1) as usize;
     let burst = arg("--burst", 1).clamp(1, 1000);
+    let kernel = arg("--kernel", 0) == 1;
     let cfg = RelayConfig {
         zones: vec![ZoneConfig {
             name: "lo".into(),
@@ -82,6 +90,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         }],
         workers,
+        kernel_forward: kernel,
+        kernel_forward_interfaces: kernel.then(|| vec!["lo".to_owned()]),
         ..RelayConfig::default()
     };
     let (relay, _events) = MediaRelay::start(&cfg)?;
@@ -89,13 +99,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rx = UdpSocket::bind("127.0.0.1:0")?;
     rx.set_read_timeout(Some(Duration::from_millis(200)))?;
     let mut targets = Vec::with_capacity(sessions);
+    let mut back = Vec::with_capacity(sessions);
     for _ in 0..sessions {
         let id = relay.create_session("lo", "lo")?;
         relay.offer(id, Side::A, &sdp(tx.local_addr()?))?;
         relay.answer(id, Side::B, &sdp(rx.local_addr()?))?;
         let p = relay.ports(id)?.first().copied().ok_or("no stream")?;
         targets.push(SocketAddr::from(([127, 0, 0, 1], p.a)));
+        back.push(SocketAddr::from(([127, 0, 0, 1], p.b)));
     }
+    let mut pkt = [0xd5u8; 172];
+    pkt[..2].copy_from_slice(&[0x80, 0]);
+    if kernel {
+        // Both sides must have latched before the kernel forwards.
+        for (a, b) in targets.iter().zip(&back) {
+            tx.send_to(&pkt, a)?;
+            rx.send_to(&pkt, b)?;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let mut buf = [0u8; 2048];
+        while rx.recv_from(&mut buf).is_ok() {}
+    }
+    let kernel0 = relay.totals()?.rtp_kernel;
     let received = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let rx_thread = {
@@ -109,9 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     };
-    let mut pkt = [0xd5u8; 172];
-    pkt[..2].copy_from_slice(&[0x80, 0]);
-    let cpu0 = worker_cpu();
+    let (cpu0, all0) = (cpu(true), cpu(false));
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
     let mut sent = 0u64;
@@ -135,19 +158,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::sleep(Duration::from_millis(300));
     done.store(true, Ordering::Relaxed);
     let _ = rx_thread.join();
-    let cpu = worker_cpu().saturating_sub(cpu0);
+    let cpu_w = cpu(true).saturating_sub(cpu0);
+    let cpu_all = cpu(false).saturating_sub(all0);
     let elapsed = start.elapsed().as_secs_f64();
     let got = received.load(Ordering::Relaxed);
     let t = relay.totals()?;
     println!(
-        "sessions={sessions} burst={burst} workers={workers} seconds={seconds} ptime_ms={} sent={sent} received={got} loss={:.3}% \
-         rate={:.0} pkt/s forwarded={} worker_cpu_ms={} cpu_per_packet_us={:.2} drops={:?}",
+        "sessions={sessions} burst={burst} workers={workers} kernel={} seconds={seconds} ptime_ms={} sent={sent} received={got} loss={:.3}% \
+         rate={:.0} pkt/s forwarded={} in_kernel={} worker_cpu_ms={} cpu_per_packet_us={:.2} process_cpu_ms={} process_cpu_per_packet_us={:.2} drops={:?}",
+        u8::from(kernel),
         ptime.as_millis(),
         100.0 * (sent.saturating_sub(got)) as f64 / sent.max(1) as f64,
         got as f64 / elapsed,
         t.rtp_out,
-        cpu.as_millis(),
-        cpu.as_secs_f64() * 1e6 / t.rtp_out.max(1) as f64,
+        t.rtp_kernel.saturating_sub(kernel0),
+        cpu_w.as_millis(),
+        cpu_w.as_secs_f64() * 1e6 / t.rtp_out.max(1) as f64,
+        cpu_all.as_millis(),
+        cpu_all.as_secs_f64() * 1e6 / sent.max(1) as f64,
         t.drops.iter().map(|(r, n)| (r.as_str(), n)).collect::<Vec<_>>()
     );
     relay.shutdown();

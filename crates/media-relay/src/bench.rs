@@ -14,9 +14,11 @@
 //!   authenticates and decrypts what A sends and forwards plain RTP to B;
 //!   B to A stays plain. Needs the `srtp` feature (default).
 //! * `delete ID` -> `ok ID`
-//! * `stats` -> one JSON object: `packets_in`, `packets_out`, `bytes` (octets
-//!   forwarded), `bytes_in`, `drops` (`{reason: count}`), over all sessions
-//!   since start, and `io_uring_workers` (workers on the io_uring path).
+//! * `stats` -> one JSON object: `packets_in`, `packets_out`, `packets_kernel`
+//!   (of `packets_out`, those the kernel fast path forwarded: `--kernel 1`),
+//!   `bytes` (octets forwarded), `bytes_in`, `drops` (`{reason: count}`),
+//!   over all sessions since start, and `io_uring_workers` (workers on the
+//!   io_uring path).
 //! * anything that fails -> `err [ID] reason`.
 //!
 //! `ready` is printed first; end of input ends [`serve`].
@@ -52,6 +54,9 @@ pub struct Args {
     pub batch_wait_us: u64,
     /// `--connect 0|1`: [`RelayConfig::connect_latched`].
     pub connect: bool,
+    /// `--kernel 0|1`: [`RelayConfig::kernel_forward`] (on every Ethernet
+    /// and loopback interface).
+    pub kernel: bool,
 }
 
 impl Default for Args {
@@ -66,13 +71,14 @@ impl Default for Args {
             io_uring: true,
             batch_wait_us: 200,
             connect: true,
+            kernel: false,
         }
     }
 }
 
 impl Args {
     /// Parses `--addr --port-min --port-max --workers --quarantine --timeout
-    /// --io --batch-wait-us --connect`.
+    /// --io --batch-wait-us --connect --kernel`.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let mut a = Args::default();
         let mut it = args.into_iter();
@@ -105,6 +111,13 @@ impl Args {
                         "1" => true,
                         "0" => false,
                         other => return Err(format!("--connect: {other}: 0 or 1")),
+                    }
+                }
+                "--kernel" => {
+                    a.kernel = match value()?.as_str() {
+                        "1" => true,
+                        "0" => false,
+                        other => return Err(format!("--kernel: {other}: 0 or 1")),
                     }
                 }
                 "--io" => {
@@ -140,6 +153,7 @@ impl Args {
             io_uring: self.io_uring,
             io_batch_wait: Duration::from_micros(self.batch_wait_us),
             connect_latched: self.connect,
+            kernel_forward: self.kernel,
             ..RelayConfig::default()
         }
     }
@@ -230,9 +244,10 @@ fn stats_json(relay: &MediaRelay) -> Result<String, String> {
         .map(|(r, n)| format!("\"{}\":{n}", r.as_str()))
         .collect();
     Ok(format!(
-        "{{\"packets_in\":{},\"packets_out\":{},\"bytes\":{},\"bytes_in\":{},\"drops\":{{{}}},\"io_uring_workers\":{}}}",
+        "{{\"packets_in\":{},\"packets_out\":{},\"packets_kernel\":{},\"bytes\":{},\"bytes_in\":{},\"drops\":{{{}}},\"io_uring_workers\":{}}}",
         t.rtp_in + t.rtcp_in,
         t.rtp_out + t.rtcp_out,
+        t.rtp_kernel,
         t.bytes_out,
         t.bytes_in,
         drops.join(","),

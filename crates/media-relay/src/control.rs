@@ -74,6 +74,16 @@ pub struct RelayConfig {
     /// sources still arrive on the port's own socket and are dropped and
     /// counted there. `false`: one unconnected socket per port.
     pub connect_latched: bool,
+    /// Forward settled RTP in the kernel: a tc (tcx ingress) BPF program
+    /// rewrites a latched peer's RTP and sends it to the other side's
+    /// latched peer without waking a worker (see the crate documentation,
+    /// "Kernel fast path"). Needs root (CAP_BPF and CAP_NET_ADMIN);
+    /// [`MediaRelay::start`](crate::MediaRelay::start) fails when it is
+    /// asked for and cannot be set up.
+    pub kernel_forward: bool,
+    /// The interfaces the kernel fast path is attached to (ingress);
+    /// `None`: every Ethernet and loopback interface present at start.
+    pub kernel_forward_interfaces: Option<Vec<String>>,
 }
 
 impl Default for RelayConfig {
@@ -88,6 +98,8 @@ impl Default for RelayConfig {
             io_uring: true,
             io_batch_wait: Duration::from_micros(200),
             connect_latched: true,
+            kernel_forward: false,
+            kernel_forward_interfaces: None,
         }
     }
 }

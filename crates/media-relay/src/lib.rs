@@ -169,6 +169,57 @@
 //! one `sendmmsg`. Buffers, batch structures and tables are allocated when a
 //! worker starts or a socket is added, never per packet.
 //!
+//! # Kernel fast path
+//!
+//! With [`RelayConfig::kernel_forward`], [`MediaRelay::start`] loads the
+//! `media-kernel-forward` tc program at ingress (tcx) of
+//! [`RelayConfig::kernel_forward_interfaces`] (default: every Ethernet and
+//! loopback interface), shared by the workers; this needs root (CAP_BPF
+//! and CAP_NET_ADMIN) and IPv4 media. It fails with
+//! [`MediaError::KernelForward`] when that is refused (it was asked for).
+//! Once a direction X -> Y of a stream has settled, the worker that owns
+//! the stream installs one flow: datagrams from X's latched RTP peer to
+//! X's leg port are rewritten to leave Y's leg port for Y's latched RTP
+//! peer (addresses, ports, checksums), counted, and sent on by the kernel
+//! without waking the worker. Settled means that the core would do nothing
+//! with such a packet but count and send it unchanged
+//! ([`Stream::offload_peers`]): both RTP paths latched and not armed for a
+//! new latch, both peers IPv4, no [`PacketTransform`] on X's packets (SRTP
+//! terminated or re-keyed here stays in userspace), and X's direction
+//! allowed by the SDP. The leg addresses must be concrete: a leg bound to
+//! `0.0.0.0` uses its connected companion socket's address, and without
+//! one ([`RelayConfig::connect_latched`] off) the stream stays in
+//! userspace.
+//!
+//! Everything else reaches the sockets as before: RTCP (muxed too: the
+//! program passes RFC 5761's RTCP payload types up), other sources (so a
+//! new source after silence, or after a re-INVITE, latches as usual and
+//! the flow follows), IPv6, fragments and IP options. The worker compares
+//! each stream's wanted flows with those it installed after each packet on
+//! an RTP socket and after each offer/answer, transform change and release,
+//! so that a re-latch, hold, resume or new transform replaces or removes
+//! the flow before the next packet; settled, that costs no system call.
+//! Release takes the flows out before it closes the sockets. A flow the
+//! kernel refuses is logged once (`tracing`) and not tried again until
+//! the wanted flow changes; the stream stays on the socket path.
+//!
+//! The kernel's counters enter the core's ([`DirectionStats::rtp_kernel`],
+//! also counted as received and forwarded) when statistics are read
+//! ([`MediaRelay::stats`], [`MediaRelay::totals`], release), when the
+//! media timeout is about to fire (its last packet counts as activity, so
+//! an offloaded call does not time out while media flows) and when a
+//! source arrives that would take the latch from a peer that looks silent
+//! (so [`LatchPolicy::relatch_after_silence`] does not hand the latch to a
+//! stranger while the peer talks through the kernel).
+//!
+//! Forwarded media skips the host's netfilter: tc ingress runs before it.
+//! The flow admits only the latched peer to a port a live call holds,
+//! which is the rule the `media-firewall` nftables table enforces, so that
+//! table loses nothing; other netfilter rules do not see offloaded RTP.
+//! The [`MediaHook`] hears about sockets and latches, which still happen
+//! in userspace, and never about individual packets, so a hook does not
+//! keep a stream out of the kernel.
+//!
 //! # Hook for the host firewall
 //!
 //! [`MediaRelay::start_with_hook`] takes a [`MediaHook`] that hears about
@@ -293,4 +344,9 @@ pub enum MediaError {
     /// Starting the workers failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The kernel fast path was asked for
+    /// ([`RelayConfig::kernel_forward`]) and could not be set up (not
+    /// root, BPF refused, no such interface...).
+    #[error("kernel media forwarding: {0}")]
+    KernelForward(media_kernel_forward::KernelForwardError),
 }

@@ -6,7 +6,7 @@
 //! one per side. Leg A's sockets face side A (A sends to them, and we send
 //! to A from them).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::rtp::{self, Malformed};
@@ -355,6 +355,36 @@ impl Stream {
             .is_none_or(|p| p.direction.receives());
         sends && receives
     }
+
+    /// Whether packets received from `from` pass a [`PacketTransform`].
+    pub fn has_transform(&self, from: Side) -> bool {
+        self.leg(from).transform.is_some()
+    }
+
+    /// Whether the RTP of `from` towards the other side could be forwarded
+    /// by something that does not show each packet to this core (the
+    /// kernel fast path), and if so between which peers: `(from`'s latched
+    /// RTP source, the other side's latched RTP peer`)`.
+    ///
+    /// Only a settled direction qualifies, one where the core would do
+    /// nothing for a packet of the latched peer but count it and send it
+    /// on unchanged: both RTP paths latched and not armed for a new latch
+    /// (after a new offer/answer the next packet must reach the core to
+    /// latch), both IPv4, no transform on `from`'s packets (SRTP is
+    /// terminated or re-keyed here), and the negotiated direction lets RTP
+    /// flow (a call on hold drops it). RTCP and strangers still reach the
+    /// sockets, so they need nothing here.
+    pub fn offload_peers(&self, from: Side) -> Option<(SocketAddrV4, SocketAddrV4)> {
+        let src = self.leg(from).rtp;
+        let dst = self.leg(from.other()).rtp;
+        if src.armed || dst.armed || self.has_transform(from) || !self.rtp_allowed(from) {
+            return None;
+        }
+        match (src.latched?, dst.latched?) {
+            (SocketAddr::V4(s), SocketAddr::V4(d)) => Some((s, d)),
+            _ => None,
+        }
+    }
 }
 
 /// The data-plane state of one session: streams, latches, counters and the
@@ -489,6 +519,73 @@ impl MediaSession {
             }
             st.bytes_out = st.bytes_out.saturating_sub(len as u64);
             st.drops.add(DropReason::SendFailed);
+        }
+    }
+
+    /// Counts RTP that was forwarded from `from` to the other side without
+    /// passing this core (the kernel fast path, for a direction
+    /// [`Stream::offload_peers`] allowed): `packets` datagrams of `bytes`
+    /// octets in all, the last at `last`. They count as received and
+    /// forwarded, and as activity: they hold off the media timeout and keep
+    /// `from`'s latched peer from looking silent to
+    /// [`LatchPolicy::relatch_after_silence`].
+    pub fn forwarded_elsewhere(
+        &mut self,
+        media_index: usize,
+        from: Side,
+        packets: u64,
+        bytes: u64,
+        last: Instant,
+    ) {
+        if packets == 0 {
+            // No new packet: `last` is only an estimate of an old one and
+            // must not move the clocks (a timeout reported would be
+            // reported again).
+            return;
+        }
+        let Some(s) = self.stream_mut(media_index) else {
+            return;
+        };
+        let leg = s.leg_mut(from);
+        let st = &mut leg.stats;
+        st.rtp_in += packets;
+        st.rtp_out += packets;
+        st.rtp_kernel += packets;
+        st.bytes_in += bytes;
+        st.bytes_out += bytes;
+        if leg.rtp.last_rx.is_none_or(|l| l < last) {
+            leg.rtp.last_rx = Some(last);
+        }
+        if last > self.last_activity {
+            self.last_activity = last;
+            self.timed_out = false;
+        }
+    }
+
+    /// Whether an RTP packet from `src` on `side`'s leg at `now` would take
+    /// the latch from a peer that looks silent (configured
+    /// [`LatchPolicy::relatch_after_silence`], and `src` admissible by the
+    /// zone's rule). When part of that peer's traffic bypasses the core,
+    /// its activity must be brought in ([`MediaSession::forwarded_elsewhere`])
+    /// before such a packet is decided on; for any other packet it need
+    /// not be (so a flood of sources the rule refuses costs nothing more).
+    pub fn silence_would_relatch(
+        &self,
+        now: Instant,
+        media_index: usize,
+        side: Side,
+        src: SocketAddr,
+    ) -> bool {
+        let Some(s) = self.stream(media_index) else {
+            return false;
+        };
+        let leg = s.leg(side);
+        let p = &leg.rtp;
+        match (leg.policy.relatch_after_silence, p.latched, p.last_rx) {
+            (Some(n), Some(l), Some(last)) if l != src && !p.armed => {
+                now.saturating_duration_since(last) >= n && p.admissible(leg.policy.mode, src)
+            }
+            _ => false,
         }
     }
 
@@ -1551,6 +1648,270 @@ mod tests {
         s.set_peer(t2, 0, Side::B, pb);
         assert_eq!(s.handle_timeout(t2 + T / 2), None);
         assert_eq!(s.handle_timeout(t2 + T), Some(T));
+    }
+
+    fn v4(s: &str) -> SocketAddrV4 {
+        s.parse().unwrap()
+    }
+
+    fn offload(s: &MediaSession) -> [Option<(SocketAddrV4, SocketAddrV4)>; 2] {
+        let st = s.stream(0).unwrap();
+        [st.offload_peers(Side::A), st.offload_peers(Side::B)]
+    }
+
+    #[test]
+    fn only_settled_plain_ipv4_directions_that_may_flow_are_offloaded() {
+        let t0 = Instant::now();
+        let (a_sdp, b_sdp) = (peer("10.0.0.2:4000", true), peer("203.0.113.50:6000", true));
+        let mut s = session(t0, LatchMode::Nat, Some(a_sdp), Some(b_sdp));
+        let pkt = rtp(1, 1, 0, 160);
+        assert_eq!(offload(&s), [None, None], "nothing latched");
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
+        assert_eq!(
+            offload(&s),
+            [None, None],
+            "B not latched: its address is only the SDP's"
+        );
+        send(
+            &mut s,
+            t0,
+            Side::B,
+            SocketKind::Rtp,
+            "203.0.113.50:6000",
+            &pkt,
+        );
+        let (pa, pb) = (v4("198.51.100.1:1000"), v4("203.0.113.50:6000"));
+        assert_eq!(offload(&s), [Some((pa, pb)), Some((pb, pa))]);
+
+        // A transform on A's packets (SRTP terminated here) keeps A->B in
+        // the core; B->A stays offloaded.
+        assert!(s.set_transform(0, Side::A, Some(Box::new(AppendTag { fail: None }))));
+        assert_eq!(offload(&s), [None, Some((pb, pa))]);
+        assert!(s.set_transform(0, Side::A, None));
+        assert_eq!(offload(&s), [Some((pa, pb)), Some((pb, pa))]);
+
+        // A re-INVITE from A (hold: a=sendonly) arms A's paths: nothing is
+        // offloaded until A's next packet latches again.
+        let t1 = t0 + Duration::from_secs(1);
+        s.set_peer(t1, 0, Side::A, with_dir(a_sdp, MediaDirection::SendOnly));
+        assert_eq!(offload(&s), [None, None], "armed for a new latch");
+        send(
+            &mut s,
+            t1,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
+        // A sends (music on hold), B's RTP towards A is dropped by the core.
+        assert_eq!(offload(&s), [Some((pa, pb)), None]);
+        // Muxed RTCP never unsettles anything.
+        send(
+            &mut s,
+            t1,
+            Side::B,
+            SocketKind::Rtp,
+            "203.0.113.50:6000",
+            &rr(7, 1, 0, 0, 0),
+        );
+        assert_eq!(offload(&s), [Some((pa, pb)), None]);
+        // Inactive: nothing flows, nothing is offloaded.
+        s.set_peer(t1, 0, Side::A, with_dir(a_sdp, MediaDirection::Inactive));
+        send(
+            &mut s,
+            t1,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
+        assert_eq!(offload(&s), [None, None]);
+        // Resume, and A moved (new NAT binding): the new source latches.
+        s.set_peer(t1, 0, Side::A, a_sdp);
+        send(
+            &mut s,
+            t1,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1002",
+            &pkt,
+        );
+        let pa2 = v4("198.51.100.1:1002");
+        assert_eq!(offload(&s), [Some((pa2, pb)), Some((pb, pa2))]);
+    }
+
+    #[test]
+    fn ipv6_directions_are_not_offloaded() {
+        let t0 = Instant::now();
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("[fd00::2]:4000", true)),
+            Some(peer("203.0.113.50:6000", true)),
+        );
+        let pkt = rtp(1, 1, 0, 160);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "[2001:db8::1]:1000",
+            &pkt,
+        );
+        send(
+            &mut s,
+            t0,
+            Side::B,
+            SocketKind::Rtp,
+            "203.0.113.50:6000",
+            &pkt,
+        );
+        assert!(s.stream(0).unwrap().latched_rtp(Side::A).is_some());
+        assert_eq!(offload(&s), [None, None]);
+    }
+
+    #[test]
+    fn traffic_forwarded_elsewhere_counts_and_holds_the_media_timeout() {
+        let t0 = Instant::now();
+        let mut s = session(
+            t0,
+            LatchMode::Nat,
+            Some(peer("10.0.0.2:4000", true)),
+            Some(peer("203.0.113.50:6000", true)),
+        );
+        let pkt = rtp(1, 1, 0, 160);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
+        // 20 s later the kernel reports 1000 packets, the last 1 s ago.
+        let t1 = t0 + Duration::from_secs(20);
+        s.forwarded_elsewhere(0, Side::A, 1000, 172_000, t1 - Duration::from_secs(1));
+        let st = s.stats().streams[0].a_to_b;
+        assert_eq!(
+            (st.rtp_in, st.rtp_out, st.rtp_kernel, st.bytes_out),
+            (1001, 1001, 1000, 172_172)
+        );
+        let last = t1 - Duration::from_secs(1);
+        assert_eq!(s.poll_timeout(), Some(last + T));
+        assert_eq!(s.handle_timeout(t0 + T), None, "kernel traffic is activity");
+        // The kernel forwarded nothing more: an estimate of the same last
+        // packet does not move the clock, and the timeout fires.
+        s.forwarded_elsewhere(0, Side::A, 0, 0, last + Duration::from_millis(3));
+        assert_eq!(s.handle_timeout(last + T), Some(T));
+        s.forwarded_elsewhere(0, Side::A, 0, 0, last + T);
+        assert_eq!(s.poll_timeout(), None, "reported once");
+        // New kernel traffic re-arms it, as new media in the core does.
+        s.forwarded_elsewhere(0, Side::A, 5, 860, last + T);
+        assert_eq!(s.poll_timeout(), Some(last + T + T));
+    }
+
+    #[test]
+    fn traffic_forwarded_elsewhere_keeps_the_latched_peer_from_looking_silent() {
+        let t0 = Instant::now();
+        let mut s = MediaSession::new(t0, T);
+        let p = LatchPolicy {
+            mode: LatchMode::Nat,
+            relatch_after_silence: Some(Duration::from_secs(5)),
+        };
+        s.add_stream(0, [p, p]);
+        s.set_peer(t0, 0, Side::A, peer("10.0.0.2:4000", true));
+        s.set_peer(t0, 0, Side::B, peer("203.0.113.50:6000", true));
+        let pkt = rtp(1, 1, 0, 160);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:1000",
+            &pkt,
+        );
+        let t1 = t0 + Duration::from_secs(6);
+        let (new, old) = (addr("198.51.100.2:2000"), addr("198.51.100.1:1000"));
+        assert!(s.silence_would_relatch(t1, 0, Side::A, new));
+        assert!(
+            !s.silence_would_relatch(t1, 0, Side::A, old),
+            "the peer itself"
+        );
+        assert!(
+            !s.silence_would_relatch(t1, 0, Side::B, new),
+            "B never latched"
+        );
+        // The kernel forwarded A's peer until 0.5 s ago: a stranger is
+        // still locked out.
+        s.forwarded_elsewhere(0, Side::A, 300, 51_600, t1 - Duration::from_millis(500));
+        assert!(!s.silence_would_relatch(t1, 0, Side::A, new));
+        assert_eq!(
+            send(
+                &mut s,
+                t1,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
+            Verdict::Drop(DropReason::SourceLocked)
+        );
+        // Once the peer stopped for 5 s, the new source takes over.
+        let t2 = t1 + Duration::from_millis(4500);
+        assert!(s.silence_would_relatch(t2, 0, Side::A, new));
+        assert!(matches!(
+            send(
+                &mut s,
+                t2,
+                Side::A,
+                SocketKind::Rtp,
+                "198.51.100.2:2000",
+                &pkt
+            ),
+            Verdict::Forward { .. }
+        ));
+        assert_eq!(
+            s.stream(0).unwrap().latched_rtp(Side::A),
+            Some(addr("198.51.100.2:2000"))
+        );
+    }
+
+    #[test]
+    fn only_an_admissible_source_asks_for_the_peer_s_activity() {
+        let t0 = Instant::now();
+        let mut s = MediaSession::new(t0, T);
+        let p = LatchPolicy {
+            mode: LatchMode::SdpAddress,
+            relatch_after_silence: Some(Duration::from_secs(5)),
+        };
+        s.add_stream(0, [p, p]);
+        s.set_peer(t0, 0, Side::A, peer("198.51.100.1:4000", true));
+        s.set_peer(t0, 0, Side::B, peer("203.0.113.50:6000", true));
+        let pkt = rtp(1, 1, 0, 160);
+        send(
+            &mut s,
+            t0,
+            Side::A,
+            SocketKind::Rtp,
+            "198.51.100.1:4000",
+            &pkt,
+        );
+        let t1 = t0 + Duration::from_secs(6);
+        // Another port of the SDP's address may take over; another
+        // address never can, so its packets need no look at the kernel.
+        assert!(s.silence_would_relatch(t1, 0, Side::A, addr("198.51.100.1:4002")));
+        assert!(!s.silence_would_relatch(t1, 0, Side::A, addr("192.0.2.66:4000")));
+        // Armed by a new offer/answer: any admissible source latches
+        // anyway, silence or not (and nothing is offloaded then).
+        s.set_peer(t1, 0, Side::A, peer("198.51.100.1:4000", true));
+        assert!(!s.silence_would_relatch(t1, 0, Side::A, addr("198.51.100.1:4002")));
     }
 
     struct AppendTag {

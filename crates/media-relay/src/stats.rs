@@ -145,6 +145,12 @@ pub struct DirectionStats {
     pub bytes_in: u64,
     /// Octets forwarded (after the transform, if any).
     pub bytes_out: u64,
+    /// Of `rtp_out`, the RTP packets the kernel fast path forwarded
+    /// ([`RelayConfig::kernel_forward`]); they are counted in `rtp_in`,
+    /// `rtp_out`, `bytes_in` and `bytes_out` as well.
+    ///
+    /// [`RelayConfig::kernel_forward`]: crate::RelayConfig::kernel_forward
+    pub rtp_kernel: u64,
     /// Datagrams dropped, by reason.
     pub drops: Drops,
     /// The last RTCP SR/RR report block this side sent: how it sees the
@@ -162,6 +168,7 @@ impl DirectionStats {
         self.rtcp_out += o.rtcp_out;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.rtp_kernel += o.rtp_kernel;
         self.drops.merge(&o.drops);
         if o.last_report.is_some() {
             self.last_report = o.last_report;

@@ -70,7 +70,7 @@ fn create_relay_stats_delete_over_the_line_protocol() {
     writeln!(cmd_w, "stats").unwrap();
     // One worker, on io_uring or (where the kernel refuses it) on epoll.
     let stats = line();
-    let counters = r#"{"packets_in":11,"packets_out":10,"bytes":1720,"bytes_in":1892,"drops":{"source_locked":1},"#;
+    let counters = r#"{"packets_in":11,"packets_out":10,"packets_kernel":0,"bytes":1720,"bytes_in":1892,"drops":{"source_locked":1},"#;
     assert!(
         [0, 1]
             .iter()
@@ -92,4 +92,9 @@ fn create_relay_stats_delete_over_the_line_protocol() {
     drop(cmd_w);
     server.join().unwrap().unwrap();
     assert!(Args::parse(["--bogus".to_string()]).is_err());
+    let k = |v: &str| Args::parse(["--kernel", v].map(String::from));
+    assert!(k("1").unwrap().relay_config().kernel_forward);
+    assert!(!k("0").unwrap().relay_config().kernel_forward);
+    assert!(!Args::default().relay_config().kernel_forward);
+    assert!(k("yes").is_err());
 }

@@ -144,6 +144,8 @@ pub fn relay_config(c: &Config) -> RelayConfig {
         media_timeout: Duration::from_secs(c.media.timeout_s.into()),
         workers: c.media.workers as usize,
         connect_latched: c.media.connect_latched,
+        kernel_forward: c.media.kernel_forward,
+        kernel_forward_interfaces: c.media.kernel_forward_interfaces.clone(),
         ..RelayConfig::default()
     }
 }
@@ -269,8 +271,21 @@ pub fn start(c: &Config, bound: &Bound) -> Result<Option<CrossZone>, String> {
         );
     }
     let (relay, events) =
-        MediaRelay::start_with_hook(&relay_cfg, firewall.as_ref().map(|f| f.hook()))
-            .map_err(|e| format!("media relay: {e}"))?;
+        MediaRelay::start_with_hook(&relay_cfg, firewall.as_ref().map(|f| f.hook())).map_err(
+            |e| match e {
+                media_relay::MediaError::KernelForward(_) => {
+                    format!("media relay (media.kernel_forward = true): {e}")
+                }
+                e => format!("media relay: {e}"),
+            },
+        )?;
+    if let Some(ifs) = relay.kernel_forward_interfaces() {
+        info!(
+            "media kernel fast path on {}: settled plain IPv4 RTP is forwarded at tc ingress, \
+             before netfilter",
+            ifs.join(", ")
+        );
+    }
     for z in &relay_cfg.zones {
         info!(
             "media zone {}: {} ports {}-{}, latching {:?}",
@@ -796,6 +811,13 @@ mod tests {
         assert_eq!((r.zones[1].port_min, r.zones[1].port_max), (31000, 31099));
         assert_eq!(r.zones[1].latch.mode, LatchMode::Strict);
         assert_eq!(r.zones[0].latch.mode, LatchMode::SdpAddress);
+        assert!(!r.kernel_forward);
+        let mut k = c.clone();
+        k.media.kernel_forward = true;
+        k.media.kernel_forward_interfaces = Some(vec!["eth1".into()]);
+        let r = relay_config(&k);
+        assert!(r.kernel_forward);
+        assert_eq!(r.kernel_forward_interfaces, Some(vec!["eth1".to_owned()]));
         let ids = identities(&c, &bound());
         let udp = b2bua::SipTransport::Udp;
         assert_eq!(ids[0].addresses, vec![(udp, "127.0.1.1:5060".to_owned())]);

@@ -6,6 +6,7 @@
 //! mutex around the controller (never held by a worker); packets never touch
 //! it.
 
+mod kfwd;
 mod mmsg;
 mod sock;
 mod uring;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use media_kernel_forward::KernelForwarder;
 use mio::net::UdpSocket;
 use mio::{Poll, Waker};
 
@@ -62,6 +64,8 @@ pub struct MediaRelay {
     media_timeout: Duration,
     hook: Option<Arc<dyn MediaHook>>,
     uring_workers: Arc<AtomicUsize>,
+    /// The kernel fast path, when configured (the workers hold it too).
+    kfwd: Option<Arc<KernelForwarder>>,
 }
 
 impl std::fmt::Debug for MediaRelay {
@@ -75,6 +79,9 @@ impl std::fmt::Debug for MediaRelay {
 impl MediaRelay {
     /// Validates `cfg`, starts the workers and returns the relay with the
     /// receiving end of its event channel. No media socket is bound yet.
+    /// With [`RelayConfig::kernel_forward`] the kernel fast path is loaded
+    /// and attached first; when that fails, so does this, with
+    /// [`MediaError::KernelForward`].
     pub fn start(cfg: &RelayConfig) -> Result<(Self, Receiver<MediaEvent>), MediaError> {
         Self::start_with_hook(cfg, None)
     }
@@ -90,6 +97,15 @@ impl MediaRelay {
         // refused), binding fails later with EMFILE, counted as ports
         // exhausted, and a companion socket is simply not made.
         let _ = sock::raise_nofile_limit();
+        // Asked for explicitly: a relay that silently runs without it would
+        // hide the missing capability until the CPU runs out.
+        let kfwd = if cfg.kernel_forward {
+            let kf = KernelForwarder::attach(cfg.kernel_forward_interfaces.as_deref())
+                .map_err(MediaError::KernelForward)?;
+            Some(Arc::new(kf))
+        } else {
+            None
+        };
         let n = match cfg.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -109,6 +125,7 @@ impl MediaRelay {
                 cfg.io_uring.then(|| uring_workers.clone()),
                 cfg.io_batch_wait,
                 cfg.connect_latched,
+                kfwd.clone(),
             );
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
@@ -134,6 +151,7 @@ impl MediaRelay {
                 media_timeout: cfg.media_timeout,
                 hook,
                 uring_workers,
+                kfwd,
             },
             events_rx,
         ))
@@ -385,6 +403,12 @@ impl MediaRelay {
         self.uring_workers.load(Ordering::Relaxed)
     }
 
+    /// The interfaces the kernel fast path is attached to, `None` when it
+    /// is off ([`RelayConfig::kernel_forward`]).
+    pub fn kernel_forward_interfaces(&self) -> Option<&[String]> {
+        self.kfwd.as_deref().map(KernelForwarder::interfaces)
+    }
+
     /// Counters of all sessions since start (released ones included), both
     /// directions added up.
     pub fn totals(&self) -> Result<DirectionStats, MediaError> {
@@ -444,6 +468,33 @@ mod tests {
     fn relay_can_be_shared_between_threads() {
         fn shareable<T: Send + Sync>() {}
         shareable::<MediaRelay>();
+    }
+
+    /// Asked for explicitly, the kernel path must be there: a relay that
+    /// starts without it would hide the missing capability.
+    #[test]
+    fn start_fails_with_the_cause_when_the_kernel_path_cannot_be_set_up() {
+        let cfg = RelayConfig {
+            workers: 1,
+            kernel_forward: true,
+            kernel_forward_interfaces: Some(vec!["sw-no-such0".into()]),
+            ..RelayConfig::default()
+        };
+        match MediaRelay::start(&cfg) {
+            Err(e @ MediaError::KernelForward(_)) => {
+                assert!(
+                    e.to_string().starts_with("kernel media forwarding: "),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let (relay, _ev) = MediaRelay::start(&RelayConfig {
+            workers: 1,
+            ..RelayConfig::default()
+        })
+        .unwrap();
+        assert_eq!(relay.kernel_forward_interfaces(), None, "off by default");
     }
 
     #[test]

@@ -15,9 +15,11 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use media_kernel_forward::KernelForwarder;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
+use super::kfwd::{self, KTable};
 use super::mmsg::{Batch, SendItem, BATCH};
 use super::sock;
 use super::uring::{recv_token, Event, Uring, BUFS};
@@ -123,6 +125,8 @@ struct WSession {
     core: MediaSession,
     socks: SockTable,
     conns: ConnTable,
+    /// Kernel fast path: the flow of each stream and receiving side.
+    kflows: KTable,
 }
 
 fn cell<T>(
@@ -189,9 +193,12 @@ pub(crate) struct Worker {
     wake_events: Events,
     /// Give latched legs a connected companion socket.
     connect_latched: bool,
+    /// The kernel fast path, shared by the workers.
+    kfwd: Option<Arc<KernelForwarder>>,
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         poll: Poll,
         rx: Receiver<Command>,
@@ -200,6 +207,7 @@ impl Worker {
         want_uring: Option<Arc<AtomicUsize>>,
         batch_wait: Duration,
         connect_latched: bool,
+        kfwd: Option<Arc<KernelForwarder>>,
     ) -> Self {
         Self {
             poll,
@@ -225,6 +233,7 @@ impl Worker {
             send_meta: Vec::new(),
             wake_events: Events::with_capacity(8),
             connect_latched,
+            kfwd,
         }
     }
 
@@ -385,6 +394,9 @@ impl Worker {
         if !on_companion && self.connect_latched {
             self.sync_companion(si, media, side, kind);
         }
+        if kind == SocketKind::Rtp && self.kfwd.is_some() {
+            self.sync_offload(si, media, now);
+        }
     }
 
     fn forward_uring_inner(
@@ -411,6 +423,7 @@ impl Worker {
         let Some((out_slot, len, dst, rtcp)) = process(
             sess,
             hook,
+            self.kfwd.as_deref(),
             now,
             local,
             (media, side, kind),
@@ -499,7 +512,7 @@ impl Worker {
             };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    return;
+                    return self.withdraw_all();
                 }
             }
             let now = Instant::now();
@@ -507,10 +520,10 @@ impl Worker {
             // must meet the state that offer/answer set up.
             loop {
                 match self.rx.try_recv() {
-                    Ok(Command::Shutdown) => return,
+                    Ok(Command::Shutdown) => return self.withdraw_all(),
                     Ok(cmd) => self.command(cmd, now),
                     Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return self.withdraw_all(),
                 }
             }
             for ev in events.iter() {
@@ -576,6 +589,7 @@ impl Worker {
                 if let Some((out_slot, len, dst, rtcp)) = process(
                     sess,
                     self.hook.as_deref(),
+                    self.kfwd.as_deref(),
                     now,
                     local,
                     (media, side, kind),
@@ -594,6 +608,9 @@ impl Worker {
             self.flush(si, media, side);
             if !on_companion && self.connect_latched {
                 self.sync_companion(si, media, side, kind);
+            }
+            if kind == SocketKind::Rtp && self.kfwd.is_some() {
+                self.sync_offload(si, media, now);
             }
             if n < BATCH {
                 return;
@@ -665,6 +682,11 @@ impl Worker {
                 let ok = self
                     .session_mut(id)
                     .is_some_and(|s| s.core.set_transform(media_index, from, transform));
+                // A transform takes its direction out of the kernel (it must
+                // see every packet); removing it may let it in.
+                if let Some(&si) = self.by_id.get(&id) {
+                    self.sync_offload(si, media_index, now);
+                }
                 let _ = reply.try_send(ok);
             }
             Command::Release { id, reply } => {
@@ -678,10 +700,27 @@ impl Worker {
                 }
             }
             Command::Stats { id, reply } => {
-                let st = self.session_mut(id).map(|s| s.core.stats());
+                let now = Instant::now();
+                let kf = self.kfwd.as_deref();
+                let s = self.by_id.get(&id).copied();
+                let s = s
+                    .and_then(|si| self.sessions.get_mut(si))
+                    .and_then(Option::as_mut);
+                let st = s.map(|s| {
+                    if let Some(kf) = kf {
+                        refresh_session(kf, s, now);
+                    }
+                    s.core.stats()
+                });
                 let _ = reply.try_send(st);
             }
             Command::Totals { reply } => {
+                if let Some(kf) = self.kfwd.as_deref() {
+                    let now = Instant::now();
+                    for s in self.sessions.iter_mut().flatten() {
+                        refresh_session(kf, s, now);
+                    }
+                }
                 let mut t = self.released;
                 for s in self.sessions.iter().flatten() {
                     t.merge(&s.core.stats().total());
@@ -713,6 +752,7 @@ impl Worker {
                     core: MediaSession::new(now, timeout),
                     socks: [[[None; 2]; 2]; MAX_STREAMS],
                     conns: [[[None; 2]; 2]; MAX_STREAMS],
+                    kflows: [[None; 2]; MAX_STREAMS],
                 };
                 let si = match self.free_sessions.pop() {
                     Some(si) => {
@@ -764,6 +804,13 @@ impl Worker {
                     self.report_armed(si, media_index, side);
                 }
                 StreamUpdate::Close { media_index } => self.close_stream(si, media_index),
+            }
+        }
+        // A new offer/answer arms the latches and may change directions:
+        // what the kernel forwards must follow before the next packet.
+        if self.kfwd.is_some() {
+            for m in 0..MAX_STREAMS {
+                self.sync_offload(si, m, now);
             }
         }
     }
@@ -919,6 +966,56 @@ impl Worker {
         }
     }
 
+    /// Keeps the kernel's flows of one stream in step with its core: for
+    /// each direction, the flow [`kfwd::wanted`] says, or none. Runs after
+    /// each packet on an RTP socket and after each command; once settled it
+    /// only compares (no system call).
+    fn sync_offload(&mut self, si: usize, media: usize, now: Instant) {
+        let Some(kf) = self.kfwd.as_deref() else {
+            return;
+        };
+        let Some(Some(s)) = self.sessions.get_mut(si) else {
+            return;
+        };
+        let Some(stream) = s.core.stream(media) else {
+            return;
+        };
+        let socks = &self.socks;
+        let locals = [Side::A, Side::B].map(|side| leg_local(socks, s, media, side));
+        let wants = [Side::A, Side::B].map(|from| kfwd::wanted(stream, from, locals));
+        for (from, want) in [Side::A, Side::B].into_iter().zip(wants) {
+            let current = kfwd::entry(&mut s.kflows, media, from).and_then(|e| *e);
+            let (remove, install) = kfwd::plan(current, want);
+            if remove.is_some() {
+                kfwd::withdraw(kf, &mut s.kflows, &mut s.core, now, media, from);
+            }
+            if want.is_none() {
+                // Also forgets a refusal: the same flow later is tried anew.
+                if let Some(e) = kfwd::entry(&mut s.kflows, media, from) {
+                    *e = None;
+                }
+            }
+            if let Some(flow) = install {
+                kfwd::install(kf, &mut s.kflows, media, from, flow);
+            }
+        }
+    }
+
+    /// Takes every flow out of the kernel (the worker stops).
+    fn withdraw_all(&mut self) {
+        let Some(kf) = self.kfwd.as_deref() else {
+            return;
+        };
+        let now = Instant::now();
+        for s in self.sessions.iter_mut().flatten() {
+            for m in 0..MAX_STREAMS {
+                for from in [Side::A, Side::B] {
+                    kfwd::withdraw(kf, &mut s.kflows, &mut s.core, now, m, from);
+                }
+            }
+        }
+    }
+
     fn close_socket(&mut self, slot: usize) {
         if let Some(e) = self.socks.get_mut(slot).and_then(Option::take) {
             let id = self
@@ -994,6 +1091,15 @@ impl Worker {
         let Some(Some(s)) = self.sessions.get_mut(si) else {
             return;
         };
+        // Out of the kernel before the sockets close (a port closed while
+        // its flow is still in the table would go on forwarding), and the
+        // flows' last counters into the stream's before they are merged.
+        if let Some(kf) = self.kfwd.as_deref() {
+            let now = Instant::now();
+            for from in [Side::A, Side::B] {
+                kfwd::withdraw(kf, &mut s.kflows, &mut s.core, now, media_index, from);
+            }
+        }
         let Some(t) = s.socks.get_mut(media_index) else {
             return;
         };
@@ -1034,7 +1140,16 @@ impl Worker {
 
     fn scan_timeouts(&mut self, now: Instant) {
         for s in self.sessions.iter_mut().flatten() {
-            if s.core.poll_timeout().is_some_and(|t| t <= now) {
+            let due = |s: &WSession| s.core.poll_timeout().is_some_and(|t| t <= now);
+            if due(s) {
+                // What the kernel forwarded is activity the core has not
+                // seen: read it only when the timeout would fire (one
+                // lookup per flow per timeout period while media flows).
+                if let Some(kf) = self.kfwd.as_deref() {
+                    refresh_session(kf, s, now);
+                }
+            }
+            if due(s) {
                 if let Some(idle) = s.core.handle_timeout(now) {
                     match self
                         .events_tx
@@ -1050,6 +1165,38 @@ impl Worker {
     }
 }
 
+/// The concrete local address of a leg's RTP port ([`kfwd::concrete_local`]).
+fn leg_local(
+    socks: &[Option<SockEntry>],
+    s: &WSession,
+    media: usize,
+    side: Side,
+) -> Option<std::net::SocketAddrV4> {
+    let local_of = |slot: usize| match socks.get(slot) {
+        Some(Some(e)) => Some(e.local),
+        _ => None,
+    };
+    let own = local_of(
+        cell(&s.socks, media, side, SocketKind::Rtp)
+            .copied()
+            .flatten()?,
+    )?;
+    let companion = match cell(&s.conns, media, side, SocketKind::Rtp) {
+        Some(Some((Some(slot), _))) => local_of(*slot),
+        _ => None,
+    };
+    kfwd::concrete_local(own, companion)
+}
+
+/// Brings the kernel's counters of every flow of a session into its core.
+fn refresh_session(kf: &KernelForwarder, s: &mut WSession, now: Instant) {
+    for m in 0..MAX_STREAMS {
+        for from in [Side::A, Side::B] {
+            kfwd::refresh(kf, &mut s.kflows, &mut s.core, now, m, from);
+        }
+    }
+}
+
 /// Runs one received datagram through the session core: `Some((output
 /// socket slot, length, destination, is RTCP))` when it is to be sent. The
 /// destination is `None` when the slot is a companion connected to it.
@@ -1057,6 +1204,7 @@ impl Worker {
 fn process(
     sess: &mut WSession,
     hook: Option<&dyn MediaHook>,
+    kf: Option<&KernelForwarder>,
     now: Instant,
     local: SocketAddr,
     (media, side, kind): (usize, Side, SocketKind),
@@ -1074,6 +1222,15 @@ fn process(
         sess.core
             .count_drop(media, side, kind, DropReason::BadLength, len);
         return None;
+    }
+    if let Some(kf) = kf {
+        // A new source may replace a peer that looks silent, but the peer
+        // may be talking through the kernel: bring that in first. Costs a
+        // lookup only for a source that would take the latch, so at most
+        // once per silence period while the peer talks.
+        if kind == SocketKind::Rtp && sess.core.silence_would_relatch(now, media, side, src) {
+            kfwd::refresh(kf, &mut sess.kflows, &mut sess.core, now, media, side);
+        }
     }
     let before = match hook {
         Some(_) => sess.core.stream(media).map(|s| s.latch_state(side, kind)),
