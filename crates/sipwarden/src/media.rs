@@ -37,8 +37,9 @@ impl MediaPlane {
     pub fn shutdown(self) {
         if let Ok(t) = self.relay.totals() {
             info!(
-                "media relay stopped: {} RTP and {} RTCP packets relayed, {} dropped",
+                "media relay stopped: {} RTP ({} of them in the kernel) and {} RTCP packets relayed, {} dropped",
                 t.rtp_out,
+                t.rtp_kernel,
                 t.rtcp_out,
                 t.drops.total()
             );
@@ -711,12 +712,15 @@ impl MediaPort for LoggedRelay {
         };
         if let Some(s) = stats {
             let (mut ab, mut ba, mut rtcp_ab, mut rtcp_ba) = (0, 0, 0, 0);
+            let (mut kernel_ab, mut kernel_ba) = (0, 0);
             let mut drops = [media_relay::Drops::default(), media_relay::Drops::default()];
             for st in &s.streams {
                 ab += st.a_to_b.rtp_out;
                 ba += st.b_to_a.rtp_out;
                 rtcp_ab += st.a_to_b.rtcp_out;
                 rtcp_ba += st.b_to_a.rtcp_out;
+                kernel_ab += st.a_to_b.rtp_kernel;
+                kernel_ba += st.b_to_a.rtp_kernel;
                 drops[0].merge(&st.a_to_b.drops);
                 drops[1].merge(&st.b_to_a.drops);
             }
@@ -733,13 +737,19 @@ impl MediaPort for LoggedRelay {
             let total = drops[0].total() + drops[1].total();
             info!(
                 "media-{} released: RTP relayed a->b {ab} packets, b->a {ba} packets, {} dropped{}; \
-                 RTCP a->b {rtcp_ab}, b->a {rtcp_ba}",
+                 RTCP a->b {rtcp_ab}, b->a {rtcp_ba}{}",
                 id.0,
                 total,
                 if reasons.is_empty() {
                     String::new()
                 } else {
                     format!(" ({})", reasons.join(", "))
+                },
+                // Of the RTP relayed, what `[media] kernel_forward` moved without a system call.
+                if kernel_ab + kernel_ba > 0 {
+                    format!("; RTP in the kernel a->b {kernel_ab}, b->a {kernel_ba}")
+                } else {
+                    String::new()
                 }
             );
         }

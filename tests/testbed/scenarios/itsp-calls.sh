@@ -16,6 +16,12 @@
 # The checker itself is tested first (planted leaks must be found), and once more on a copy
 # of the real WAN capture with one leaking packet added, which must fail.
 #
+# With KERNEL_FORWARD=1 (itsp-calls-kernel.sh) sipwarden runs with `[media] kernel_forward = true`
+# on its two interfaces: the same checks then hold for RTP that the kernel forwards (tc BPF,
+# crate media-kernel-forward), and each call's release line must show that the kernel moved
+# most of it (at least 150 of the 236 packets each way), so that a silent fall-back to the
+# socket path fails.
+#
 # Usage: tests/testbed/scenarios/itsp-calls.sh [PREFIX]
 #   With PREFIX of a running testbed (up.sh PREFIX) it uses it and leaves it up; without, it
 #   builds its own and removes it at the end. The sipwarden binary: $SIPWARDEN_BIN, else
@@ -138,10 +144,18 @@ else
     cat "$work/selftest.out"
 fi
 
-echo "== sipwarden with examples/testbed.toml ($bin)"
+config="$repo/examples/testbed.toml"
+if [[ ${KERNEL_FORWARD:-0} == 1 ]]; then
+    # The same deployment with the kernel fast path on the sbc's wan and lan interfaces.
+    config="$work/testbed-kernel.toml"
+    awk '/^\[\[media\.zone\]\]/ && !done {
+            print "[media]\nkernel_forward = true\nkernel_forward_interfaces = [\"wan\", \"lan\"]\n"; done = 1 }
+         { print }' "$repo/examples/testbed.toml" >"$config"
+fi
+echo "== sipwarden with $config ($bin)"
 mkdir -p "$work/data"
 sed "s#@PCAP@#$pcap#" "$here/itsp-uac.xml" >"$work/itsp-uac.xml"
-bg sbc sipwarden env SIPWARDEN_DATA_DIR="$work/data" "$bin" run --config "$repo/examples/testbed.toml"
+bg sbc sipwarden env SIPWARDEN_DATA_DIR="$work/data" "$bin" run --config "$config"
 if tb_wait_udp "$prefix" sbc "$TB_SBC_LAN_IP:5060" 10 && tb_wait_udp "$prefix" sbc "$TB_SBC_WAN_IP:5060" 5; then
     pass "sipwarden listens on $TB_SBC_LAN_IP:5060 and $TB_SBC_WAN_IP:5060"
 else
@@ -291,6 +305,21 @@ if [[ $rc == 1 ]]; then
     pass "the same WAN capture with one leaking packet added fails the check ($(head -1 "$work/planted.leaks" | cut -c1-80)...)"
 else
     fail "a planted leak in the real capture was not detected (exit $rc, $work/planted.leaks)"
+fi
+
+if [[ ${KERNEL_FORWARD:-0} == 1 ]]; then
+    echo "== RTP forwarded by the kernel"
+    kernel_lines="$(grep -o 'RTP in the kernel a->b [0-9]*, b->a [0-9]*' "$rundir/sipwarden.log" || true)"
+    echo "   ${kernel_lines//$'\n'/; }"
+    moved=0
+    while read -r k_ab k_ba; do
+        [[ -n $k_ab && $k_ab -ge 150 && $k_ba -ge 150 ]] && moved=$((moved + 1))
+    done < <(sed 's/.*a->b \([0-9]*\), b->a \([0-9]*\)/\1 \2/' <<<"$kernel_lines")
+    if [[ $moved == 3 ]]; then
+        pass "the kernel forwarded at least 150 of 236 RTP packets each way in all three calls"
+    else
+        fail "only $moved of the 3 calls had their RTP forwarded by the kernel ($rundir/sipwarden.log)"
+    fi
 fi
 
 if [[ $failures == 0 ]]; then
