@@ -31,8 +31,13 @@
  *
  * Phases: --warmup seconds (packets flagged, not counted: latching, caches), --seconds of
  * measurement, then --drain-ms of receiving only. The CPU time of --cpu-pid (utime + stime of
- * /proc/PID/stat, all its threads) is read at the start of the measurement and at the end of
- * the drain. One line "result key=value ..." is printed on stdout at the end.
+ * /proc/PID/stat, all its threads), this process's own CPU time (getrusage) and the busy time
+ * of the whole machine (/proc/stat, all CPUs) are read at the start of the measurement and at
+ * the end of the drain, so that all three cover the same window: the driver subtracts the
+ * generator's and the machine's figures of a run without relay from them, which counts work
+ * a relay causes outside its own process (in-kernel forwarding runs in the softirq of the
+ * sender, on loopback this generator). One line "result key=value ..." is printed on stdout
+ * at the end.
  *
  * Every loop is bounded by the phase deadlines; the process exits after
  * warmup + seconds + drain at the latest (plus the time of one round).
@@ -150,24 +155,38 @@ static void udp_drops(int a_port, int b_port, uint64_t *sink, uint64_t *other) {
     fclose(f);
 }
 
-/* Busy and total ticks of one CPU from /proc/stat (busy: everything but idle and iowait). */
-static void cpu_line(int cpu, uint64_t *busy, uint64_t *total) {
-    *busy = *total = 0;
-    if (cpu < 0) return;
+/* Ticks of one line of /proc/stat: "cpuN " for one CPU, "cpu " for the sum over all CPUs.
+ * busy: user + nice + system + irq + softirq + steal (everything but idle and iowait);
+ * softirq apart, since in-kernel forwarding and the loopback delivery are accounted there;
+ * idle: idle + iowait. *ncpu (if given): the number of "cpuN" lines, the CPUs online. */
+static void cpu_line_of(const char *want, uint64_t *busy, uint64_t *total, uint64_t *softirq, uint64_t *idle,
+                        int *ncpu) {
+    *busy = *total = *softirq = *idle = 0;
+    if (ncpu) *ncpu = 0;
     FILE *f = fopen("/proc/stat", "r");
     if (!f) return;
-    char line[512], want[32];
-    snprintf(want, sizeof want, "cpu%d ", cpu);
+    char line[512];
     while (fgets(line, sizeof line, f)) {
+        if (ncpu && !strncmp(line, "cpu", 3) && line[3] >= '0' && line[3] <= '9') (*ncpu)++;
         if (strncmp(line, want, strlen(want))) continue;
         unsigned long long v[10] = {0};
         sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
                &v[5], &v[6], &v[7]);
         for (int i = 0; i < 8; i++) *total += v[i];
         *busy = *total - v[3] - v[4];
-        break;
+        *softirq = v[6];
+        *idle = v[3] + v[4];
     }
     fclose(f);
+}
+
+static void cpu_line(int cpu, uint64_t *busy, uint64_t *total) {
+    *busy = *total = 0;
+    if (cpu < 0) return;
+    char want[32];
+    uint64_t softirq, idle;
+    snprintf(want, sizeof want, "cpu%d ", cpu);
+    cpu_line_of(want, busy, total, &softirq, &idle, NULL);
 }
 
 static double cpu_seconds_self(void) {
@@ -336,6 +355,9 @@ int main(int argc, char **argv) {
     uint64_t recv_measured = 0, recv_warm = 0, recv_foreign = 0, recv_after_100ms = 0;
     int64_t max_lag = 0, lag_over_5ms = 0;
     uint64_t cpu0 = 0, cpu1 = 0, sink_drops0 = 0, relay_drops0 = 0, core_busy0 = 0, core_total0 = 0;
+    uint64_t all_busy0 = 0, all_total0 = 0, all_softirq0 = 0, all_idle0 = 0;
+    int64_t wall0 = 0;
+    int ncpu = 0;
     double self0 = 0, self1 = 0;
     int measuring = 0;
     uint64_t max_us = 0;
@@ -348,6 +370,8 @@ int main(int argc, char **argv) {
             self0 = cpu_seconds_self();
             udp_drops(a_port, b_port, &sink_drops0, &relay_drops0);
             cpu_line(relay_cpu, &core_busy0, &core_total0);
+            cpu_line_of("cpu ", &all_busy0, &all_total0, &all_softirq0, &all_idle0, &ncpu);
+            wall0 = now_ns();
         }
         /* The round at or after t_end still reads: what arrived during the last sleep. */
         int last_round = now >= t_end;
@@ -497,7 +521,15 @@ int main(int argc, char **argv) {
     cpu1 = proc_cpu_ticks(cpu_pid);
     self1 = cpu_seconds_self();
     uint64_t sink_drops1 = 0, relay_drops1 = 0, core_busy1 = 0, core_total1 = 0;
+    /* The machine's busy time is taken as wall time x CPUs - (idle + iowait): /proc/stat's busy
+     * fields are sampled by the scheduler tick and miss bursts shorter than a tick (a relay
+     * woken every few hundred microseconds is mostly such bursts), while on a tickless
+     * (NO_HZ) kernel idle and iowait are measured exactly. machine_busy_ticks_s is the sampled
+     * sum, for comparison. */
+    uint64_t all_busy1 = 0, all_total1 = 0, all_softirq1 = 0, all_idle1 = 0;
     cpu_line(relay_cpu, &core_busy1, &core_total1);
+    cpu_line_of("cpu ", &all_busy1, &all_total1, &all_softirq1, &all_idle1, NULL);
+    double wall_s = (double)(now_ns() - wall0) / 1e9;
     udp_drops(a_port, b_port, &sink_drops1, &relay_drops1);
 
     uint64_t lost = 0, streams_with_loss = 0, late = 0;
@@ -543,7 +575,9 @@ int main(int argc, char **argv) {
            "warm_sent=%llu warm_recv=%llu p50_us=%llu p99_us=%llu p999_us=%llu max_us=%llu "
            "relay_cpu_s=%.3f relay_cpu_ns_per_pkt=%.0f relay_cpu_pct=%.1f gen_cpu_pct=%.1f "
            "max_lag_us=%lld lag_over_5ms=%lld recv_100ms_after_end=%llu sink_drops=%llu relay_drops=%llu "
-           "late200=%llu lost_or_late_pct=%.4f relay_core_busy_pct=%.1f relay_core_others_pct=%.1f\n",
+           "late200=%llu lost_or_late_pct=%.4f relay_core_busy_pct=%.1f relay_core_others_pct=%.1f "
+           "gen_cpu_s=%.6f machine_busy_s=%.3f machine_busy_ticks_s=%.3f machine_total_s=%.3f "
+           "machine_softirq_s=%.3f machine_idle_s=%.3f machine_wall_s=%.6f machine_cpus=%d\n",
            nstreams, nsess, pps, (unsigned long long)scheduled, (unsigned long long)sent_measured, (unsigned long long)recv_measured,
            (unsigned long long)lost, sent_measured ? 100.0 * (double)lost / (double)sent_measured : 0.0,
            (unsigned long long)g_send_errors, (unsigned long long)late, (unsigned long long)streams_with_loss,
@@ -556,6 +590,9 @@ int main(int argc, char **argv) {
            (unsigned long long)(sink_drops1 - sink_drops0), (unsigned long long)(relay_drops1 - relay_drops0),
            (unsigned long long)late200,
            sent_measured ? 100.0 * (double)(lost + late200) / (double)sent_measured : 0.0, core_busy_pct,
-           core_others_pct);
+           core_others_pct, self1 - self0, wall_s * ncpu - (double)(all_idle1 - all_idle0) / (double)hz,
+           (double)(all_busy1 - all_busy0) / (double)hz, (double)(all_total1 - all_total0) / (double)hz,
+           (double)(all_softirq1 - all_softirq0) / (double)hz, (double)(all_idle1 - all_idle0) / (double)hz, wall_s,
+           ncpu);
     return 0;
 }
