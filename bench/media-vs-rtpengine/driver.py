@@ -332,6 +332,24 @@ def make_relay(name):
     raise ValueError(name)
 
 
+def softirqd_pids():
+    """The kernel's ksoftirqd threads (one per CPU): softirq work deferred to them under load
+    is charged to them instead of the sender, so the added-CPU figure counts them too."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/comm" % d) as f:
+                    if f.read().startswith("ksoftirqd/"):
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return sorted(pids)
+
+
+SOFTIRQD_PIDS = softirqd_pids()
+
+
 def rss_kb(pid, field="VmHWM"):
     if pid <= 0:
         return 0
@@ -368,6 +386,8 @@ def run_one(name, streams, pps, seconds, test, dirs="both", srtp=False):
         ]
         if PIN:
             argv += ["--relay-cpu", RELAY_CPU]
+        if SOFTIRQD_PIDS:
+            argv += ["--softirqd-pids", ",".join(map(str, SOFTIRQD_PIDS))]
         if srtp:
             argv += ["--srtp-key", SRTP_KEY]
         gen = start(argv, cpu=GEN_CPU, stdout=subprocess.PIPE, stderr=open(os.path.join(WORK, "%s.rtpload.stderr" % tag), "wb"))
@@ -593,7 +613,8 @@ def find_direct(r, results):
 def add_added(results):
     """Per relay run, the CPU it adds to the whole machine, per relayed packet:
     added = relay process CPU + (generator CPU in this run - generator CPU in the direct run of
-    the same test, streams and rate), all over the same window (rtpload reads them together);
+    the same test, streams and rate) + (the same difference for the ksoftirqd threads), all
+    over the same window (rtpload reads them together);
     machine = machine-wide busy time of this run - that of the direct run (the cross-check; rtpload
     takes it as wall time x CPUs - idle - iowait, since the tick-sampled busy fields of
     /proc/stat miss short bursts).
@@ -607,31 +628,37 @@ def add_added(results):
             continue
         per = 1e9 / r["recv"]
         gen = (r["gen_cpu_s"] - d["gen_cpu_s"]) * per
-        add = r["relay_cpu_ns_per_pkt"] + gen
+        sirqd = (r.get("softirqd_cpu_s", 0) - d.get("softirqd_cpu_s", 0)) * per
+        add = r["relay_cpu_ns_per_pkt"] + gen + sirqd
         machine = (r["machine_busy_s"] - d["machine_busy_s"]) * per
         r["added"] = {
-            "gen_ns": gen, "added_ns": add, "machine_ns": machine,
+            "gen_ns": gen, "softirqd_ns": sirqd, "added_ns": add, "machine_ns": machine,
             "softirq_ns": (r["machine_softirq_s"] - d["machine_softirq_s"]) * per,
             "agree": add > 0 and abs(machine - add) <= AGREE_LIMIT * add,
         }
+        if os.environ.get("REPORT_FROM"):
+            continue  # a report of an earlier run: its added.jsonl is there already
         with open(os.path.join(WORK, "added.jsonl"), "a") as f:
             f.write(json.dumps({k: r.get(k) for k in ("relay", "test", "streams", "pps", "srtp", "added")}) + "\n")
 
 
 def added_cols(r):
-    """Added CPU, the generator's share of it, and the machine-wide figure (flagged with "(!)"
-    when it differs from the added CPU by more than AGREE_LIMIT), for a table row."""
+    """Added CPU, the generator's and ksoftirqd's shares of it, and the machine-wide figure
+    (flagged with "(!)" when it differs from the added CPU by more than AGREE_LIMIT), for a
+    table row."""
     x = r.get("added")
     if not x:
-        return "- | - | -"
-    return "%.0f | %.0f | %.0f%s" % (x["added_ns"], x["gen_ns"], x["machine_ns"], "" if x["agree"] else " (!)")
+        return "- | - | - | -"
+    return "%.0f | %.0f | %.0f | %.0f%s" % (x["added_ns"], x["gen_ns"], x["softirqd_ns"], x["machine_ns"],
+                                           "" if x["agree"] else " (!)")
 
 
 def added_ns(r):
     return (r.get("added") or {}).get("added_ns") if r else None
 
 
-ADDED_HEAD = "added CPU per packet (ns) | of which rtpload over direct (ns) | machine-wide added (ns)"
+ADDED_HEAD = ("added CPU per packet (ns) | of which rtpload over direct (ns) | of which ksoftirqd over direct (ns) "
+              "| machine-wide added (ns)")
 
 
 def report(relays, results, sat, srtp_results, load_before, load_after, elapsed):
@@ -662,7 +689,8 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
     w("")
     w("CPU figures per relayed packet. **Added CPU** (the headline) = the relay's process CPU + the generator's CPU "
       "over that of the direct run (no relay) at the same streams and rate: in-kernel forwarding runs in the "
-      "softirq of the sender, on loopback the generator. **Machine-wide added**: busy time of all CPUs "
+      "softirq of the sender, on loopback the generator (and ksoftirqd's over the direct run's, where the "
+      "kernel deferred softirq work). **Machine-wide added**: busy time of all CPUs "
       "(/proc/stat) over the direct run's, the cross-check; \"(!)\" where it differs from the added CPU by more "
       "than %d %% (other work on the machine). **Relay CPU**: the relay's process alone, as before." % (
           100 * AGREE_LIMIT))
@@ -673,15 +701,15 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
       "| p99 (µs) | p99.9 (µs) | %s | relay CPU per packet (ns) | relay CPU (%% of a core) "
       "| others on the relay's core (%%) | rtpload CPU (%%) | machine busy (s) | relay VmHWM (MiB) | call setup (s) |"
       % ADDED_HEAD)
-    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in sorted((r for r in results if r["test"] == "ladder"), key=lambda r: (r["streams"], r["relay"])):
         if "error" in r:
-            w("| %d | %s | %d | error: %s ||||||||||||||||" % (r["streams"], r["relay"], r["pps"], r["error"]))
+            w("| %d | %s | %d | error: %s ||||||||||||||||||" % (r["streams"], r["relay"], r["pps"], r["error"]))
             continue
         relayed = r["recv"] / RUN_SECONDS
         w("| %d | %s | %d | %.0f | %.1f | %.3f | %d / %d | %d | %d | %d | %s | %s | %s | %s | %.0f | %.2f | %.0f | %.1f |" % (
             r["streams"], r["relay"], r["pps"], relayed, 100 * offered(r), r["loss_pct"], r["sink_drops"], r["relay_drops"],
-            r["p50_us"], r["p99_us"], r["p999_us"], added_cols(r) if r["relay"] != "direct" else "- | - | -",
+            r["p50_us"], r["p99_us"], r["p999_us"], added_cols(r),
             fmt(r["relay_cpu_ns_per_pkt"] if r["relay"] != "direct" else None),
             fmt(r["relay_cpu_pct"] if r["relay"] != "direct" else None), others(r), r["gen_cpu_pct"],
             r.get("machine_busy_s", -1), r["hwm_mib"], r["setup_s"]))
@@ -708,10 +736,10 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
     w("| offered pkt/s | relay | sent, %% of schedule | loss %% | lost or > 200 ms, %% | sink / relay socket drops "
       "| latency p50 (µs) | p99 (µs) | %s | relay CPU per packet (ns) | relay CPU (%% of a core) "
       "| others on the relay's core (%%) | rtpload CPU (%%) | verdict |" % ADDED_HEAD)
-    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in sorted((r for r in results if r["test"] == "saturation"), key=lambda r: (r["pps"], r["relay"])):
         if "error" in r:
-            w("| %d | %s | error: %s ||||||||||||||" % (r["pps"], r["relay"], r["error"]))
+            w("| %d | %s | error: %s |||||||||||||||" % (r["pps"], r["relay"], r["error"]))
             continue
         direct_row = r["relay"] == "direct"
         verdict = "baseline" if direct_row else "ok" if ok(r) else (
@@ -741,12 +769,12 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
         w("")
         w("| relay | offered pkt/s | loss %% | latency p50 (µs) | p99 (µs) | %s | relay CPU per packet (ns) "
           "| relay CPU (%% of a core) |" % ADDED_HEAD)
-        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in srtp_results:
             if r["relay"] == "direct":
                 continue
             if "error" in r:
-                w("| %s | %d | error: %s |||||||" % (r["relay"], r["pps"], r["error"]))
+                w("| %s | %d | error: %s |||||||||" % (r["relay"], r["pps"], r["error"]))
             else:
                 w("| %s | %d | %.3f | %d | %d | %s | %.0f | %.0f |" % (
                     r["relay"], r["pps"], r["loss_pct"], r["p50_us"], r["p99_us"], added_cols(r),
