@@ -730,6 +730,16 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
             r["streams"], r["relay"], fmt(x and x["added_ns"]),
             "-" if not x else "%.0f%s" % (x["machine_ns"], "" if x["agree"] else " (!)"),
             r["relay_cpu_ns_per_pkt"], r["p50_us"], r["p99_us"], lat))
+    kern = [r for r in results + srtp_results
+            if "error" not in r and "packets_kernel" in (r.get("relay_stats") or {}) and r["relay"] != "direct"]
+    kern = [r for r in kern if r["relay"] == "sipwarden-kernel" or r["relay_stats"]["packets_kernel"]]
+    if kern:
+        w("")
+        w("Packets the kernel forwarded (relay-bench `packets_kernel` of `packets_out`, whole run with warm-up): "
+          + "; ".join("%s %s %d: %.1f %%" % (
+              r["relay"], "SRTP" if r["srtp"] else r["test"], r["pps"] if r["test"] == "saturation" else r["streams"],
+              100.0 * r["relay_stats"]["packets_kernel"] / max(1, r["relay_stats"].get("packets_out", 0)))
+              for r in kern) + ".")
     w("")
     w("### Saturation: %d streams, total rate raised until loss >= %.1f %%" % (SAT_STREAMS, LOSS_LIMIT_PCT))
     w("")
