@@ -841,9 +841,11 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
               "%s %s %d streams %d pkt/s: %.0f against %.0f ns" % (
                   r["relay"], "SRTP" if r["srtp"] else r["test"], r["streams"], r["pps"], r["added"]["machine_ns"],
                   r["added"]["added_ns"]) for r in flagged)))
-    else:
+    elif any(r.get("added") for r in results + srtp_results):
         w("The machine-wide added busy time agrees with the added CPU within %d %% in every run with a "
           "baseline." % (100 * AGREE_LIMIT))
+    else:
+        w("No added-CPU figures: no direct run to subtract (BASELINE=0, or the direct runs failed).")
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if os.environ.get("OUT"):
