@@ -63,6 +63,12 @@ RX_STAMP = os.environ.get("RX_STAMP", "kernel")
 TICK_US = float(os.environ.get("TICK_US", "100"))
 SIPWARDEN_BIN = os.environ.get("SIPWARDEN_RELAY_BENCH", "")
 A_PORT, B_PORT = 20000, 20001  # the endpoints' sockets; relays use 30000-39999
+# TOPO=veth (set up by ./run): the endpoints (rtpload) in a namespace of their own, EP_NETNS,
+# at EP_ADDR, reaching the relays at RELAY_ADDR over a veth pair. Default: all on loopback.
+EP_ADDR = os.environ.get("BENCH_EP_ADDR", "127.0.0.1")
+RELAY_ADDR = os.environ.get("BENCH_RELAY_ADDR", "127.0.0.1")
+EP_NETNS = os.environ.get("BENCH_EP_NETNS", "")
+TOPO = "veth" if EP_NETNS else "loopback"
 NG_PORT = 22222
 PORT_MIN, PORT_MAX = 30000, 39999
 # A fixed test key (30 bytes: 16 of key, 14 of salt), never a secret.
@@ -149,7 +155,7 @@ class ContractRelay:
         for base in range(0, n, chunk):
             ids = range(base, min(n, base + chunk))
             cmds = "".join(
-                "create %d 127.0.0.1:%d 127.0.0.1:%d%s\n" % (k, A_PORT, B_PORT, extra) for k in ids
+                "create %d %s:%d %s:%d%s\n" % (k, EP_ADDR, A_PORT, EP_ADDR, B_PORT, extra) for k in ids
             )
             self.p.stdin.write(cmds.encode())
             self.p.stdin.flush()
@@ -187,9 +193,18 @@ class Rtpengine:
 
     def start(self):
         self.err = open(os.path.join(WORK, "rtpengine.stderr"), "ab")
+        conf = os.path.join(HERE, "rtpengine.conf")
+        if RELAY_ADDR != "127.0.0.1":
+            # The same configuration with the relay's address as its interface.
+            with open(conf) as f:
+                text = "".join("interface = %s\n" % RELAY_ADDR if line.startswith("interface") else line
+                               for line in f)
+            conf = os.path.join(WORK, "rtpengine.conf")
+            with open(conf, "w") as f:
+                f.write(text)
         argv = [
             "rtpengine",
-            "--config-file=%s" % os.path.join(HERE, "rtpengine.conf"),
+            "--config-file=%s" % conf,
             "--config-section=rtpengine",
             "--listen-ng=127.0.0.1:%d" % NG_PORT,
             "--num-threads=%d" % THREADS,
@@ -213,9 +228,9 @@ class Rtpengine:
     def _sdp(port, proto="RTP/AVP", crypto=None):
         lines = [
             "v=0",
-            "o=- 1 1 IN IP4 127.0.0.1",
+            "o=- 1 1 IN IP4 %s" % EP_ADDR,
             "s=-",
-            "c=IN IP4 127.0.0.1",
+            "c=IN IP4 %s" % EP_ADDR,
             "t=0 0",
             "m=audio %d %s 0" % (port, proto),
             "a=rtpmap:0 PCMU/8000",
@@ -293,7 +308,7 @@ SIPWARDEN_EXTRA = {
 
 
 def sipwarden_argv(name, port_min=PORT_MIN, port_max=PORT_MAX):
-    return [SIPWARDEN_BIN, "--addr", "127.0.0.1", "--port-min", str(port_min), "--port-max", str(port_max),
+    return [SIPWARDEN_BIN, "--addr", RELAY_ADDR, "--port-min", str(port_min), "--port-max", str(port_max),
             "--workers", str(THREADS)] + SIPWARDEN_EXTRA.get(name, [])
 
 
@@ -321,7 +336,7 @@ def make_relay(name):
         # kernel's cheapest UDP path (early demux on receive, cached route on send).
         return ContractRelay(
             name,
-            [os.path.join(BIN, "fwd"), "--addr", "127.0.0.1", "--port-min", str(PORT_MIN), "--port-max",
+            [os.path.join(BIN, "fwd"), "--addr", RELAY_ADDR, "--port-min", str(PORT_MIN), "--port-max",
              str(PORT_MAX), "--workers", str(THREADS), "--batch", "64",
              "--connect", "1" if name == "cfwd-conn" else "0"],
         )
@@ -383,7 +398,10 @@ def run_one(name, streams, pps, seconds, test, dirs="both", srtp=False):
             "--pps", str(pps), "--seconds", str(seconds), "--warmup", str(WARMUP_SECONDS), "--drain-ms", "500",
             "--dirs", dirs, "--batch", "64", "--cpu-pid", str(relay.pid()),
             "--rx-stamp", RX_STAMP, "--tick-us", str(TICK_US),
+            "--local", EP_ADDR, "--remote", EP_ADDR if name == "direct" else RELAY_ADDR,
         ]
+        if EP_NETNS:
+            argv = ["ip", "netns", "exec", EP_NETNS] + argv  # execs rtpload: the PID stays
         if PIN:
             argv += ["--relay-cpu", RELAY_CPU]
         if SOFTIRQD_PIDS:
@@ -672,10 +690,10 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
                   placement,
                   rtpe.stdout.strip().replace("Version: ", ""), " ".join(load_before), " ".join(load_after), elapsed))
     w("Command: RELAYS=\"%s\" STREAMS=\"%s\" RUN_SECONDS=%g WARMUP_SECONDS=%g SAT_STREAMS=%d SAT_PPS=\"%s\" "
-      "SAT_SECONDS=%g SRTP_STREAMS=%d RELAY_THREADS=%d PIN=%d NICE=%d RX_STAMP=%s TICK_US=%g "
+      "SAT_SECONDS=%g SRTP_STREAMS=%d RELAY_THREADS=%d PIN=%d NICE=%d RX_STAMP=%s TICK_US=%g TOPO=%s "
       "bench/media-vs-rtpengine/run"
       % (" ".join(relays), " ".join(map(str, STREAMS)), RUN_SECONDS, WARMUP_SECONDS, SAT_STREAMS,
-         " ".join(map(str, SAT_PPS)), SAT_SECONDS, SRTP_STREAMS, THREADS, int(PIN), NICE, RX_STAMP, TICK_US))
+         " ".join(map(str, SAT_PPS)), SAT_SECONDS, SRTP_STREAMS, THREADS, int(PIN), NICE, RX_STAMP, TICK_US, TOPO))
     ita = irq_time_accounting()
     if ita:
         w("")

@@ -1,8 +1,8 @@
 /*
  * rtpload: paced G.711 RTP load generator and sink in one single-threaded process.
  *
- * Two sockets stand for the two sides of every call: A (127.0.0.1:--a-port) and B
- * (127.0.0.1:--b-port). For session k of the map file ("PORT_A PORT_B" per line), stream 2k
+ * Two sockets stand for the two sides of every call: A (--local:--a-port) and B
+ * (--local:--b-port), sending to the relay at --remote (both 127.0.0.1 by default). For session k of the map file ("PORT_A PORT_B" per line), stream 2k
  * goes from A to the relay's PORT_A (the relay delivers it to B) and stream 2k+1 from B to the
  * relay's PORT_B (delivered to A). With --dirs ab only the A->B streams are sent. A direct
  * baseline (no relay) is a map whose lines read "B_PORT A_PORT".
@@ -44,6 +44,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -96,6 +97,8 @@ static void die(const char *what) {
     exit(1);
 }
 
+static uint32_t local_addr = 0x7f000001, remote_addr = 0x7f000001; /* host order */
+
 static int udp_socket(int port) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     if (fd < 0) die("socket");
@@ -105,7 +108,7 @@ static int udp_socket(int port) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(0x7f000001)};
+                            .sin_addr.s_addr = htonl(local_addr)};
     if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
     int one = 1;
     if (kstamp && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0) die("SO_TIMESTAMPNS");
@@ -146,11 +149,12 @@ static uint64_t proc_cpu_ticks(int pid) {
     return ut + st;
 }
 
-/* Receive-buffer drops of the UDP sockets of this network namespace: those of the two
- * harness sockets (the sink) and those of every other socket (the relay's). */
-static void udp_drops(int a_port, int b_port, uint64_t *sink, uint64_t *other) {
+/* Receive-buffer drops of UDP sockets: those of the two harness sockets (the sink), from this
+ * process's network namespace, and those of every other socket (the relay's), from the
+ * relay's (/proc/PID/net/udp: the relay may live in another namespace). */
+static void udp_drops_of(const char *path, int a_port, int b_port, uint64_t *sink, uint64_t *other) {
     *sink = *other = 0;
-    FILE *f = fopen("/proc/net/udp", "r");
+    FILE *f = fopen(path, "r");
     if (!f) return;
     char line[512];
     if (!fgets(line, sizeof line, f)) { fclose(f); return; }
@@ -164,6 +168,15 @@ static void udp_drops(int a_port, int b_port, uint64_t *sink, uint64_t *other) {
         else *other += d;
     }
     fclose(f);
+}
+
+static void udp_drops(int relay_pid, int a_port, int b_port, uint64_t *sink, uint64_t *other) {
+    uint64_t unused;
+    char path[64];
+    udp_drops_of("/proc/self/net/udp", a_port, b_port, sink, &unused);
+    if (relay_pid > 0) snprintf(path, sizeof path, "/proc/%d/net/udp", relay_pid);
+    else snprintf(path, sizeof path, "/proc/self/net/udp");
+    udp_drops_of(path, a_port, b_port, &unused, other);
 }
 
 /* Ticks of one line of /proc/stat: "cpuN " for one CPU, "cpu " for the sum over all CPUs.
@@ -262,7 +275,7 @@ static void usage(void) {
             "usage: rtpload --map FILE --a-port P --b-port P --pps TOTAL --seconds S [--warmup S]\n"
             "               [--drain-ms MS] [--dirs both|ab] [--batch N] [--cpu-pid PID]\n"
             "               [--srtp-key BASE64] [--rx-stamp kernel|user] [--tick-us US]\n"
-            "               [--relay-cpu N] [--softirqd-pids PID,PID,...]\n");
+            "               [--relay-cpu N] [--softirqd-pids PID,PID,...] [--local IP] [--remote IP]\n");
     exit(2);
 }
 
@@ -289,6 +302,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--rx-stamp")) kstamp = strcmp(v, "user") != 0;
         else if (!strcmp(o, "--tick-us")) tick_ns = (int64_t)(atof(v) * 1000);
         else if (!strcmp(o, "--relay-cpu")) relay_cpu = atoi(v);
+        else if (!strcmp(o, "--local") || !strcmp(o, "--remote")) {
+            struct in_addr ia;
+            if (inet_pton(AF_INET, v, &ia) != 1) usage();
+            if (!strcmp(o, "--local")) local_addr = ntohl(ia.s_addr);
+            else remote_addr = ntohl(ia.s_addr);
+        }
         else if (!strcmp(o, "--softirqd-pids")) {
             /* Softirq work the kernel defers to its ksoftirqd threads is charged to them, not to
              * the process whose send raised it; their CPU time is read with the others. */
@@ -394,7 +413,7 @@ int main(int argc, char **argv) {
             cpu0 = proc_cpu_ticks(cpu_pid);
             sirq0 = pids_cpu_ticks(sirq_pids, nsirq);
             self0 = cpu_seconds_self();
-            udp_drops(a_port, b_port, &sink_drops0, &relay_drops0);
+            udp_drops(cpu_pid, a_port, b_port, &sink_drops0, &relay_drops0);
             cpu_line(relay_cpu, &core_busy0, &core_total0);
             cpu_line_of("cpu ", &all_busy0, &all_total0, &all_softirq0, &all_idle0, &ncpu);
             wall0 = now_ns();
@@ -449,7 +468,7 @@ int main(int argc, char **argv) {
             siov[side][k].iov_base = p;
             siov[side][k].iov_len = (size_t)len;
             sdst[side][k] = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(ports[sess][side]),
-                                                 .sin_addr.s_addr = htonl(0x7f000001)};
+                                                 .sin_addr.s_addr = htonl(remote_addr)};
             smsg[side][k].msg_hdr = (struct msghdr){.msg_name = &sdst[side][k],
                                                     .msg_namelen = sizeof(struct sockaddr_in),
                                                     .msg_iov = &siov[side][k], .msg_iovlen = 1};
@@ -557,7 +576,7 @@ int main(int argc, char **argv) {
     cpu_line(relay_cpu, &core_busy1, &core_total1);
     cpu_line_of("cpu ", &all_busy1, &all_total1, &all_softirq1, &all_idle1, NULL);
     double wall_s = (double)(now_ns() - wall0) / 1e9;
-    udp_drops(a_port, b_port, &sink_drops1, &relay_drops1);
+    udp_drops(cpu_pid, a_port, b_port, &sink_drops1, &relay_drops1);
 
     uint64_t lost = 0, streams_with_loss = 0, late = 0;
     double worst_stream_loss = 0;
