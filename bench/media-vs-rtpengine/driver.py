@@ -853,7 +853,7 @@ def report(relays, results, sat, srtp_results, load_before, load_after, elapsed)
                 ratio(ra["p50_us"], rb["p50_us"]), ratio(ra["p99_us"], rb["p99_us"])))
     for a, b in pairs:
         ba, bb = sat.get(a, {}).get("best"), sat.get(b, {}).get("best")
-        if a in relays and b in relays:
+        if a in relays and b in relays and SAT_PPS:
             w("| saturation | %s / %s max pkt/s | %s | | | |" % (a, b, ratio(ba and ba["pps"], bb and bb["pps"])))
     flagged = [r for r in results + srtp_results if r.get("added") and not r["added"]["agree"]]
     w("")
