@@ -1,8 +1,8 @@
 /*
  * rtpload: paced G.711 RTP load generator and sink in one single-threaded process.
  *
- * Two sockets stand for the two sides of every call: A (127.0.0.1:--a-port) and B
- * (127.0.0.1:--b-port). For session k of the map file ("PORT_A PORT_B" per line), stream 2k
+ * Two sockets stand for the two sides of every call: A (--local:--a-port) and B
+ * (--local:--b-port), sending to the relay at --remote (both 127.0.0.1 by default). For session k of the map file ("PORT_A PORT_B" per line), stream 2k
  * goes from A to the relay's PORT_A (the relay delivers it to B) and stream 2k+1 from B to the
  * relay's PORT_B (delivered to A). With --dirs ab only the A->B streams are sent. A direct
  * baseline (no relay) is a map whose lines read "B_PORT A_PORT".
@@ -31,14 +31,20 @@
  *
  * Phases: --warmup seconds (packets flagged, not counted: latching, caches), --seconds of
  * measurement, then --drain-ms of receiving only. The CPU time of --cpu-pid (utime + stime of
- * /proc/PID/stat, all its threads) is read at the start of the measurement and at the end of
- * the drain. One line "result key=value ..." is printed on stdout at the end.
+ * /proc/PID/stat, all its threads), this process's own CPU time (getrusage) and the busy time
+ * of the whole machine (/proc/stat, all CPUs) are read at the start of the measurement and at
+ * the end of the drain, so that all three cover the same window: the driver subtracts the
+ * generator's and the machine's figures of a run without relay from them, which counts work
+ * a relay causes outside its own process (in-kernel forwarding runs in the softirq of the
+ * sender, on loopback this generator). One line "result key=value ..." is printed on stdout
+ * at the end.
  *
  * Every loop is bounded by the phase deadlines; the process exits after
  * warmup + seconds + drain at the latest (plus the time of one round).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -91,6 +97,8 @@ static void die(const char *what) {
     exit(1);
 }
 
+static uint32_t local_addr = 0x7f000001, remote_addr = 0x7f000001; /* host order */
+
 static int udp_socket(int port) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     if (fd < 0) die("socket");
@@ -100,11 +108,22 @@ static int udp_socket(int port) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(0x7f000001)};
+                            .sin_addr.s_addr = htonl(local_addr)};
     if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
     int one = 1;
     if (kstamp && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0) die("SO_TIMESTAMPNS");
     return fd;
+}
+
+#define MAXPIDS 64
+
+static uint64_t proc_cpu_ticks(int pid);
+
+/* CPU ticks of a comma-separated list of PIDs (the ksoftirqd threads). */
+static uint64_t pids_cpu_ticks(const int *pids, int n) {
+    uint64_t t = 0;
+    for (int i = 0; i < n; i++) t += proc_cpu_ticks(pids[i]);
+    return t;
 }
 
 static uint64_t proc_cpu_ticks(int pid) {
@@ -130,11 +149,12 @@ static uint64_t proc_cpu_ticks(int pid) {
     return ut + st;
 }
 
-/* Receive-buffer drops of the UDP sockets of this network namespace: those of the two
- * harness sockets (the sink) and those of every other socket (the relay's). */
-static void udp_drops(int a_port, int b_port, uint64_t *sink, uint64_t *other) {
+/* Receive-buffer drops of UDP sockets: those of the two harness sockets (the sink), from this
+ * process's network namespace, and those of every other socket (the relay's), from the
+ * relay's (/proc/PID/net/udp: the relay may live in another namespace). */
+static void udp_drops_of(const char *path, int a_port, int b_port, uint64_t *sink, uint64_t *other) {
     *sink = *other = 0;
-    FILE *f = fopen("/proc/net/udp", "r");
+    FILE *f = fopen(path, "r");
     if (!f) return;
     char line[512];
     if (!fgets(line, sizeof line, f)) { fclose(f); return; }
@@ -150,24 +170,47 @@ static void udp_drops(int a_port, int b_port, uint64_t *sink, uint64_t *other) {
     fclose(f);
 }
 
-/* Busy and total ticks of one CPU from /proc/stat (busy: everything but idle and iowait). */
-static void cpu_line(int cpu, uint64_t *busy, uint64_t *total) {
-    *busy = *total = 0;
-    if (cpu < 0) return;
+static void udp_drops(int relay_pid, int a_port, int b_port, uint64_t *sink, uint64_t *other) {
+    uint64_t unused;
+    char path[64];
+    udp_drops_of("/proc/self/net/udp", a_port, b_port, sink, &unused);
+    if (relay_pid > 0) snprintf(path, sizeof path, "/proc/%d/net/udp", relay_pid);
+    else snprintf(path, sizeof path, "/proc/self/net/udp");
+    udp_drops_of(path, a_port, b_port, &unused, other);
+}
+
+/* Ticks of one line of /proc/stat: "cpuN " for one CPU, "cpu " for the sum over all CPUs.
+ * busy: user + nice + system + irq + softirq + steal (everything but idle and iowait);
+ * softirq apart, since in-kernel forwarding and the loopback delivery are accounted there;
+ * idle: idle + iowait. *ncpu (if given): the number of "cpuN" lines, the CPUs online. */
+static void cpu_line_of(const char *want, uint64_t *busy, uint64_t *total, uint64_t *softirq, uint64_t *idle,
+                        int *ncpu) {
+    *busy = *total = *softirq = *idle = 0;
+    if (ncpu) *ncpu = 0;
     FILE *f = fopen("/proc/stat", "r");
     if (!f) return;
-    char line[512], want[32];
-    snprintf(want, sizeof want, "cpu%d ", cpu);
+    char line[512];
     while (fgets(line, sizeof line, f)) {
+        if (ncpu && !strncmp(line, "cpu", 3) && line[3] >= '0' && line[3] <= '9') (*ncpu)++;
         if (strncmp(line, want, strlen(want))) continue;
         unsigned long long v[10] = {0};
         sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
                &v[5], &v[6], &v[7]);
         for (int i = 0; i < 8; i++) *total += v[i];
         *busy = *total - v[3] - v[4];
-        break;
+        *softirq = v[6];
+        *idle = v[3] + v[4];
     }
     fclose(f);
+}
+
+static void cpu_line(int cpu, uint64_t *busy, uint64_t *total) {
+    *busy = *total = 0;
+    if (cpu < 0) return;
+    char want[32];
+    uint64_t softirq, idle;
+    snprintf(want, sizeof want, "cpu%d ", cpu);
+    cpu_line_of(want, busy, total, &softirq, &idle, NULL);
 }
 
 static double cpu_seconds_self(void) {
@@ -231,13 +274,15 @@ static void usage(void) {
     fprintf(stderr,
             "usage: rtpload --map FILE --a-port P --b-port P --pps TOTAL --seconds S [--warmup S]\n"
             "               [--drain-ms MS] [--dirs both|ab] [--batch N] [--cpu-pid PID]\n"
-            "               [--srtp-key BASE64] [--rx-stamp kernel|user] [--tick-us US]\n");
+            "               [--srtp-key BASE64] [--rx-stamp kernel|user] [--tick-us US]\n"
+            "               [--relay-cpu N] [--softirqd-pids PID,PID,...] [--local IP] [--remote IP]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     const char *map = NULL, *srtp_key = NULL;
     int a_port = 0, b_port = 0, batch = 64, cpu_pid = 0, both = 1, relay_cpu = -1;
+    int sirq_pids[MAXPIDS], nsirq = 0;
     double pps = 0, seconds = 0, warmup = 1, drain_ms = 500;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -257,6 +302,23 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--rx-stamp")) kstamp = strcmp(v, "user") != 0;
         else if (!strcmp(o, "--tick-us")) tick_ns = (int64_t)(atof(v) * 1000);
         else if (!strcmp(o, "--relay-cpu")) relay_cpu = atoi(v);
+        else if (!strcmp(o, "--local") || !strcmp(o, "--remote")) {
+            struct in_addr ia;
+            if (inet_pton(AF_INET, v, &ia) != 1) usage();
+            if (!strcmp(o, "--local")) local_addr = ntohl(ia.s_addr);
+            else remote_addr = ntohl(ia.s_addr);
+        }
+        else if (!strcmp(o, "--softirqd-pids")) {
+            /* Softirq work the kernel defers to its ksoftirqd threads is charged to them, not to
+             * the process whose send raised it; their CPU time is read with the others. */
+            for (const char *q = v; *q && nsirq < MAXPIDS;) {
+                int pid = atoi(q);
+                if (pid > 0) sirq_pids[nsirq++] = pid;
+                const char *c = strchr(q, ',');
+                if (!c) break;
+                q = c + 1;
+            }
+        }
         else usage();
     }
     if (!map || a_port <= 0 || b_port <= 0 || pps <= 0 || seconds <= 0 || batch < 1 ||
@@ -335,7 +397,11 @@ int main(int argc, char **argv) {
     g_sent_measured = &sent_measured;
     uint64_t recv_measured = 0, recv_warm = 0, recv_foreign = 0, recv_after_100ms = 0;
     int64_t max_lag = 0, lag_over_5ms = 0;
+    uint64_t sirq0 = 0, sirq1 = 0;
     uint64_t cpu0 = 0, cpu1 = 0, sink_drops0 = 0, relay_drops0 = 0, core_busy0 = 0, core_total0 = 0;
+    uint64_t all_busy0 = 0, all_total0 = 0, all_softirq0 = 0, all_idle0 = 0;
+    int64_t wall0 = 0;
+    int ncpu = 0;
     double self0 = 0, self1 = 0;
     int measuring = 0;
     uint64_t max_us = 0;
@@ -345,9 +411,12 @@ int main(int argc, char **argv) {
         if (!measuring && now >= t_measure) {
             measuring = 1;
             cpu0 = proc_cpu_ticks(cpu_pid);
+            sirq0 = pids_cpu_ticks(sirq_pids, nsirq);
             self0 = cpu_seconds_self();
-            udp_drops(a_port, b_port, &sink_drops0, &relay_drops0);
+            udp_drops(cpu_pid, a_port, b_port, &sink_drops0, &relay_drops0);
             cpu_line(relay_cpu, &core_busy0, &core_total0);
+            cpu_line_of("cpu ", &all_busy0, &all_total0, &all_softirq0, &all_idle0, &ncpu);
+            wall0 = now_ns();
         }
         /* The round at or after t_end still reads: what arrived during the last sleep. */
         int last_round = now >= t_end;
@@ -399,7 +468,7 @@ int main(int argc, char **argv) {
             siov[side][k].iov_base = p;
             siov[side][k].iov_len = (size_t)len;
             sdst[side][k] = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(ports[sess][side]),
-                                                 .sin_addr.s_addr = htonl(0x7f000001)};
+                                                 .sin_addr.s_addr = htonl(remote_addr)};
             smsg[side][k].msg_hdr = (struct msghdr){.msg_name = &sdst[side][k],
                                                     .msg_namelen = sizeof(struct sockaddr_in),
                                                     .msg_iov = &siov[side][k], .msg_iovlen = 1};
@@ -495,10 +564,19 @@ int main(int argc, char **argv) {
         }
     }
     cpu1 = proc_cpu_ticks(cpu_pid);
+    sirq1 = pids_cpu_ticks(sirq_pids, nsirq);
     self1 = cpu_seconds_self();
     uint64_t sink_drops1 = 0, relay_drops1 = 0, core_busy1 = 0, core_total1 = 0;
+    /* The machine's busy time is taken as wall time x CPUs - (idle + iowait): /proc/stat's busy
+     * fields are sampled by the scheduler tick and miss bursts shorter than a tick (a relay
+     * woken every few hundred microseconds is mostly such bursts), while on a tickless
+     * (NO_HZ) kernel idle and iowait are measured exactly. machine_busy_ticks_s is the sampled
+     * sum, for comparison. */
+    uint64_t all_busy1 = 0, all_total1 = 0, all_softirq1 = 0, all_idle1 = 0;
     cpu_line(relay_cpu, &core_busy1, &core_total1);
-    udp_drops(a_port, b_port, &sink_drops1, &relay_drops1);
+    cpu_line_of("cpu ", &all_busy1, &all_total1, &all_softirq1, &all_idle1, NULL);
+    double wall_s = (double)(now_ns() - wall0) / 1e9;
+    udp_drops(cpu_pid, a_port, b_port, &sink_drops1, &relay_drops1);
 
     uint64_t lost = 0, streams_with_loss = 0, late = 0;
     double worst_stream_loss = 0;
@@ -543,7 +621,9 @@ int main(int argc, char **argv) {
            "warm_sent=%llu warm_recv=%llu p50_us=%llu p99_us=%llu p999_us=%llu max_us=%llu "
            "relay_cpu_s=%.3f relay_cpu_ns_per_pkt=%.0f relay_cpu_pct=%.1f gen_cpu_pct=%.1f "
            "max_lag_us=%lld lag_over_5ms=%lld recv_100ms_after_end=%llu sink_drops=%llu relay_drops=%llu "
-           "late200=%llu lost_or_late_pct=%.4f relay_core_busy_pct=%.1f relay_core_others_pct=%.1f\n",
+           "late200=%llu lost_or_late_pct=%.4f relay_core_busy_pct=%.1f relay_core_others_pct=%.1f "
+           "gen_cpu_s=%.6f machine_busy_s=%.3f machine_busy_ticks_s=%.3f machine_total_s=%.3f "
+           "machine_softirq_s=%.3f machine_idle_s=%.3f machine_wall_s=%.6f machine_cpus=%d softirqd_cpu_s=%.3f\n",
            nstreams, nsess, pps, (unsigned long long)scheduled, (unsigned long long)sent_measured, (unsigned long long)recv_measured,
            (unsigned long long)lost, sent_measured ? 100.0 * (double)lost / (double)sent_measured : 0.0,
            (unsigned long long)g_send_errors, (unsigned long long)late, (unsigned long long)streams_with_loss,
@@ -556,6 +636,9 @@ int main(int argc, char **argv) {
            (unsigned long long)(sink_drops1 - sink_drops0), (unsigned long long)(relay_drops1 - relay_drops0),
            (unsigned long long)late200,
            sent_measured ? 100.0 * (double)(lost + late200) / (double)sent_measured : 0.0, core_busy_pct,
-           core_others_pct);
+           core_others_pct, self1 - self0, wall_s * ncpu - (double)(all_idle1 - all_idle0) / (double)hz,
+           (double)(all_busy1 - all_busy0) / (double)hz, (double)(all_total1 - all_total0) / (double)hz,
+           (double)(all_softirq1 - all_softirq0) / (double)hz, (double)(all_idle1 - all_idle0) / (double)hz, wall_s,
+           ncpu, (double)(sirq1 - sirq0) / (double)hz);
     return 0;
 }
