@@ -4,7 +4,6 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 /// An interface the program can run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,47 +14,103 @@ pub(crate) struct Interface {
 
 /// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK`: the device types whose frames
 /// start with the 14-byte Ethernet header the program expects.
-const ETHERNET_TYPES: [u32; 2] = [1, 772];
+const ETHERNET_TYPES: [u16; 2] = [1, 772];
 
-fn read_u32(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+/// The link type (`ARPHRD_*`) of an interface of this process's network
+/// namespace, `None` when it does not exist.
+fn link_type(name: &str) -> Option<u16> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    // SAFETY: a socket to ask the kernel with, closed by OwnedFd.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: `raw` is the new descriptor, owned from here on.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    // SAFETY: an all-zero ifreq is valid; the name is copied in with its
+    // terminating zero left in place (checked length above).
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR reads the name and fills the hardware address
+    // of `req`, which outlives the call.
+    let r = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SIOCGIFHWADDR,
+            &mut req,
+        )
+    };
+    if r < 0 {
+        return None;
+    }
+    // SAFETY: SIOCGIFHWADDR filled the `ifru_hwaddr` member.
+    Some(unsafe { req.ifr_ifru.ifru_hwaddr.sa_family })
+}
+
+/// The interfaces of this process's network namespace. Asked of the
+/// kernel (`if_nameindex`, over netlink), not read from /sys, which shows
+/// the namespace that mounted it: in a container or an `unshare --net`
+/// without its own sysfs that is the host's.
+fn all_interfaces() -> Result<Vec<Interface>, String> {
+    // SAFETY: if_nameindex returns an array terminated by a zero entry, or
+    // NULL; it is freed below and not used after.
+    let list = unsafe { libc::if_nameindex() };
+    if list.is_null() {
+        return Err(format!(
+            "listing the interfaces: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    let mut out = Vec::new();
+    let mut at = list;
+    // SAFETY: walking the array up to its terminating entry; each name is a
+    // C string owned by the array.
+    unsafe {
+        while (*at).if_index != 0 && !(*at).if_name.is_null() {
+            let name = std::ffi::CStr::from_ptr((*at).if_name)
+                .to_string_lossy()
+                .into_owned();
+            out.push(Interface {
+                name,
+                index: (*at).if_index,
+            });
+            at = at.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// Every interface with an Ethernet-style header, or the named ones (an
 /// error names a missing or unsuitable one).
 pub(crate) fn interfaces(names: Option<&[String]>) -> Result<Vec<Interface>, String> {
-    let root = Path::new("/sys/class/net");
-    let wanted: Vec<String> = match names {
-        Some(n) => n.to_vec(),
-        None => {
-            let mut all: Vec<String> = std::fs::read_dir(root)
-                .map_err(|e| format!("{}: {e}", root.display()))?
-                .filter_map(|d| d.ok()?.file_name().into_string().ok())
-                .collect();
-            all.sort();
-            all
-        }
+    let present = all_interfaces()?;
+    let Some(names) = names else {
+        return Ok(present
+            .into_iter()
+            .filter(|i| link_type(&i.name).is_some_and(|t| ETHERNET_TYPES.contains(&t)))
+            .collect());
     };
     let mut out = Vec::new();
-    for name in wanted {
-        let dir = root.join(&name);
-        let (Some(index), Some(kind)) =
-            (read_u32(&dir.join("ifindex")), read_u32(&dir.join("type")))
-        else {
-            if names.is_some() {
-                return Err(format!("interface {name:?} does not exist"));
-            }
-            continue;
+    for name in names {
+        let Some(found) = present.iter().find(|i| &i.name == name) else {
+            return Err(format!("interface {name:?} does not exist"));
         };
-        if !ETHERNET_TYPES.contains(&kind) {
-            if names.is_some() {
+        match link_type(name) {
+            Some(t) if ETHERNET_TYPES.contains(&t) => out.push(found.clone()),
+            Some(t) => {
                 return Err(format!(
-                    "interface {name:?} has link type {kind}; only Ethernet and loopback devices are supported"
-                ));
+                    "interface {name:?} has link type {t}; only Ethernet and loopback devices are supported"
+                ))
             }
-            continue;
+            None => return Err(format!("interface {name:?} does not exist")),
         }
-        out.push(Interface { name, index });
     }
     Ok(out)
 }
@@ -204,10 +259,29 @@ mod tests {
     fn loopback_is_a_local_route_through_lo() {
         let r = route(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST).unwrap();
         assert!(r.local);
-        assert_eq!(
-            Some(r.ifindex),
-            read_u32(Path::new("/sys/class/net/lo/ifindex"))
-        );
+        // SAFETY: a NUL-terminated name.
+        let lo = unsafe { libc::if_nametoindex(c"lo".as_ptr()) };
+        assert_eq!(r.ifindex, lo);
+    }
+
+    #[test]
+    fn interfaces_are_those_of_the_callers_namespace() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: a new network namespace needs root");
+            return;
+        }
+        // A fresh namespace on a thread of its own has only `lo`, whatever
+        // /sys (still the host's here) says.
+        let names = std::thread::spawn(|| {
+            // SAFETY: unshare affects this thread only, which ends after.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+            interfaces(None).map(|v| v.into_iter().map(|i| i.name).collect::<Vec<_>>())
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        assert_eq!(names, ["lo"]);
     }
 
     #[test]
